@@ -1,0 +1,279 @@
+//! Messages: posting exactly once, pages of history by keyset, edits and deletions. Every change a
+//! reader must see moves the room's cursor forward and stamps the message with it.
+
+use chrono::NaiveDateTime;
+use diesel::dsl::exists;
+use diesel::prelude::*;
+
+use crate::db::schema::{messages, rooms, users};
+use crate::db::AnyConnection;
+use crate::error::{Error, Result};
+
+/// A message as stored.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = messages)]
+pub struct Message {
+    /// Database id; grows with every message.
+    pub id: i64,
+    /// The room it was posted in.
+    pub room_id: i64,
+    /// Who wrote it.
+    pub author_id: i64,
+    /// The text, cleaned; empty once deleted.
+    pub body: String,
+    /// The room cursor at the last change to this message.
+    pub revision: i64,
+    /// When it was posted.
+    pub created_at: NaiveDateTime,
+    /// When it was last edited.
+    pub edited_at: Option<NaiveDateTime>,
+    /// When it was deleted.
+    pub deleted_at: Option<NaiveDateTime>,
+}
+
+/// A message with its author's username.
+#[derive(Debug, Clone)]
+pub struct Posted {
+    /// The message.
+    pub message: Message,
+    /// Its author's username.
+    pub author: String,
+}
+
+/// Which page of a room's history to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageAt {
+    /// The newest messages.
+    Latest,
+    /// The messages just older than this id.
+    Before(i64),
+    /// The messages just newer than this id.
+    After(i64),
+    /// The messages around this id (a permalink); the id must be in the room.
+    Around(i64),
+}
+
+/// A page of history, oldest first.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// The messages, oldest first.
+    pub messages: Vec<Posted>,
+    /// Whether older messages exist.
+    pub has_older: bool,
+    /// Whether newer messages exist.
+    pub has_newer: bool,
+}
+
+/// Reads one page of a room's history by keyset (never OFFSET).
+pub fn page(conn: &mut AnyConnection, room_id: i64, at: PageAt, size: i64) -> Result<Page> {
+    let base = || {
+        messages::table
+            .inner_join(users::table)
+            .filter(messages::room_id.eq(room_id))
+            .select((Message::as_select(), users::username))
+            .into_boxed()
+    };
+    let rows: Vec<(Message, String)> = match at {
+        PageAt::Latest => base().order(messages::id.desc()).limit(size).load(conn)?,
+        PageAt::Before(id) => base()
+            .filter(messages::id.lt(id))
+            .order(messages::id.desc())
+            .limit(size)
+            .load(conn)?,
+        PageAt::After(id) => {
+            let mut rows: Vec<_> = base()
+                .filter(messages::id.gt(id))
+                .order(messages::id.asc())
+                .limit(size)
+                .load(conn)?;
+            rows.reverse();
+            rows
+        }
+        PageAt::Around(id) => {
+            get(conn, room_id, id)?;
+            let newer = size / 2;
+            let mut rows: Vec<_> = base()
+                .filter(messages::id.gt(id))
+                .order(messages::id.asc())
+                .limit(newer)
+                .load(conn)?;
+            rows.reverse();
+            rows.extend(
+                base()
+                    .filter(messages::id.le(id))
+                    .order(messages::id.desc())
+                    .limit(size - newer)
+                    .load(conn)?,
+            );
+            rows
+        }
+    };
+    let messages: Vec<Posted> = rows
+        .into_iter()
+        .rev()
+        .map(|(message, author)| Posted { message, author })
+        .collect();
+    let in_room = messages::table.filter(messages::room_id.eq(room_id));
+    let (has_older, has_newer) = match (messages.first(), messages.last()) {
+        (Some(first), Some(last)) => (
+            diesel::select(exists(in_room.filter(messages::id.lt(first.message.id))))
+                .get_result(conn)?,
+            diesel::select(exists(in_room.filter(messages::id.gt(last.message.id))))
+                .get_result(conn)?,
+        ),
+        _ => (false, false),
+    };
+    Ok(Page {
+        messages,
+        has_older,
+        has_newer,
+    })
+}
+
+/// One message of a room, with its author; another room's message is "not found".
+pub fn get(conn: &mut AnyConnection, room_id: i64, id: i64) -> Result<Posted> {
+    let (message, author) = messages::table
+        .inner_join(users::table)
+        .filter(messages::room_id.eq(room_id))
+        .filter(messages::id.eq(id))
+        .select((Message::as_select(), users::username))
+        .first(conn)?;
+    Ok(Posted { message, author })
+}
+
+/// The message an author already posted with this form token, if any: (message id, room id).
+pub fn find_by_client_id(
+    conn: &mut AnyConnection,
+    author_id: i64,
+    client_id: &str,
+) -> Result<Option<(i64, i64)>> {
+    Ok(messages::table
+        .filter(messages::author_id.eq(author_id))
+        .filter(messages::client_id.eq(client_id))
+        .select((messages::id, messages::room_id))
+        .first(conn)
+        .optional()?)
+}
+
+/// Moves a room's cursor one step forward and returns it; an archived room takes no changes.
+fn advance_cursor(
+    conn: &mut AnyConnection,
+    room_id: i64,
+    posted_at: Option<NaiveDateTime>,
+) -> Result<i64> {
+    let room = rooms::table
+        .find(room_id)
+        .filter(rooms::archived_at.is_null());
+    let cursor = match posted_at {
+        Some(at) => diesel::update(room)
+            .set((
+                rooms::cursor.eq(rooms::cursor + 1),
+                rooms::last_message_at.eq(at),
+            ))
+            .returning(rooms::cursor)
+            .get_result(conn),
+        None => diesel::update(room)
+            .set(rooms::cursor.eq(rooms::cursor + 1))
+            .returning(rooms::cursor)
+            .get_result(conn),
+    };
+    cursor.optional()?.ok_or_else(|| {
+        Error::Invalid(
+            "This room is archived: it keeps its history but takes no new messages.".into(),
+        )
+    })
+}
+
+/// Posts a message (the body already validated) and returns its id. With a `client_id` (the
+/// form's one-time token) a second post of the same form returns the first message instead.
+pub fn post(
+    conn: &mut AnyConnection,
+    room_id: i64,
+    author_id: i64,
+    body: &str,
+    client_id: Option<&str>,
+    now: NaiveDateTime,
+) -> Result<i64> {
+    if let Some(client_id) = client_id {
+        if let Some((id, _)) = find_by_client_id(conn, author_id, client_id)? {
+            return Ok(id);
+        }
+    }
+    let revision = advance_cursor(conn, room_id, Some(now))?;
+    Ok(diesel::insert_into(messages::table)
+        .values((
+            messages::room_id.eq(room_id),
+            messages::author_id.eq(author_id),
+            messages::body.eq(body),
+            messages::client_id.eq(client_id),
+            messages::revision.eq(revision),
+            messages::created_at.eq(now),
+        ))
+        .returning(messages::id)
+        .get_result(conn)
+        .map_err(|e| {
+            if super::is_unique_violation(&e) {
+                Error::Conflict("This message was already sent.".into())
+            } else {
+                e.into()
+            }
+        })?)
+}
+
+/// Replaces the text of one's own message (the body already validated).
+pub fn edit(
+    conn: &mut AnyConnection,
+    room_id: i64,
+    id: i64,
+    editor_id: i64,
+    body: &str,
+    now: NaiveDateTime,
+) -> Result<()> {
+    let current = get(conn, room_id, id)?;
+    if current.message.author_id != editor_id {
+        return Err(Error::Forbidden);
+    }
+    if current.message.deleted_at.is_some() {
+        return Err(Error::Invalid("This message was deleted.".into()));
+    }
+    if current.message.body == body {
+        return Ok(());
+    }
+    let revision = advance_cursor(conn, room_id, None)?;
+    diesel::update(messages::table.find(id))
+        .set((
+            messages::body.eq(body),
+            messages::edited_at.eq(now),
+            messages::revision.eq(revision),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Deletes a message: its text is erased and a "message deleted" line stays in the history.
+/// Authors may delete their own messages, admins anyone's.
+pub fn delete(
+    conn: &mut AnyConnection,
+    room_id: i64,
+    id: i64,
+    actor_id: i64,
+    actor_is_admin: bool,
+    now: NaiveDateTime,
+) -> Result<()> {
+    let current = get(conn, room_id, id)?;
+    if current.message.author_id != actor_id && !actor_is_admin {
+        return Err(Error::Forbidden);
+    }
+    if current.message.deleted_at.is_some() {
+        return Ok(());
+    }
+    let revision = advance_cursor(conn, room_id, None)?;
+    diesel::update(messages::table.find(id))
+        .set((
+            messages::body.eq(""),
+            messages::deleted_at.eq(now),
+            messages::revision.eq(revision),
+        ))
+        .execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,303 @@
+//! Rooms and who is in them: open rooms anyone may join, private rooms an admin fills.
+
+use chrono::NaiveDateTime;
+use diesel::dsl::{count_star, exists};
+use diesel::prelude::*;
+use serde::Serialize;
+
+use super::is_unique_violation;
+use crate::db::schema::{memberships, messages, rooms, users};
+use crate::db::AnyConnection;
+use crate::error::{Error, Result};
+
+/// A room.
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = rooms)]
+pub struct Room {
+    /// Database id.
+    pub id: i64,
+    /// The room's address: `/rooms/<slug>`.
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// One line about the room.
+    pub description: String,
+    /// Only members an admin added may see it.
+    pub is_private: bool,
+    /// Archived rooms keep their history but take no new messages.
+    pub archived_at: Option<NaiveDateTime>,
+    /// Moves forward on every change a reader must see.
+    pub cursor: i64,
+    /// When the last message was posted.
+    pub last_message_at: Option<NaiveDateTime>,
+    /// When the room was made.
+    pub created_at: NaiveDateTime,
+}
+
+/// A person's place in a room.
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = memberships)]
+pub struct Membership {
+    /// The room.
+    pub room_id: i64,
+    /// The member.
+    pub user_id: i64,
+    /// The newest message id the member has seen.
+    pub last_read_id: i64,
+    /// When they joined.
+    pub joined_at: NaiveDateTime,
+}
+
+/// A room in someone's room list.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoomSummary {
+    /// The room.
+    pub room: Room,
+    /// Messages by others, not deleted, after the member's read cursor.
+    pub unread: i64,
+}
+
+/// Fields an admin sets on a room; validated by the caller.
+pub struct RoomFields<'a> {
+    /// Address.
+    pub slug: &'a str,
+    /// Display name.
+    pub name: &'a str,
+    /// One line about the room.
+    pub description: &'a str,
+    /// Members only.
+    pub is_private: bool,
+}
+
+/// Creates a room; a taken slug is a conflict.
+pub fn create(conn: &mut AnyConnection, fields: &RoomFields, now: NaiveDateTime) -> Result<Room> {
+    let id: i64 = diesel::insert_into(rooms::table)
+        .values((
+            rooms::slug.eq(fields.slug),
+            rooms::name.eq(fields.name),
+            rooms::description.eq(fields.description),
+            rooms::is_private.eq(fields.is_private),
+            rooms::created_at.eq(now),
+        ))
+        .returning(rooms::id)
+        .get_result(conn)
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                Error::Conflict(format!("There is already a room at `{}`.", fields.slug))
+            } else {
+                e.into()
+            }
+        })?;
+    Ok(rooms::table
+        .find(id)
+        .select(Room::as_select())
+        .first(conn)?)
+}
+
+/// A room by its slug, whoever asks (admin pages and commands only).
+pub fn find_by_slug(conn: &mut AnyConnection, slug: &str) -> Result<Room> {
+    Ok(rooms::table
+        .filter(rooms::slug.eq(slug))
+        .select(Room::as_select())
+        .first(conn)?)
+}
+
+/// Every room, by name (admin).
+pub fn list(conn: &mut AnyConnection) -> Result<Vec<Room>> {
+    Ok(rooms::table
+        .order(rooms::name)
+        .select(Room::as_select())
+        .load(conn)?)
+}
+
+/// Renames and describes a room.
+pub fn update(conn: &mut AnyConnection, id: i64, name: &str, description: &str) -> Result<()> {
+    diesel::update(rooms::table.find(id))
+        .set((rooms::name.eq(name), rooms::description.eq(description)))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Archives a room (`Some(now)`) or brings it back (`None`).
+pub fn set_archived(
+    conn: &mut AnyConnection,
+    id: i64,
+    archived_at: Option<NaiveDateTime>,
+) -> Result<()> {
+    diesel::update(rooms::table.find(id))
+        .set(rooms::archived_at.eq(archived_at))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// A room as `user_id` may see it: with their membership, or without one for an open, active room
+/// they could join. Private rooms of others and unknown slugs are both "not found".
+pub fn visible(
+    conn: &mut AnyConnection,
+    slug: &str,
+    user_id: i64,
+) -> Result<(Room, Option<Membership>)> {
+    let (room, membership): (Room, Option<Membership>) = rooms::table
+        .left_join(
+            memberships::table.on(memberships::room_id
+                .eq(rooms::id)
+                .and(memberships::user_id.eq(user_id))),
+        )
+        .filter(rooms::slug.eq(slug))
+        .select((Room::as_select(), Option::<Membership>::as_select()))
+        .first(conn)?;
+    if membership.is_none() && (room.is_private || room.archived_at.is_some()) {
+        return Err(Error::NotFound);
+    }
+    Ok((room, membership))
+}
+
+/// A room `user_id` is a member of; anything else is "not found".
+pub fn for_member(
+    conn: &mut AnyConnection,
+    slug: &str,
+    user_id: i64,
+) -> Result<(Room, Membership)> {
+    match visible(conn, slug, user_id)? {
+        (room, Some(membership)) => Ok((room, membership)),
+        (_, None) => Err(Error::NotFound),
+    }
+}
+
+/// Joins an open, active room; joining twice is fine.
+pub fn join(
+    conn: &mut AnyConnection,
+    slug: &str,
+    user_id: i64,
+    now: NaiveDateTime,
+) -> Result<Room> {
+    let (room, membership) = visible(conn, slug, user_id)?;
+    if membership.is_none() {
+        if room.is_private || room.archived_at.is_some() {
+            return Err(Error::NotFound);
+        }
+        add_member(conn, room.id, user_id, now)?;
+    }
+    Ok(room)
+}
+
+/// Adds a member (admin, or [`join`]); adding twice is fine. Everything already in the room counts as read.
+pub fn add_member(
+    conn: &mut AnyConnection,
+    room_id: i64,
+    user_id: i64,
+    now: NaiveDateTime,
+) -> Result<()> {
+    let already: bool = diesel::select(exists(
+        memberships::table
+            .filter(memberships::room_id.eq(room_id))
+            .filter(memberships::user_id.eq(user_id)),
+    ))
+    .get_result(conn)?;
+    if already {
+        return Ok(());
+    }
+    let last_id: Option<i64> = messages::table
+        .filter(messages::room_id.eq(room_id))
+        .select(diesel::dsl::max(messages::id))
+        .first(conn)?;
+    let inserted = diesel::insert_into(memberships::table)
+        .values((
+            memberships::room_id.eq(room_id),
+            memberships::user_id.eq(user_id),
+            memberships::last_read_id.eq(last_id.unwrap_or(0)),
+            memberships::joined_at.eq(now),
+        ))
+        .execute(conn);
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Removes a member; leaving a room one is not in is "not found".
+pub fn remove_member(conn: &mut AnyConnection, room_id: i64, user_id: i64) -> Result<()> {
+    let n = diesel::delete(memberships::table.find((room_id, user_id))).execute(conn)?;
+    if n == 0 {
+        return Err(Error::NotFound);
+    }
+    Ok(())
+}
+
+/// The members of a room: (user id, username), by name.
+pub fn members(conn: &mut AnyConnection, room_id: i64) -> Result<Vec<(i64, String)>> {
+    Ok(memberships::table
+        .inner_join(users::table)
+        .filter(memberships::room_id.eq(room_id))
+        .order(users::username)
+        .select((users::id, users::username))
+        .load(conn)?)
+}
+
+/// The rooms `user_id` is in, with unread counts: active rooms by last activity, then archived ones.
+pub fn for_user(conn: &mut AnyConnection, user_id: i64) -> Result<Vec<RoomSummary>> {
+    let rooms: Vec<Room> = rooms::table
+        .inner_join(memberships::table)
+        .filter(memberships::user_id.eq(user_id))
+        .select(Room::as_select())
+        .load(conn)?;
+    let unread: Vec<(i64, i64)> = messages::table
+        .inner_join(memberships::table.on(memberships::room_id.eq(messages::room_id)))
+        .filter(memberships::user_id.eq(user_id))
+        .filter(messages::id.gt(memberships::last_read_id))
+        .filter(messages::author_id.ne(user_id))
+        .filter(messages::deleted_at.is_null())
+        .group_by(messages::room_id)
+        .select((messages::room_id, count_star()))
+        .load(conn)?;
+    let mut summaries: Vec<RoomSummary> = rooms
+        .into_iter()
+        .map(|room| {
+            let unread = unread
+                .iter()
+                .find(|(id, _)| *id == room.id)
+                .map_or(0, |(_, n)| *n);
+            RoomSummary { room, unread }
+        })
+        .collect();
+    summaries.sort_by(|a, b| {
+        (
+            a.room.archived_at.is_some(),
+            std::cmp::Reverse(a.room.last_message_at),
+            &a.room.name,
+        )
+            .cmp(&(
+                b.room.archived_at.is_some(),
+                std::cmp::Reverse(b.room.last_message_at),
+                &b.room.name,
+            ))
+    });
+    Ok(summaries)
+}
+
+/// Open, active rooms `user_id` could join, by name.
+pub fn joinable(conn: &mut AnyConnection, user_id: i64) -> Result<Vec<Room>> {
+    let mine = memberships::table
+        .filter(memberships::user_id.eq(user_id))
+        .select(memberships::room_id);
+    Ok(rooms::table
+        .filter(rooms::is_private.eq(false))
+        .filter(rooms::archived_at.is_null())
+        .filter(diesel::dsl::not(rooms::id.eq_any(mine)))
+        .order(rooms::name)
+        .select(Room::as_select())
+        .load(conn)?)
+}
+
+/// Moves a member's read cursor forward to `upto` (never back), in one statement.
+pub fn mark_read(conn: &mut AnyConnection, room_id: i64, user_id: i64, upto: i64) -> Result<()> {
+    diesel::update(
+        memberships::table
+            .find((room_id, user_id))
+            .filter(memberships::last_read_id.lt(upto)),
+    )
+    .set(memberships::last_read_id.eq(upto))
+    .execute(conn)?;
+    Ok(())
+}

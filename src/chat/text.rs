@@ -1,0 +1,140 @@
+//! Validation and clean-up of what people type: names, slugs, message bodies.
+
+use crate::error::{Error, Result};
+
+/// Removes control characters other than newline and tab, and turns `\r\n` and lone `\r` into `\n`.
+pub fn clean(input: &str) -> String {
+    input
+        .replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .chars()
+        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+        .filter(|c| !matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
+        .collect()
+}
+
+/// A message body as it is stored: cleaned, trimmed, not empty, at most `max_chars` characters.
+pub fn message_body(input: &str, max_chars: usize) -> Result<String> {
+    let body = clean(input);
+    let body = body.trim_matches(|c: char| c.is_whitespace());
+    if body.is_empty() {
+        return Err(Error::Invalid("A message can't be empty.".into()));
+    }
+    let count = body.chars().count();
+    if count > max_chars {
+        return Err(Error::Invalid(format!(
+            "This message is {count} characters long; the limit is {max_chars}. Please shorten it or split it in two."
+        )));
+    }
+    Ok(body.to_string())
+}
+
+/// A single-line name (room name, description): cleaned, one line, trimmed, length-limited.
+pub fn line(input: &str, what: &str, min: usize, max: usize) -> Result<String> {
+    let cleaned = clean(input).replace(['\n', '\t'], " ");
+    let value = cleaned.trim();
+    let count = value.chars().count();
+    if count < min {
+        return Err(Error::Invalid(format!("The {what} can't be empty.")));
+    }
+    if count > max {
+        return Err(Error::Invalid(format!(
+            "The {what} can be at most {max} characters long."
+        )));
+    }
+    Ok(value.to_string())
+}
+
+/// A username: 2 to 32 characters of `a-z`, `0-9`, `_`, `.` and `-`, starting with a letter or digit.
+/// Stored in lower case, so that `Ann` and `ann` are the same person.
+pub fn username(input: &str) -> Result<String> {
+    let name = input.trim().to_lowercase();
+    let ok = (2..=32).contains(&name.chars().count())
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if ok {
+        Ok(name)
+    } else {
+        Err(Error::Invalid(
+            "A username is 2 to 32 characters: letters a-z, digits, '_', '.' or '-', starting with a letter or digit."
+                .into(),
+        ))
+    }
+}
+
+/// A room slug (the room's address): 1 to 40 characters of `a-z`, `0-9` and `-`, starting with a letter or digit.
+pub fn slug(input: &str) -> Result<String> {
+    let slug = input.trim().to_lowercase();
+    let ok = (1..=40).contains(&slug.len())
+        && slug.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && slug.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if ok {
+        Ok(slug)
+    } else {
+        Err(Error::Invalid(
+            "A room address is 1 to 40 characters: letters a-z, digits or '-', starting with a letter or digit."
+                .into(),
+        ))
+    }
+}
+
+/// An email address, checked loosely: one `@`, something on both sides, no spaces.
+pub fn email(input: &str) -> Result<String> {
+    let email = input.trim();
+    let ok = email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && matches!(email.split_once('@'), Some((local, domain)) if !local.is_empty() && domain.contains('.') && !domain.contains('@'));
+    if ok {
+        Ok(email.to_string())
+    } else {
+        Err(Error::Invalid("Please give a valid email address.".into()))
+    }
+}
+
+/// A new password: 8 to 1024 characters.
+pub fn password(input: &str) -> Result<&str> {
+    match input.chars().count() {
+        0..=7 => Err(Error::Invalid(
+            "A password needs at least 8 characters.".into(),
+        )),
+        8..=1024 => Ok(input),
+        _ => Err(Error::Invalid(
+            "A password can be at most 1024 characters long.".into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_keeps_newlines_and_drops_controls() {
+        assert_eq!(clean("a\r\nb\rc\u{0}d\u{7}e\tf\u{202e}g"), "a\nb\ncde\tfg");
+    }
+
+    #[test]
+    fn message_body_rules() {
+        assert!(message_body(" \n\t ", 10).is_err());
+        assert!(message_body("\u{0}\u{1}", 10).is_err());
+        assert_eq!(message_body("  hi\n", 10).unwrap(), "hi");
+        assert!(message_body("ééééééééééé", 10).is_err());
+        assert_eq!(message_body("éééééééééé", 10).unwrap().chars().count(), 10);
+    }
+
+    #[test]
+    fn names_and_slugs() {
+        assert_eq!(username("Ann").unwrap(), "ann");
+        assert!(username("a").is_err());
+        assert!(username("-ann").is_err());
+        assert!(username("ann smith").is_err());
+        assert_eq!(slug("Design-2").unwrap(), "design-2");
+        assert!(slug("../etc").is_err());
+        assert!(slug("").is_err());
+        assert!(email("ann@example.org").is_ok());
+        assert!(email("ann@localhost").is_err());
+        assert!(email("a b@example.org").is_err());
+    }
+}

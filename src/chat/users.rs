@@ -1,0 +1,216 @@
+//! People: accounts, passwords, time zones, deactivation and the failed-login counter.
+
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
+use argon2::Argon2;
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::Serialize;
+
+use super::{is_unique_violation, text};
+use crate::db::schema::{sessions, users};
+use crate::db::AnyConnection;
+use crate::error::{Error, Result};
+
+/// An account.
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = users)]
+pub struct User {
+    /// Database id.
+    pub id: i64,
+    /// Unique, lower case.
+    pub username: String,
+    /// Where mail goes.
+    pub email: String,
+    /// argon2id PHC string; `None` until the person has set one through a one-time link.
+    #[serde(skip)]
+    pub password_hash: Option<String>,
+    /// May use the admin pages.
+    pub is_admin: bool,
+    /// Deactivated accounts cannot log in.
+    pub is_active: bool,
+    /// IANA name, e.g. `Europe/Paris`; times are shown in it.
+    pub time_zone: String,
+    /// Failed logins in the current window.
+    #[serde(skip)]
+    pub failed_logins: i32,
+    /// When the last failed login happened.
+    #[serde(skip)]
+    pub last_failed_login_at: Option<NaiveDateTime>,
+    /// When the account was made.
+    pub created_at: NaiveDateTime,
+}
+
+impl User {
+    /// Seconds until this account accepts login attempts again, if it is locked now.
+    pub fn locked_for(
+        &self,
+        now: NaiveDateTime,
+        max_failures: i32,
+        lockout_secs: i64,
+    ) -> Option<i64> {
+        let last = self.last_failed_login_at?;
+        let remaining = (last + chrono::Duration::seconds(lockout_secs) - now).num_seconds();
+        (self.failed_logins >= max_failures && remaining > 0).then_some(remaining)
+    }
+
+    /// The user's time zone, UTC if the stored name is unknown.
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.time_zone.parse().unwrap_or(chrono_tz::UTC)
+    }
+}
+
+/// Hashes a password with argon2id (CPU-heavy: call it off the async runtime).
+pub fn hash_password(password: &str) -> Result<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| Error::Internal(format!("hashing a password: {e}")))
+}
+
+/// Checks a password against a stored hash; `None` (no password set) never matches but costs the
+/// same time, so that timing does not tell whether an account exists.
+pub fn verify_password(hash: Option<&str>, password: &str) -> bool {
+    const DUMMY: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$W9j0m3BUd8eQJ5qYxJpE0uD6mTgkPZxw9gkX3GGXrqs";
+    let (hash, real) = match hash {
+        Some(hash) => (hash, true),
+        None => (DUMMY, false),
+    };
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let ok = Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok();
+    ok && real
+}
+
+/// Creates an account and returns its id. The username and email must already be validated.
+pub fn create(
+    conn: &mut AnyConnection,
+    username: &str,
+    email: &str,
+    password_hash: Option<&str>,
+    is_admin: bool,
+    now: NaiveDateTime,
+) -> Result<i64> {
+    diesel::insert_into(users::table)
+        .values((
+            users::username.eq(username),
+            users::email.eq(email),
+            users::password_hash.eq(password_hash),
+            users::is_admin.eq(is_admin),
+            users::created_at.eq(now),
+        ))
+        .returning(users::id)
+        .get_result(conn)
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                Error::Conflict(format!("The username `{username}` is taken."))
+            } else {
+                e.into()
+            }
+        })
+}
+
+/// How many accounts exist.
+pub fn count(conn: &mut AnyConnection) -> Result<i64> {
+    Ok(users::table.count().get_result(conn)?)
+}
+
+/// One account by id.
+pub fn find(conn: &mut AnyConnection, id: i64) -> Result<User> {
+    Ok(users::table
+        .find(id)
+        .select(User::as_select())
+        .first(conn)?)
+}
+
+/// One account by username (any case).
+pub fn find_by_username(conn: &mut AnyConnection, username: &str) -> Result<Option<User>> {
+    Ok(users::table
+        .filter(users::username.eq(username.trim().to_lowercase()))
+        .select(User::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Every account, by name.
+pub fn list(conn: &mut AnyConnection) -> Result<Vec<User>> {
+    Ok(users::table
+        .order(users::username)
+        .select(User::as_select())
+        .load(conn)?)
+}
+
+/// Sets a new password hash and clears the failed-login counter.
+pub fn set_password(conn: &mut AnyConnection, id: i64, hash: &str) -> Result<()> {
+    let n = diesel::update(users::table.find(id))
+        .set((users::password_hash.eq(hash), users::failed_logins.eq(0)))
+        .execute(conn)?;
+    if n == 0 {
+        return Err(Error::NotFound);
+    }
+    Ok(())
+}
+
+/// Activates or deactivates an account; deactivating ends all its sessions.
+pub fn set_active(conn: &mut AnyConnection, id: i64, active: bool) -> Result<()> {
+    let n = diesel::update(users::table.find(id))
+        .set(users::is_active.eq(active))
+        .execute(conn)?;
+    if n == 0 {
+        return Err(Error::NotFound);
+    }
+    if !active {
+        diesel::delete(sessions::table.filter(sessions::user_id.eq(id))).execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Sets the time zone times are shown in; it must be an IANA name such as `Europe/Paris`.
+pub fn set_time_zone(conn: &mut AnyConnection, id: i64, time_zone: &str) -> Result<()> {
+    let tz: chrono_tz::Tz = time_zone.trim().parse().map_err(|_| {
+        Error::Invalid(format!(
+            "`{}` is not a time zone Confab knows.",
+            text::clean(time_zone)
+        ))
+    })?;
+    diesel::update(users::table.find(id))
+        .set(users::time_zone.eq(tz.name()))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Counts a failed login. A count older than `window_start` starts again from one. Returns the new count.
+pub fn record_failed_login(
+    conn: &mut AnyConnection,
+    id: i64,
+    now: NaiveDateTime,
+    window_start: NaiveDateTime,
+) -> Result<i32> {
+    diesel::update(
+        users::table
+            .find(id)
+            .filter(users::last_failed_login_at.lt(window_start)),
+    )
+    .set(users::failed_logins.eq(0))
+    .execute(conn)?;
+    Ok(diesel::update(users::table.find(id))
+        .set((
+            users::failed_logins.eq(users::failed_logins + 1),
+            users::last_failed_login_at.eq(now),
+        ))
+        .returning(users::failed_logins)
+        .get_result(conn)?)
+}
+
+/// Clears the failed-login counter after a successful login.
+pub fn clear_failed_logins(conn: &mut AnyConnection, id: i64) -> Result<()> {
+    diesel::update(users::table.find(id).filter(users::failed_logins.ne(0)))
+        .set(users::failed_logins.eq(0))
+        .execute(conn)?;
+    Ok(())
+}

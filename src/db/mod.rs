@@ -1,0 +1,257 @@
+//! Database access: one connection type over PostgreSQL and SQLite chosen by the URL, a pool of it,
+//! and the helpers that run Diesel on the blocking pool so that no async task ever waits on a query.
+
+mod migrations;
+pub mod schema;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::r2d2::{ManageConnection, Pool};
+use diesel::{Connection, PgConnection, SqliteConnection};
+use tokio::sync::Semaphore;
+
+pub use migrations::{migrate, MigrateError};
+
+/// A connection to either backend; every query in Confab is written against this type.
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    /// The production database.
+    Postgresql(PgConnection),
+    /// The embedded default.
+    Sqlite(SqliteConnection),
+}
+
+/// Which database a URL names. Parsing never guesses: a malformed PostgreSQL URL is an error,
+/// never a new SQLite file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// `postgres://…` or `postgresql://…`, passed to libpq as it is.
+    Postgres(String),
+    /// A SQLite file, given as a path or `sqlite://path`.
+    Sqlite(PathBuf),
+}
+
+impl DatabaseUrl {
+    /// Parses a database URL, explaining what is wrong with a bad one.
+    pub fn parse(url: &str) -> Result<DatabaseUrl, String> {
+        let url = url.trim();
+        if url.is_empty() {
+            return Err("is empty".into());
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(url.to_string()));
+        }
+        let path = if let Some(rest) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            rest
+        } else {
+            // Anything that looks like `scheme:` (longer than a drive letter) is a URL we do not know.
+            if let Some((scheme, _)) = url.split_once(':') {
+                if scheme.len() > 1
+                    && scheme
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+                {
+                    return Err(format!(
+                        "`{scheme}:` is not a database Confab knows; use postgres://user@host/db or a SQLite file path"
+                    ));
+                }
+            }
+            url
+        };
+        if path.is_empty() || path == ":memory:" {
+            return Err("a SQLite database must be a file".into());
+        }
+        Ok(DatabaseUrl::Sqlite(PathBuf::from(path)))
+    }
+
+    /// A description safe to print: no password.
+    pub fn display(&self) -> String {
+        match self {
+            DatabaseUrl::Postgres(url) => match (url.find("://"), url.rfind('@')) {
+                (Some(start), Some(at)) if at > start => {
+                    format!("{}://…{}", &url[..start], &url[at..])
+                }
+                _ => url.clone(),
+            },
+            DatabaseUrl::Sqlite(path) => format!("SQLite file {}", path.display()),
+        }
+    }
+}
+
+/// Opens one connection, configured for Confab (SQLite: WAL, busy timeout, foreign keys).
+pub fn connect(url: &DatabaseUrl) -> Result<AnyConnection, diesel::ConnectionError> {
+    match url {
+        DatabaseUrl::Postgres(url) => PgConnection::establish(url).map(AnyConnection::Postgresql),
+        DatabaseUrl::Sqlite(path) => connect_sqlite(path).map(AnyConnection::Sqlite),
+    }
+}
+
+fn connect_sqlite(path: &std::path::Path) -> Result<SqliteConnection, diesel::ConnectionError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            diesel::ConnectionError::BadConnection(format!(
+                "cannot create {}: {e}",
+                parent.display()
+            ))
+        })?;
+    }
+    let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
+    conn.batch_execute(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+    )
+    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+    Ok(conn)
+}
+
+/// Runs `f` in a write transaction: `BEGIN IMMEDIATE` on SQLite (so that concurrent writers queue
+/// instead of failing with "database is locked"), a plain transaction on PostgreSQL.
+pub fn write_transaction<T, E, F>(conn: &mut AnyConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut AnyConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    let AnyConnection::Sqlite(sqlite) = conn else {
+        return conn.transaction(f);
+    };
+    AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+    match f(conn) {
+        Ok(value) => {
+            match <AnyConnection as Connection>::TransactionManager::commit_transaction(conn) {
+                Ok(()) => Ok(value),
+                Err(e) => {
+                    // The commit failed and left the transaction open; undo it before the connection is reused.
+                    let _ = <AnyConnection as Connection>::TransactionManager::rollback_transaction(
+                        conn,
+                    );
+                    Err(e.into())
+                }
+            }
+        }
+        Err(e) => {
+            <AnyConnection as Connection>::TransactionManager::rollback_transaction(conn)?;
+            Err(e)
+        }
+    }
+}
+
+/// The r2d2 manager: opens connections of the backend the URL names, and nothing else.
+#[derive(Debug)]
+pub struct Manager {
+    url: DatabaseUrl,
+}
+
+impl ManageConnection for Manager {
+    type Connection = AnyConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<AnyConnection, Self::Error> {
+        connect(&self.url).map_err(diesel::r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), Self::Error> {
+        conn.batch_execute("SELECT 1")
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+        std::thread::panicking()
+            || <AnyConnection as Connection>::TransactionManager::is_broken_transaction_manager(
+                conn,
+            )
+    }
+}
+
+/// Why a database call could not even start, or did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum DbUnavailable {
+    /// No connection could be had in time: the database is down or overloaded.
+    #[error("the database is not answering: {0}")]
+    Pool(String),
+    /// The closure panicked on the blocking pool.
+    #[error("a database task failed: {0}")]
+    Task(String),
+}
+
+/// The pool, shared by every request and job; all access goes through [`Db::run`] and [`Db::write`].
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool<Manager>,
+    permits: Arc<Semaphore>,
+    backend: Backend,
+}
+
+/// Which database engine a [`Db`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL.
+    Postgres,
+    /// SQLite.
+    Sqlite,
+}
+
+impl Db {
+    /// Builds the pool without connecting yet; the first use connects.
+    pub fn new(url: &DatabaseUrl, size: u32) -> Db {
+        let pool = Pool::builder()
+            .max_size(size)
+            .min_idle(Some(0))
+            .connection_timeout(Duration::from_secs(5))
+            .test_on_check_out(false)
+            .build_unchecked(Manager { url: url.clone() });
+        let backend = match url {
+            DatabaseUrl::Postgres(_) => Backend::Postgres,
+            DatabaseUrl::Sqlite(_) => Backend::Sqlite,
+        };
+        Db {
+            pool,
+            permits: Arc::new(Semaphore::new(size as usize)),
+            backend,
+        }
+    }
+
+    /// The engine behind this pool.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Runs `f` with a pooled connection on the blocking pool. Waiting for a connection happens
+    /// asynchronously (a permit per pooled connection), so a busy pool never parks a runtime thread.
+    pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbUnavailable> + Send + 'static,
+    {
+        let permit = tokio::time::timeout(
+            Duration::from_secs(10),
+            self.permits.clone().acquire_owned(),
+        )
+        .await
+        .map_err(|_| DbUnavailable::Pool("timed out waiting for a connection".into()))?
+        .map_err(|e| DbUnavailable::Pool(e.to_string()))?;
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let mut conn = pool.get().map_err(|e| DbUnavailable::Pool(e.to_string()))?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| DbUnavailable::Task(e.to_string()))?
+    }
+
+    /// Like [`Db::run`], inside a write transaction (see [`write_transaction`]).
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbUnavailable> + From<diesel::result::Error> + Send + 'static,
+    {
+        self.run(move |conn| write_transaction(conn, f)).await
+    }
+}

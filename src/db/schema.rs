@@ -1,0 +1,92 @@
+//! The tables, written once for both backends with portable types only.
+
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        username -> Text,
+        email -> Text,
+        password_hash -> Nullable<Text>,
+        is_admin -> Bool,
+        is_active -> Bool,
+        time_zone -> Text,
+        failed_logins -> Integer,
+        last_failed_login_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> BigInt,
+        token_hash -> Text,
+        user_id -> BigInt,
+        user_agent -> Text,
+        created_at -> Timestamp,
+        last_seen_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    user_tokens (id) {
+        id -> BigInt,
+        token_hash -> Text,
+        user_id -> BigInt,
+        purpose -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    rooms (id) {
+        id -> BigInt,
+        slug -> Text,
+        name -> Text,
+        description -> Text,
+        is_private -> Bool,
+        archived_at -> Nullable<Timestamp>,
+        cursor -> BigInt,
+        last_message_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    memberships (room_id, user_id) {
+        room_id -> BigInt,
+        user_id -> BigInt,
+        last_read_id -> BigInt,
+        joined_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    messages (id) {
+        id -> BigInt,
+        room_id -> BigInt,
+        author_id -> BigInt,
+        body -> Text,
+        client_id -> Nullable<Text>,
+        revision -> BigInt,
+        created_at -> Timestamp,
+        edited_at -> Nullable<Timestamp>,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(user_tokens -> users (user_id));
+diesel::joinable!(memberships -> rooms (room_id));
+diesel::joinable!(memberships -> users (user_id));
+diesel::joinable!(messages -> rooms (room_id));
+diesel::joinable!(messages -> users (author_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    sessions,
+    user_tokens,
+    rooms,
+    memberships,
+    messages
+);

@@ -1,0 +1,74 @@
+//! Confab: a self-hosted, persistent, asynchronous team chat.
+//!
+//! [`app`] assembles the Rocket application from [`Settings`]; the `confab` binary and the tests
+//! both use it.
+
+pub mod chat;
+pub mod commands;
+pub mod db;
+pub mod error;
+pub mod settings;
+pub mod web;
+
+use rocket::fairing::AdHoc;
+use rocket::{Build, Rocket};
+use rocket_dyn_templates::Template;
+
+pub use settings::Settings;
+
+use db::Db;
+
+/// Assembles Confab: migrations at ignition, the database pool, templates and the web stage.
+pub fn app(settings: Settings) -> Rocket<Build> {
+    let db = Db::new(&settings.database_url, settings.db_pool_size);
+    let form_limit = web::session::form_limit(&settings);
+    let figment = settings.figment.clone().merge(("limits.form", form_limit));
+    let static_dir = settings.static_dir.clone();
+    rocket::custom(figment)
+        .manage(web::Setup {
+            token: chat::random_token(),
+        })
+        .manage(db)
+        .manage(settings)
+        .attach(AdHoc::try_on_ignite("Migrations", |rocket| async move {
+            let Some(url) = rocket.state::<Settings>().map(|s| s.database_url.clone()) else {
+                return Err(rocket);
+            };
+            match tokio::task::spawn_blocking(move || db::migrate(&url)).await {
+                Ok(Ok(_)) => Ok(rocket),
+                Ok(Err(e)) => {
+                    eprintln!("confab: {e}");
+                    Err(rocket)
+                }
+                Err(e) => {
+                    eprintln!("confab: migrations failed: {e}");
+                    Err(rocket)
+                }
+            }
+        }))
+        .attach(Template::fairing())
+        .attach(web::stage(static_dir))
+        .attach(AdHoc::on_liftoff("Welcome", |rocket| {
+            Box::pin(async move {
+                let (Some(settings), Some(db), Some(setup)) = (
+                    rocket.state::<Settings>(),
+                    rocket.state::<Db>(),
+                    rocket.state::<web::Setup>(),
+                ) else {
+                    return;
+                };
+                println!(
+                    "Confab is running at {} ({})",
+                    settings.public_url,
+                    settings.database_url.display()
+                );
+                if let Ok(0) = db.run(chat::users::count).await {
+                    println!(
+                        "No accounts yet. To create the admin account, open this one-time link:"
+                    );
+                    println!("    {}/setup/{}", settings.public_url, setup.token);
+                    println!("or run: confab user add <username> <email> --admin");
+                }
+            })
+        }))
+}

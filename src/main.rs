@@ -1,0 +1,133 @@
+//! The `confab` command: serves the chat, or runs an operator command.
+
+use std::io::{BufRead, IsTerminal};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use confab::{commands, Settings};
+
+/// Confab: a self-hosted, persistent, asynchronous team chat.
+#[derive(Parser)]
+#[command(name = "confab", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run pending migrations and serve Confab (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage rooms.
+    #[command(subcommand)]
+    Room(RoomCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account; the password is read from standard input (prompted on a terminal).
+    Add {
+        username: String,
+        email: String,
+        /// Make the account an admin.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Set a user's password; it is read from standard input (prompted on a terminal).
+    Password { username: String },
+}
+
+#[derive(Subcommand)]
+enum RoomCommand {
+    /// Create a room.
+    Add {
+        slug: String,
+        name: String,
+        /// Only members an admin adds may see it.
+        #[arg(long)]
+        private: bool,
+    },
+    /// Manage a room's members.
+    #[command(subcommand)]
+    Member(MemberCommand),
+}
+
+#[derive(Subcommand)]
+enum MemberCommand {
+    /// Add a user to a room.
+    Add { slug: String, username: String },
+}
+
+/// Reads a password: prompted twice without echo on a terminal, else the first line of standard input.
+fn read_password() -> Result<String, String> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ").map_err(|e| e.to_string())?;
+        let second = rpassword::prompt_password("Again: ").map_err(|e| e.to_string())?;
+        if first != second {
+            return Err("the two passwords do not match".into());
+        }
+        return Ok(first);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+fn run(command: Command, settings: Settings) -> Result<String, String> {
+    let done = match command {
+        Command::Serve => {
+            return rocket::execute(confab::app(settings).launch())
+                .map(|_| String::new())
+                .map_err(|e| format!("could not start: {e}"))
+        }
+        Command::Migrate => commands::migrate(&settings),
+        Command::User(UserCommand::Add {
+            username,
+            email,
+            admin,
+        }) => commands::user_add(&settings, &username, &email, admin, &read_password()?),
+        Command::User(UserCommand::Password { username }) => {
+            commands::user_password(&settings, &username, &read_password()?)
+        }
+        Command::Room(RoomCommand::Add {
+            slug,
+            name,
+            private,
+        }) => commands::room_add(&settings, &slug, &name, private),
+        Command::Room(RoomCommand::Member(MemberCommand::Add { slug, username })) => {
+            commands::room_member_add(&settings, &slug, &username)
+        }
+    };
+    done.map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::from_figment(Settings::default_figment()) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("confab: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(cli.command.unwrap_or(Command::Serve), settings) {
+        Ok(line) => {
+            if !line.is_empty() {
+                println!("{line}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("confab: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

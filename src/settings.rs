@@ -1,0 +1,201 @@
+//! Typed settings, extracted once from Rocket's figment (`Rocket.toml`, then `ROCKET_*` and `CONFAB_*`
+//! environment variables) and validated before anything starts.
+
+use std::path::{Path, PathBuf};
+
+use rocket::figment::providers::{Env, Serialized};
+use rocket::figment::Figment;
+use serde::Deserialize;
+
+use crate::db::DatabaseUrl;
+
+/// Everything Confab reads from its configuration, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where Confab keeps its own files (the default SQLite database, the generated secret key, mail).
+    pub data_dir: PathBuf,
+    /// The database: `postgres://…` or a SQLite file path.
+    pub database_url: DatabaseUrl,
+    /// Where uploaded files are stored.
+    pub uploads_dir: PathBuf,
+    /// Where the stylesheets and scripts are served from.
+    pub static_dir: PathBuf,
+    /// The address people use to reach Confab, for links that leave the browser (setup link, mail).
+    pub public_url: String,
+    /// Messages on one room page.
+    pub page_size: i64,
+    /// The longest message, in characters.
+    pub max_message_chars: usize,
+    /// Database connections per instance.
+    pub db_pool_size: u32,
+    /// Days a session stays valid without being used.
+    pub session_days: i64,
+    /// Failed logins for one account before further attempts are refused for `login_lockout_secs`.
+    pub login_max_failures: i32,
+    /// How long an account stays locked after too many failed logins, in seconds.
+    pub login_lockout_secs: i64,
+    /// Extra delay per failed login beyond the second, in milliseconds.
+    pub login_slowdown_ms: u64,
+    /// The figment Rocket itself is configured from (address, port, secret key, limits).
+    pub figment: Figment,
+}
+
+/// The raw settings as they appear in `Rocket.toml` and the environment.
+#[derive(Debug, Deserialize)]
+struct Raw {
+    data_dir: PathBuf,
+    database_url: Option<String>,
+    uploads_dir: PathBuf,
+    static_dir: PathBuf,
+    public_url: Option<String>,
+    page_size: i64,
+    max_message_chars: usize,
+    db_pool_size: u32,
+    session_days: i64,
+    login_max_failures: i32,
+    login_lockout_secs: i64,
+    login_slowdown_ms: u64,
+    address: std::net::IpAddr,
+    port: u16,
+    secret_key: Option<serde::de::IgnoredAny>,
+}
+
+/// A setting that is missing, malformed or out of range; the message names the setting.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SettingsError(String);
+
+fn invalid(key: &str, why: impl std::fmt::Display) -> SettingsError {
+    SettingsError(format!("invalid setting `{key}`: {why}"))
+}
+
+impl Settings {
+    /// The figment Confab reads in production: Rocket's own sources, then `CONFAB_*` variables.
+    pub fn default_figment() -> Figment {
+        rocket::Config::figment().merge(Env::prefixed("CONFAB_").global())
+    }
+
+    /// Extracts and validates the settings from a figment. Without a configured `secret_key`, one is
+    /// generated once and kept in `data_dir`, so that sessions survive a restart.
+    pub fn from_figment(figment: Figment) -> Result<Settings, SettingsError> {
+        let figment = figment.join(Serialized::defaults(defaults()));
+        let raw: Raw = figment.extract().map_err(|e| {
+            let e = e
+                .into_iter()
+                .next()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            SettingsError(format!("invalid setting: {e}"))
+        })?;
+        let database_url = match &raw.database_url {
+            Some(url) => DatabaseUrl::parse(url).map_err(|why| invalid("database_url", why))?,
+            None => DatabaseUrl::Sqlite(raw.data_dir.join("confab.db")),
+        };
+        if !(1..=1000).contains(&raw.page_size) {
+            return Err(invalid("page_size", "must be between 1 and 1000"));
+        }
+        if !(1..=1_000_000).contains(&raw.max_message_chars) {
+            return Err(invalid(
+                "max_message_chars",
+                "must be between 1 and 1000000",
+            ));
+        }
+        if !(1..=1000).contains(&raw.db_pool_size) {
+            return Err(invalid("db_pool_size", "must be between 1 and 1000"));
+        }
+        if raw.session_days < 1 {
+            return Err(invalid("session_days", "must be at least 1"));
+        }
+        if raw.login_max_failures < 1 {
+            return Err(invalid("login_max_failures", "must be at least 1"));
+        }
+        if raw.login_lockout_secs < 0 {
+            return Err(invalid("login_lockout_secs", "must not be negative"));
+        }
+        let public_url = match raw.public_url {
+            Some(url) => {
+                let url = url.trim_end_matches('/').to_string();
+                if !(url.starts_with("http://") || url.starts_with("https://"))
+                    || url.contains(char::is_whitespace)
+                {
+                    return Err(invalid(
+                        "public_url",
+                        "must be an http:// or https:// address",
+                    ));
+                }
+                url
+            }
+            None => match raw.address {
+                std::net::IpAddr::V6(a) => format!("http://[{a}]:{}", raw.port),
+                a => format!("http://{a}:{}", raw.port),
+            },
+        };
+        let figment = if raw.secret_key.is_none() {
+            let key = stored_secret_key(&raw.data_dir).map_err(|why| invalid("secret_key", why))?;
+            figment.merge(("secret_key", key))
+        } else {
+            figment
+        };
+        Ok(Settings {
+            data_dir: raw.data_dir,
+            database_url,
+            uploads_dir: raw.uploads_dir,
+            static_dir: raw.static_dir,
+            public_url,
+            page_size: raw.page_size,
+            max_message_chars: raw.max_message_chars,
+            db_pool_size: raw.db_pool_size,
+            session_days: raw.session_days,
+            login_max_failures: raw.login_max_failures,
+            login_lockout_secs: raw.login_lockout_secs,
+            login_slowdown_ms: raw.login_slowdown_ms,
+            figment,
+        })
+    }
+
+    /// Whether Confab is reached over https, so that cookies must be `Secure`.
+    pub fn is_https(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+}
+
+fn defaults() -> serde_json::Value {
+    serde_json::json!({
+        "data_dir": "data",
+        "uploads_dir": "uploads",
+        "static_dir": "static",
+        "page_size": 100,
+        "max_message_chars": 10_000,
+        "db_pool_size": 10,
+        "session_days": 30,
+        "login_max_failures": 5,
+        "login_lockout_secs": 900,
+        "login_slowdown_ms": 500,
+    })
+}
+
+/// Reads the secret key kept in `data_dir`, creating it (readable by its owner only) on first use.
+fn stored_secret_key(data_dir: &Path) -> Result<String, String> {
+    let path = data_dir.join("secret_key");
+    if let Ok(key) = std::fs::read_to_string(&path) {
+        return Ok(key.trim().to_string());
+    }
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+    let key = crate::chat::random_token();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let written = options
+        .open(&path)
+        .and_then(|mut file| std::io::Write::write_all(&mut file, key.as_bytes()));
+    match written {
+        Ok(()) => Ok(key),
+        // Another process created it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read_to_string(&path)
+            .map(|k| k.trim().to_string())
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(format!("cannot write {}: {e}", path.display())),
+    }
+}

@@ -1,0 +1,303 @@
+//! Logging in and out, the first-run setup link, and one-time "set your password" links.
+
+use chrono::Duration;
+use rocket::form::FromForm;
+use rocket::http::{CookieJar, Status};
+use rocket::request::FlashMessage;
+use rocket::response::{Flash, Redirect};
+use rocket::{get, post, routes, Route, State};
+use rocket_dyn_templates::{context, Template};
+
+use super::session::{self, constant_time_eq, Csrf, CsrfForm, CsrfToken};
+use super::view::Layout;
+use super::{blocking, Reply, UserAgent};
+use crate::chat::{self, sessions, text, tokens, users};
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::settings::Settings;
+
+/// The one-time token of the first-run setup link, made at start; it works only while no account exists.
+pub struct Setup {
+    /// The token in `/setup/<token>`.
+    pub token: String,
+}
+
+/// The routes of this module.
+pub fn routes() -> Vec<Route> {
+    routes![
+        login_page,
+        login,
+        logout,
+        setup_page,
+        setup,
+        password_page,
+        set_password
+    ]
+}
+
+/// A `next` target is only ever a path on this site.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        _ => "/".to_string(),
+    }
+}
+
+#[get("/login?<next>")]
+fn login_page(csrf: CsrfToken, flash: Option<FlashMessage<'_>>, next: Option<&str>) -> Template {
+    Template::render(
+        "login",
+        context! { layout: Layout::anonymous(&csrf, flash), next: safe_next(next), username: "" },
+    )
+}
+
+#[derive(FromForm)]
+struct LoginForm {
+    username: String,
+    password: String,
+    next: Option<String>,
+}
+
+#[post("/login", data = "<form>")]
+async fn login(
+    form: CsrfForm<LoginForm>,
+    db: &State<Db>,
+    settings: &State<Settings>,
+    cookies: &CookieJar<'_>,
+    csrf: CsrfToken,
+    agent: UserAgent,
+) -> Result<Reply> {
+    let form = form.0;
+    let now = chat::now();
+    let name = form.username.clone();
+    let user = db
+        .run(move |conn| users::find_by_username(conn, &name))
+        .await?;
+    if let Some(remaining) = user.as_ref().and_then(|u| {
+        u.locked_for(
+            now,
+            settings.login_max_failures,
+            settings.login_lockout_secs,
+        )
+    }) {
+        return Err(Error::TooManyRequests {
+            retry_after_secs: remaining,
+        });
+    }
+    let hash = user.as_ref().and_then(|u| u.password_hash.clone());
+    let password = form.password.clone();
+    let matches = blocking(move || Ok(users::verify_password(hash.as_deref(), &password))).await?;
+    match user {
+        Some(user) if matches && user.is_active => {
+            let agent = agent.0;
+            let token = db
+                .write(move |conn| {
+                    users::clear_failed_logins(conn, user.id)?;
+                    sessions::create(conn, user.id, &agent, now)
+                })
+                .await?;
+            session::start(cookies, settings, token);
+            Ok(Reply::Redirect(Redirect::to(safe_next(
+                form.next.as_deref(),
+            ))))
+        }
+        found => {
+            let mut message = "Wrong username or password.";
+            if let Some(user) = found {
+                if matches {
+                    message = "This account is deactivated. Please ask an admin.";
+                } else {
+                    let window_start = now - Duration::seconds(settings.login_lockout_secs);
+                    let failures = db
+                        .write(move |conn| {
+                            users::record_failed_login(conn, user.id, now, window_start)
+                        })
+                        .await?;
+                    if failures > 2 {
+                        let delay = settings.login_slowdown_ms * (failures as u64 - 2);
+                        tokio::time::sleep(std::time::Duration::from_millis(delay.min(5_000)))
+                            .await;
+                    }
+                    if failures >= settings.login_max_failures {
+                        return Err(Error::TooManyRequests {
+                            retry_after_secs: settings.login_lockout_secs,
+                        });
+                    }
+                }
+            }
+            let page = Template::render(
+                "login",
+                context! {
+                    layout: Layout::anonymous(&csrf, None),
+                    next: safe_next(form.next.as_deref()),
+                    username: form.username,
+                    error: message,
+                },
+            );
+            Ok(Reply::Page((Status::Unauthorized, page)))
+        }
+    }
+}
+
+#[post("/logout", data = "<_csrf>")]
+async fn logout(_csrf: Csrf, db: &State<Db>, cookies: &CookieJar<'_>) -> Result<Flash<Redirect>> {
+    if let Some(token) = session::token(cookies) {
+        db.write(move |conn| sessions::end(conn, &token)).await?;
+    }
+    session::end(cookies);
+    Ok(Flash::success(
+        Redirect::to("/login"),
+        "You are logged out.",
+    ))
+}
+
+#[get("/setup/<token>")]
+async fn setup_page(
+    token: &str,
+    setup: &State<Setup>,
+    db: &State<Db>,
+    csrf: CsrfToken,
+) -> Result<Template> {
+    check_setup(token, setup, db).await?;
+    Ok(Template::render(
+        "setup",
+        context! { layout: Layout::anonymous(&csrf, None), token, username: "", email: "" },
+    ))
+}
+
+async fn check_setup(token: &str, setup: &Setup, db: &Db) -> Result<()> {
+    if !constant_time_eq(token.as_bytes(), setup.token.as_bytes())
+        || db.run(users::count).await? > 0
+    {
+        return Err(Error::NotFound);
+    }
+    Ok(())
+}
+
+#[derive(FromForm)]
+struct AccountForm {
+    username: String,
+    email: String,
+    password: String,
+    confirm: String,
+}
+
+#[post("/setup/<token>", data = "<form>")]
+async fn setup(
+    token: &str,
+    form: CsrfForm<AccountForm>,
+    setup: &State<Setup>,
+    db: &State<Db>,
+    settings: &State<Settings>,
+    cookies: &CookieJar<'_>,
+    csrf: CsrfToken,
+    agent: UserAgent,
+) -> Result<Reply> {
+    check_setup(token, setup, db).await?;
+    let form = form.0;
+    let checked = (|| {
+        let username = text::username(&form.username)?;
+        let email = text::email(&form.email)?;
+        new_password(&form.password, &form.confirm)?;
+        Ok::<_, Error>((username, email))
+    })();
+    let (username, email) = match checked {
+        Ok(ok) => ok,
+        Err(Error::Invalid(message)) => {
+            let page = Template::render(
+                "setup",
+                context! { layout: Layout::anonymous(&csrf, None), token, username: form.username, email: form.email, error: message },
+            );
+            return Ok(Reply::Page((Status::UnprocessableEntity, page)));
+        }
+        Err(e) => return Err(e),
+    };
+    let password = form.password;
+    let hash = blocking(move || users::hash_password(&password)).await?;
+    let now = chat::now();
+    let agent = agent.0;
+    let session_token = db
+        .write(move |conn| {
+            // Checked again inside the transaction: only the very first account can come from here.
+            if users::count(conn)? > 0 {
+                return Err(Error::NotFound);
+            }
+            let id = users::create(conn, &username, &email, Some(&hash), true, now)?;
+            sessions::create(conn, id, &agent, now)
+        })
+        .await?;
+    session::start(cookies, settings, session_token);
+    Ok(Reply::Flash(Flash::success(
+        Redirect::to("/"),
+        "Welcome! Your admin account is ready. Create a room in Admin.",
+    )))
+}
+
+/// Checks a new password and its confirmation.
+pub fn new_password(password: &str, confirm: &str) -> Result<()> {
+    text::password(password)?;
+    if password != confirm {
+        return Err(Error::Invalid("The two passwords do not match.".into()));
+    }
+    Ok(())
+}
+
+#[get("/password/<token>")]
+async fn password_page(token: String, db: &State<Db>, csrf: CsrfToken) -> Result<Template> {
+    let lookup = token.clone();
+    let (_, user) = db
+        .run(move |conn| tokens::find(conn, &lookup, tokens::SET_PASSWORD, chat::now()))
+        .await?;
+    Ok(Template::render(
+        "password",
+        context! { layout: Layout::anonymous(&csrf, None), token, username: user.username },
+    ))
+}
+
+#[derive(FromForm)]
+struct PasswordForm {
+    password: String,
+    confirm: String,
+}
+
+#[post("/password/<token>", data = "<form>")]
+async fn set_password(
+    token: String,
+    form: CsrfForm<PasswordForm>,
+    db: &State<Db>,
+    settings: &State<Settings>,
+    cookies: &CookieJar<'_>,
+    csrf: CsrfToken,
+    agent: UserAgent,
+) -> Result<Reply> {
+    let lookup = token.clone();
+    let (_, user) = db
+        .run(move |conn| tokens::find(conn, &lookup, tokens::SET_PASSWORD, chat::now()))
+        .await?;
+    let form = form.0;
+    if let Err(Error::Invalid(message)) = new_password(&form.password, &form.confirm) {
+        let page = Template::render(
+            "password",
+            context! { layout: Layout::anonymous(&csrf, None), token, username: user.username, error: message },
+        );
+        return Ok(Reply::Page((Status::UnprocessableEntity, page)));
+    }
+    let password = form.password;
+    let hash = blocking(move || users::hash_password(&password)).await?;
+    let agent = agent.0;
+    let session_token = db
+        .write(move |conn| {
+            let now = chat::now();
+            let (token_id, user) = tokens::find(conn, &token, tokens::SET_PASSWORD, now)?;
+            tokens::consume(conn, token_id, now)?;
+            users::set_password(conn, user.id, &hash)?;
+            sessions::revoke_all(conn, user.id, None)?;
+            sessions::create(conn, user.id, &agent, now)
+        })
+        .await?;
+    session::start(cookies, settings, session_token);
+    Ok(Reply::Flash(Flash::success(
+        Redirect::to("/"),
+        "Your password is set. Welcome to Confab!",
+    )))
+}

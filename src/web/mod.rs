@@ -1,0 +1,133 @@
+//! The web layer: routes, guards, catchers and the response headers every page gets.
+
+mod admin;
+mod auth;
+mod pages;
+pub mod session;
+mod settings;
+pub mod view;
+
+use rocket::fairing::{AdHoc, Fairing, Info, Kind};
+use rocket::fs::{FileServer, Options};
+use rocket::http::{Header, Status};
+use rocket::request::{FromRequest, Outcome};
+use rocket::response::{Flash, Redirect, Responder};
+use rocket::{catch, catchers, Request, Response};
+use rocket_dyn_templates::Template;
+
+pub use auth::Setup;
+pub use session::{AdminUser, CurrentUser};
+
+use crate::error::{Error, Result};
+
+/// What a form handler answers: a redirect (post/redirect/get), or the page again with an error.
+#[derive(Responder)]
+pub enum Reply {
+    /// Go on to another page.
+    Redirect(Redirect),
+    /// Go on to another page with a notice.
+    Flash(Flash<Redirect>),
+    /// Show a page with this status (a form re-rendered with its error and the user's input).
+    Page((Status, Template)),
+}
+
+/// The browser's name for itself, for the list of sessions.
+pub struct UserAgent(pub String);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for UserAgent {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        Outcome::Success(UserAgent(
+            req.headers()
+                .get_one("User-Agent")
+                .unwrap_or("")
+                .to_string(),
+        ))
+    }
+}
+
+/// Runs CPU-heavy work (password hashing) on the blocking pool.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
+}
+
+/// The web stage: routes, static files, catchers and security headers.
+pub fn stage(static_dir: std::path::PathBuf) -> AdHoc {
+    AdHoc::on_ignite("Web", move |rocket| async move {
+        rocket
+            .mount("/", auth::routes())
+            .mount("/", pages::routes())
+            .mount("/", settings::routes())
+            .mount("/admin", admin::routes())
+            .mount("/", rocket::routes![healthz])
+            .mount("/static", FileServer::new(static_dir, Options::Missing))
+            .register("/", catchers![unauthorized, forbidden, any_error])
+            .attach(SecurityHeaders)
+    })
+}
+
+/// Liveness: answers without touching the database.
+#[rocket::get("/healthz")]
+fn healthz() -> &'static str {
+    "ok"
+}
+
+#[catch(401)]
+fn unauthorized(req: &Request<'_>) -> std::result::Result<Redirect, Error> {
+    if req.uri().path().starts_with("/api/") {
+        return Err(Error::Unauthorized);
+    }
+    let next = if req.method() == rocket::http::Method::Get {
+        req.uri().to_string()
+    } else {
+        "/".into()
+    };
+    Ok(Redirect::to(rocket::uri!(auth::login_page(
+        next = Some(next)
+    ))))
+}
+
+#[catch(403)]
+fn forbidden(req: &Request<'_>) -> Error {
+    if req.local_cache(|| session::CsrfRejected(false)).0 {
+        Error::CsrfExpired
+    } else {
+        Error::Forbidden
+    }
+}
+
+#[catch(default)]
+fn any_error(status: Status, _req: &Request<'_>) -> Error {
+    Error::from_status(status)
+}
+
+/// Adds the Content-Security-Policy and friends to every response.
+struct SecurityHeaders;
+
+#[rocket::async_trait]
+impl Fairing for SecurityHeaders {
+    fn info(&self) -> Info {
+        Info {
+            name: "Security headers",
+            kind: Kind::Response,
+        }
+    }
+
+    async fn on_response<'r>(&self, _req: &'r Request<'_>, res: &mut Response<'r>) {
+        if !res.headers().contains("Content-Security-Policy") {
+            res.set_header(Header::new(
+                "Content-Security-Policy",
+                "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; \
+                 base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+            ));
+        }
+        res.set_header(Header::new("Referrer-Policy", "same-origin"));
+        res.set_header(Header::new("X-Content-Type-Options", "nosniff"));
+    }
+}

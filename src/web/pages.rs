@@ -1,0 +1,382 @@
+//! The HTML pages people chat in: the room list, a room's history, posting, editing, deleting,
+//! joining and leaving. Everything here works with plain forms and no JavaScript.
+
+use rocket::form::FromForm;
+use rocket::http::Status;
+use rocket::request::FlashMessage;
+use rocket::response::{Flash, Redirect};
+use rocket::{get, post, routes, Route, State};
+use rocket_dyn_templates::{context, Template};
+
+use super::session::{Csrf, CsrfForm, CsrfToken, CurrentUser};
+use super::view::{self, Layout};
+use super::Reply;
+use crate::chat::messages::{self, PageAt};
+use crate::chat::{self, rooms, text};
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::settings::Settings;
+
+/// The routes of this module.
+pub fn routes() -> Vec<Route> {
+    routes![
+        home,
+        room,
+        post_message,
+        edit_page,
+        edit_message,
+        delete_message,
+        join,
+        leave
+    ]
+}
+
+#[get("/")]
+async fn home(
+    user: CurrentUser,
+    csrf: CsrfToken,
+    flash: Option<FlashMessage<'_>>,
+    db: &State<Db>,
+) -> Result<Template> {
+    let uid = user.user.id;
+    let (mine, joinable) = db
+        .run(move |conn| Ok::<_, Error>((rooms::for_user(conn, uid)?, rooms::joinable(conn, uid)?)))
+        .await?;
+    let tz = user.user.tz();
+    let mine: Vec<_> = mine
+        .into_iter()
+        .map(|s| {
+            let last = s.room.last_message_at.map(|at| view::when(at, tz));
+            context! { room: s.room, unread: s.unread, last }
+        })
+        .collect();
+    Ok(Template::render(
+        "home",
+        context! { layout: Layout::new(&user, &csrf, flash), rooms: mine, joinable },
+    ))
+}
+
+/// What a room page shows besides the history: a rejected post's text and error.
+#[derive(Default)]
+struct Draft {
+    body: String,
+    error: Option<String>,
+}
+
+async fn render_room(
+    db: &Db,
+    settings: &Settings,
+    user: &CurrentUser,
+    csrf: &CsrfToken,
+    flash: Option<FlashMessage<'_>>,
+    slug: String,
+    at: PageAt,
+    draft: Draft,
+) -> Result<Template> {
+    let uid = user.user.id;
+    let size = settings.page_size;
+    let loaded = db
+        .run(move |conn| {
+            let (room, membership) = rooms::visible(conn, &slug, uid)?;
+            let Some(membership) = membership else {
+                return Ok::<_, Error>((room, None));
+            };
+            let page = messages::page(conn, room.id, at, size)?;
+            if at == PageAt::Latest {
+                if let Some(newest) = page.messages.last() {
+                    rooms::mark_read(conn, room.id, uid, newest.message.id)?;
+                }
+            }
+            let members = rooms::members(conn, room.id)?;
+            Ok((room, Some((membership, page, members))))
+        })
+        .await?;
+    let layout = Layout::new(user, csrf, flash);
+    let (room, Some((membership, page, members))) = loaded else {
+        return Ok(Template::render(
+            "room_join",
+            context! { layout, room: loaded.0 },
+        ));
+    };
+    let marked = match at {
+        PageAt::Around(id) => Some(id),
+        _ => None,
+    };
+    let views = view::messages(&page.messages, user, Some(membership.last_read_id), marked);
+    let older = page
+        .has_older
+        .then(|| page.messages.first().map(|m| m.message.id))
+        .flatten();
+    let newer = page
+        .has_newer
+        .then(|| page.messages.last().map(|m| m.message.id))
+        .flatten();
+    let members: Vec<&str> = members.iter().map(|(_, name)| name.as_str()).collect();
+    Ok(Template::render(
+        "room",
+        context! {
+            layout,
+            room,
+            messages: views,
+            older,
+            newer,
+            members,
+            client_id: chat::random_token(),
+            draft: draft.body,
+            error: draft.error,
+            max_chars: settings.max_message_chars,
+        },
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+#[get("/rooms/<slug>?<before>&<after>&<around>")]
+async fn room(
+    slug: String,
+    before: Option<i64>,
+    after: Option<i64>,
+    around: Option<i64>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    flash: Option<FlashMessage<'_>>,
+    db: &State<Db>,
+    settings: &State<Settings>,
+) -> Result<Template> {
+    let at = match (around, before, after) {
+        (Some(id), _, _) => PageAt::Around(id),
+        (None, Some(id), _) => PageAt::Before(id),
+        (None, None, Some(id)) => PageAt::After(id),
+        (None, None, None) => PageAt::Latest,
+    };
+    render_room(
+        db,
+        settings,
+        &user,
+        &csrf,
+        flash,
+        slug,
+        at,
+        Draft::default(),
+    )
+    .await
+}
+
+#[derive(FromForm)]
+struct MessageForm {
+    body: String,
+    client_id: Option<String>,
+}
+
+/// A form's one-time token is kept only if it looks like one we made.
+fn client_id(raw: Option<String>) -> Option<String> {
+    raw.filter(|id| {
+        (8..=64).contains(&id.len())
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    })
+}
+
+#[post("/rooms/<slug>/messages", data = "<form>")]
+async fn post_message(
+    slug: String,
+    form: CsrfForm<MessageForm>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    db: &State<Db>,
+    settings: &State<Settings>,
+) -> Result<Reply> {
+    let form = form.0;
+    let uid = user.user.id;
+    let body = match text::message_body(&form.body, settings.max_message_chars) {
+        Ok(body) => body,
+        Err(Error::Invalid(error)) => {
+            let draft = Draft {
+                body: form.body,
+                error: Some(error),
+            };
+            let page = render_room(
+                db,
+                settings,
+                &user,
+                &csrf,
+                None,
+                slug,
+                PageAt::Latest,
+                draft,
+            )
+            .await?;
+            return Ok(Reply::Page((Status::UnprocessableEntity, page)));
+        }
+        Err(e) => return Err(e),
+    };
+    let client_id = client_id(form.client_id);
+    let now = chat::now();
+    let post = |slug: String, body: String, client_id: Option<String>| {
+        db.write(move |conn| {
+            let (room, _) = rooms::for_member(conn, &slug, uid)?;
+            let id = messages::post(conn, room.id, uid, &body, client_id.as_deref(), now)?;
+            rooms::mark_read(conn, room.id, uid, id)?;
+            Ok::<_, Error>(id)
+        })
+    };
+    let posted = match post(slug.clone(), body.clone(), client_id.clone()).await {
+        // The same form arrived twice at once and the other copy won: this one finds it.
+        Err(Error::Conflict(_)) if client_id.is_some() => {
+            post(slug.clone(), body.clone(), client_id).await
+        }
+        other => other,
+    };
+    match posted {
+        Ok(id) => Ok(Reply::Redirect(Redirect::to(format!(
+            "/rooms/{slug}#m{id}"
+        )))),
+        Err(Error::Invalid(error)) => {
+            let draft = Draft {
+                body: form.body,
+                error: Some(error),
+            };
+            let page = render_room(
+                db,
+                settings,
+                &user,
+                &csrf,
+                None,
+                slug,
+                PageAt::Latest,
+                draft,
+            )
+            .await?;
+            Ok(Reply::Page((Status::UnprocessableEntity, page)))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn own_message(
+    db: &Db,
+    slug: String,
+    id: i64,
+    uid: i64,
+) -> Result<(rooms::Room, messages::Posted)> {
+    db.run(move |conn| {
+        let (room, _) = rooms::for_member(conn, &slug, uid)?;
+        let message = messages::get(conn, room.id, id)?;
+        Ok((room, message))
+    })
+    .await
+}
+
+#[get("/rooms/<slug>/messages/<id>/edit")]
+async fn edit_page(
+    slug: String,
+    id: i64,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    db: &State<Db>,
+) -> Result<Template> {
+    let (room, message) = own_message(db, slug, id, user.user.id).await?;
+    if message.message.author_id != user.user.id || message.message.deleted_at.is_some() {
+        return Err(Error::Forbidden);
+    }
+    let body = message.message.body;
+    Ok(Template::render(
+        "edit",
+        context! { layout: Layout::new(&user, &csrf, None), room, id, body },
+    ))
+}
+
+#[derive(FromForm)]
+struct EditForm {
+    body: String,
+}
+
+#[post("/rooms/<slug>/messages/<id>/edit", data = "<form>")]
+async fn edit_message(
+    slug: String,
+    id: i64,
+    form: CsrfForm<EditForm>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    db: &State<Db>,
+    settings: &State<Settings>,
+) -> Result<Reply> {
+    let uid = user.user.id;
+    let checked = text::message_body(&form.0.body, settings.max_message_chars);
+    let edited = match checked {
+        Ok(body) => {
+            let slug = slug.clone();
+            db.write(move |conn| {
+                let (room, _) = rooms::for_member(conn, &slug, uid)?;
+                messages::edit(conn, room.id, id, uid, &body, chat::now())
+            })
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    match edited {
+        Ok(()) => Ok(Reply::Redirect(Redirect::to(format!(
+            "/rooms/{slug}?around={id}#m{id}"
+        )))),
+        Err(Error::Invalid(error)) => {
+            let (room, _) = own_message(db, slug, id, uid).await?;
+            let page = Template::render(
+                "edit",
+                context! { layout: Layout::new(&user, &csrf, None), room, id, body: form.0.body, error },
+            );
+            Ok(Reply::Page((Status::UnprocessableEntity, page)))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[post("/rooms/<slug>/messages/<id>/delete", data = "<_csrf>")]
+async fn delete_message(
+    slug: String,
+    id: i64,
+    _csrf: Csrf,
+    user: CurrentUser,
+    db: &State<Db>,
+) -> Result<Flash<Redirect>> {
+    let (uid, is_admin) = (user.user.id, user.user.is_admin);
+    let room_slug = slug.clone();
+    db.write(move |conn| {
+        let (room, _) = rooms::for_member(conn, &room_slug, uid)?;
+        messages::delete(conn, room.id, id, uid, is_admin, chat::now())
+    })
+    .await?;
+    Ok(Flash::success(
+        Redirect::to(format!("/rooms/{slug}?around={id}#m{id}")),
+        "Message deleted.",
+    ))
+}
+
+#[post("/rooms/<slug>/join", data = "<_csrf>")]
+async fn join(slug: String, _csrf: Csrf, user: CurrentUser, db: &State<Db>) -> Result<Redirect> {
+    let uid = user.user.id;
+    let room = db
+        .write(move |conn| rooms::join(conn, &slug, uid, chat::now()))
+        .await?;
+    Ok(Redirect::to(format!("/rooms/{}", room.slug)))
+}
+
+#[post("/rooms/<slug>/leave", data = "<_csrf>")]
+async fn leave(
+    slug: String,
+    _csrf: Csrf,
+    user: CurrentUser,
+    db: &State<Db>,
+) -> Result<Flash<Redirect>> {
+    let uid = user.user.id;
+    let name = db
+        .write(move |conn| {
+            let (room, _) = rooms::for_member(conn, &slug, uid)?;
+            rooms::remove_member(conn, room.id, uid)?;
+            Ok::<_, Error>(room.name)
+        })
+        .await?;
+    Ok(Flash::success(
+        Redirect::to("/"),
+        format!("You left {name}."),
+    ))
+}

@@ -1,0 +1,220 @@
+//! Who is asking: the session cookie, the logged-in user guards, and the CSRF token every form carries.
+
+use chrono::Duration;
+use rocket::data::{FromData, Limits, Outcome as DataOutcome, ToByteUnit};
+use rocket::form::{Form, FromForm};
+use rocket::http::{Cookie, CookieJar, SameSite, Status};
+use rocket::request::{FromRequest, Outcome};
+use rocket::{Data, Request, State};
+
+use crate::chat::{self, sessions, users::User};
+use crate::db::Db;
+use crate::error::Error;
+use crate::settings::Settings;
+
+const SESSION_COOKIE: &str = "confab_session";
+const CSRF_COOKIE: &str = "confab_csrf";
+
+/// The logged-in person making the request.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    /// Their account.
+    pub user: User,
+    /// The session the request came with.
+    pub session_id: i64,
+}
+
+/// A logged-in admin.
+#[derive(Debug, Clone)]
+pub struct AdminUser(pub CurrentUser);
+
+async fn lookup(req: &Request<'_>) -> Result<Option<CurrentUser>, Error> {
+    let Some(token) = req
+        .cookies()
+        .get_private(SESSION_COOKIE)
+        .map(|c| c.value().to_string())
+    else {
+        return Ok(None);
+    };
+    let (Some(db), Some(settings)) = (req.rocket().state::<Db>(), req.rocket().state::<Settings>())
+    else {
+        return Err(Error::Internal("database not managed".into()));
+    };
+    let max_idle = Duration::days(settings.session_days);
+    let found = db
+        .run(move |conn| sessions::authenticate(conn, &token, chat::now(), max_idle))
+        .await?;
+    Ok(found.map(|(session, user)| CurrentUser {
+        user,
+        session_id: session.id,
+    }))
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for CurrentUser {
+    type Error = Error;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Error> {
+        let cached = req
+            .local_cache_async(async { lookup(req).await.map_err(|e| (e.status(), e.to_string())) })
+            .await;
+        match cached {
+            Ok(Some(user)) => Outcome::Success(user.clone()),
+            Ok(None) => Outcome::Error((Status::Unauthorized, Error::Unauthorized)),
+            Err((status, why)) => Outcome::Error((*status, Error::Unavailable(why.clone()))),
+        }
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for AdminUser {
+    type Error = Error;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Error> {
+        match CurrentUser::from_request(req).await {
+            Outcome::Success(user) if user.user.is_admin => Outcome::Success(AdminUser(user)),
+            Outcome::Success(_) => Outcome::Error((Status::Forbidden, Error::Forbidden)),
+            Outcome::Error(e) => Outcome::Error(e),
+            Outcome::Forward(f) => Outcome::Forward(f),
+        }
+    }
+}
+
+fn cookie(settings: &Settings, name: &'static str, value: String) -> Cookie<'static> {
+    Cookie::build((name, value))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(settings.is_https())
+        .max_age(rocket::time::Duration::days(settings.session_days))
+        .build()
+}
+
+/// Starts the browser's session after a login: sets the session cookie and a fresh form token.
+pub fn start(cookies: &CookieJar<'_>, settings: &Settings, token: String) {
+    cookies.add_private(cookie(settings, SESSION_COOKIE, token));
+    cookies.add_private(cookie(settings, CSRF_COOKIE, chat::random_token()));
+}
+
+/// The session token the browser holds, if any.
+pub fn token(cookies: &CookieJar<'_>) -> Option<String> {
+    cookies
+        .get_private(SESSION_COOKIE)
+        .map(|c| c.value().to_string())
+}
+
+/// Forgets the browser's session and form token.
+pub fn end(cookies: &CookieJar<'_>) {
+    cookies.remove_private(Cookie::build(SESSION_COOKIE).path("/"));
+    cookies.remove_private(Cookie::build(CSRF_COOKIE).path("/"));
+}
+
+/// The form token for this browser, to be put in every form as the `csrf` field; made on first use.
+/// It lives in an encrypted, HttpOnly, SameSite cookie, so another site can neither read nor send it.
+#[derive(Debug, Clone)]
+pub struct CsrfToken(pub String);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for CsrfToken {
+    type Error = Error;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Error> {
+        if let Some(existing) = req.cookies().get_private(CSRF_COOKIE) {
+            return Outcome::Success(CsrfToken(existing.value().to_string()));
+        }
+        let settings = match req.guard::<&State<Settings>>().await {
+            Outcome::Success(settings) => settings,
+            _ => {
+                return Outcome::Error((
+                    Status::InternalServerError,
+                    Error::Internal("settings not managed".into()),
+                ))
+            }
+        };
+        let token = chat::random_token();
+        req.cookies()
+            .add_private(cookie(settings, CSRF_COOKIE, token.clone()));
+        Outcome::Success(CsrfToken(token))
+    }
+}
+
+/// Set on a request whose form token was missing or wrong, so that the 403 page can say so.
+pub struct CsrfRejected(pub bool);
+
+/// A urlencoded form whose `csrf` field matched this browser's form token. Every state-changing
+/// form goes through this guard; a forged or stale form answers 403 "this form has expired".
+#[derive(Debug)]
+pub struct CsrfForm<T>(pub T);
+
+/// A state-changing form with no fields but its token (buttons such as "log out" or "delete").
+#[derive(Debug)]
+pub struct Csrf;
+
+/// Reads a urlencoded body and checks its `csrf` field against the browser's form token.
+async fn checked_body<'r>(req: &'r Request<'_>, data: Data<'r>) -> Result<String, (Status, Error)> {
+    let limit = req.limits().get("form").unwrap_or(Limits::FORM);
+    let body = match data.open(limit).into_string().await {
+        Ok(body) if body.is_complete() => body.into_inner(),
+        Ok(_) => {
+            return Err((
+                Status::PayloadTooLarge,
+                Error::from_status(Status::PayloadTooLarge),
+            ))
+        }
+        Err(e) => return Err((Status::BadRequest, Error::Invalid(e.to_string()))),
+    };
+    let sent = Form::values(&body)
+        .find(|field| field.name == "csrf")
+        .map(|field| field.value.to_string());
+    let expected = req
+        .cookies()
+        .get_private(CSRF_COOKIE)
+        .map(|c| c.value().to_string());
+    let valid = matches!((&sent, &expected), (Some(s), Some(e)) if constant_time_eq(s.as_bytes(), e.as_bytes()));
+    if !valid {
+        req.local_cache(|| CsrfRejected(true));
+        return Err((Status::Forbidden, Error::CsrfExpired));
+    }
+    Ok(body)
+}
+
+#[rocket::async_trait]
+impl<'r, T: for<'a> FromForm<'a> + 'static> FromData<'r> for CsrfForm<T> {
+    type Error = Error;
+
+    async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> DataOutcome<'r, Self> {
+        let body = match checked_body(req, data).await {
+            Ok(body) => body,
+            Err(failure) => return DataOutcome::Error(failure),
+        };
+        match Form::<T>::parse_encoded(rocket::http::RawStr::new(&body)) {
+            Ok(form) => DataOutcome::Success(CsrfForm(form)),
+            Err(errors) => DataOutcome::Error((
+                Status::UnprocessableEntity,
+                Error::Invalid(errors.to_string()),
+            )),
+        }
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromData<'r> for Csrf {
+    type Error = Error;
+
+    async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> DataOutcome<'r, Self> {
+        match checked_body(req, data).await {
+            Ok(_) => DataOutcome::Success(Csrf),
+            Err(failure) => DataOutcome::Error(failure),
+        }
+    }
+}
+
+/// Compares two secrets without leaking where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The largest form Confab accepts: a message at its maximum length in 4-byte characters, percent-encoded, plus room.
+pub fn form_limit(settings: &Settings) -> rocket::data::ByteUnit {
+    ((settings.max_message_chars as u64) * 12 + 16 * 1024).bytes()
+}

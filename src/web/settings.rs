@@ -1,0 +1,142 @@
+//! My settings: time zone, password, and the browsers I am logged in on.
+
+use rocket::form::FromForm;
+use rocket::request::FlashMessage;
+use rocket::response::{Flash, Redirect};
+use rocket::{get, post, routes, Route, State};
+use rocket_dyn_templates::{context, Template};
+
+use super::session::{Csrf, CsrfForm, CsrfToken, CurrentUser};
+use super::view::{self, Layout};
+use super::{auth, blocking};
+use crate::chat::{sessions, users};
+use crate::db::Db;
+use crate::error::{Error, Result};
+
+/// The routes of this module.
+pub fn routes() -> Vec<Route> {
+    routes![
+        page,
+        set_time_zone,
+        change_password,
+        revoke_session,
+        revoke_others
+    ]
+}
+
+#[get("/settings")]
+async fn page(
+    user: CurrentUser,
+    csrf: CsrfToken,
+    flash: Option<FlashMessage<'_>>,
+    db: &State<Db>,
+) -> Result<Template> {
+    let uid = user.user.id;
+    let list = db.run(move |conn| sessions::list(conn, uid)).await?;
+    let tz = user.user.tz();
+    let sessions: Vec<_> = list
+        .into_iter()
+        .map(|s| {
+            rocket_dyn_templates::context! {
+                id: s.id,
+                user_agent: s.user_agent,
+                created: view::when(s.created_at, tz),
+                last_seen: view::when(s.last_seen_at, tz),
+                current: s.id == user.session_id,
+            }
+        })
+        .collect();
+    let zones: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect();
+    Ok(Template::render(
+        "settings",
+        context! { layout: Layout::new(&user, &csrf, flash), time_zone: &user.user.time_zone, zones, sessions, email: &user.user.email },
+    ))
+}
+
+fn back(result: Result<&'static str>) -> Result<Flash<Redirect>> {
+    match result {
+        Ok(done) => Ok(Flash::success(Redirect::to("/settings"), done)),
+        Err(Error::Invalid(why)) => Ok(Flash::error(Redirect::to("/settings"), why)),
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(FromForm)]
+struct TimeZoneForm {
+    time_zone: String,
+}
+
+#[post("/settings/time-zone", data = "<form>")]
+async fn set_time_zone(
+    user: CurrentUser,
+    form: CsrfForm<TimeZoneForm>,
+    db: &State<Db>,
+) -> Result<Flash<Redirect>> {
+    let uid = user.user.id;
+    let tz = form.0.time_zone;
+    back(
+        db.write(move |conn| users::set_time_zone(conn, uid, &tz))
+            .await
+            .map(|()| "Time zone saved."),
+    )
+}
+
+#[derive(FromForm)]
+struct PasswordForm {
+    current: String,
+    password: String,
+    confirm: String,
+}
+
+#[post("/settings/password", data = "<form>")]
+async fn change_password(
+    user: CurrentUser,
+    form: CsrfForm<PasswordForm>,
+    db: &State<Db>,
+) -> Result<Flash<Redirect>> {
+    let form = form.0;
+    if let Err(e) = auth::new_password(&form.password, &form.confirm) {
+        return back(Err(e));
+    }
+    let current = user.user.password_hash.clone();
+    let (given, password) = (form.current, form.password);
+    let hash = blocking(move || {
+        if !users::verify_password(current.as_deref(), &given) {
+            return Err(Error::Invalid("Your current password is not right.".into()));
+        }
+        users::hash_password(&password)
+    })
+    .await;
+    let hash = match hash {
+        Ok(hash) => hash,
+        Err(e) => return back(Err(e)),
+    };
+    let (uid, sid) = (user.user.id, user.session_id);
+    db.write(move |conn| {
+        users::set_password(conn, uid, &hash)?;
+        sessions::revoke_all(conn, uid, Some(sid))
+    })
+    .await?;
+    back(Ok("Password changed. Your other sessions were logged out."))
+}
+
+#[post("/settings/sessions/<id>/revoke", data = "<_csrf>")]
+async fn revoke_session(
+    id: i64,
+    user: CurrentUser,
+    _csrf: Csrf,
+    db: &State<Db>,
+) -> Result<Flash<Redirect>> {
+    let uid = user.user.id;
+    db.write(move |conn| sessions::revoke(conn, uid, id))
+        .await?;
+    back(Ok("Session ended."))
+}
+
+#[post("/settings/sessions/revoke-others", data = "<_csrf>")]
+async fn revoke_others(user: CurrentUser, _csrf: Csrf, db: &State<Db>) -> Result<Flash<Redirect>> {
+    let (uid, sid) = (user.user.id, user.session_id);
+    db.write(move |conn| sessions::revoke_all(conn, uid, Some(sid)))
+        .await?;
+    back(Ok("All your other sessions were logged out."))
+}

@@ -1,0 +1,200 @@
+//! What templates see: the page layout, messages rendered to safe HTML, times in the reader's zone.
+
+use chrono::{NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use rocket::request::FlashMessage;
+use serde::Serialize;
+
+use super::session::{CsrfToken, CurrentUser};
+use crate::chat::messages::Posted;
+
+/// The parts of every page: who is logged in, the form token, a one-time notice.
+#[derive(Debug, Serialize)]
+pub struct Layout {
+    /// The logged-in user's name, if any.
+    pub username: Option<String>,
+    /// Whether to show the admin link.
+    pub is_admin: bool,
+    /// The form token for every form on the page.
+    pub csrf: String,
+    /// A notice from the previous request: (kind, message).
+    pub flash: Option<(String, String)>,
+}
+
+impl Layout {
+    /// The layout for a logged-in user.
+    pub fn new(user: &CurrentUser, csrf: &CsrfToken, flash: Option<FlashMessage<'_>>) -> Layout {
+        Layout {
+            username: Some(user.user.username.clone()),
+            is_admin: user.user.is_admin,
+            csrf: csrf.0.clone(),
+            flash: flash.map(|f| (f.kind().to_string(), f.message().to_string())),
+        }
+    }
+
+    /// The layout for a page seen before logging in.
+    pub fn anonymous(csrf: &CsrfToken, flash: Option<FlashMessage<'_>>) -> Layout {
+        Layout {
+            username: None,
+            is_admin: false,
+            csrf: csrf.0.clone(),
+            flash: flash.map(|f| (f.kind().to_string(), f.message().to_string())),
+        }
+    }
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A message body as HTML: everything escaped, http(s) URLs turned into links; line breaks are kept
+/// by the stylesheet (`white-space: pre-wrap`). No other markup can get through.
+pub fn message_html(body: &str) -> String {
+    let mut finder = linkify::LinkFinder::new();
+    finder.kinds(&[linkify::LinkKind::Url]);
+    let mut out = String::with_capacity(body.len() + 16);
+    for span in finder.spans(body) {
+        let text = span.as_str();
+        let lower = text.to_ascii_lowercase();
+        if span.kind().is_some() && (lower.starts_with("http://") || lower.starts_with("https://"))
+        {
+            let href = escape(text);
+            out.push_str(&format!(
+                r#"<a href="{href}" rel="noopener noreferrer nofollow" target="_blank">{href}</a>"#
+            ));
+        } else {
+            out.push_str(&escape(text));
+        }
+    }
+    out
+}
+
+/// A time shown to a reader in their zone.
+#[derive(Debug, Serialize)]
+pub struct When {
+    /// `14:05`.
+    pub time: String,
+    /// `Monday 23 November 2026`.
+    pub day: String,
+    /// `2026-11-23 14:05 CET`, for a tooltip.
+    pub full: String,
+    /// RFC 3339 in UTC, for `<time datetime>`.
+    pub iso: String,
+}
+
+/// Formats a stored UTC time in a reader's zone.
+pub fn when(at: NaiveDateTime, tz: Tz) -> When {
+    let utc = Utc.from_utc_datetime(&at);
+    let local = utc.with_timezone(&tz);
+    When {
+        time: local.format("%H:%M").to_string(),
+        day: local.format("%A %-d %B %Y").to_string(),
+        full: local.format("%Y-%m-%d %H:%M %Z").to_string(),
+        iso: utc.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    }
+}
+
+/// One message as the room page shows it.
+#[derive(Debug, Serialize)]
+pub struct MessageView {
+    /// Id, for anchors and permalinks.
+    pub id: i64,
+    /// Author's username.
+    pub author: String,
+    /// Safe HTML of the body (empty when deleted).
+    pub html: String,
+    /// Raw text, for the edit form.
+    pub body: String,
+    /// When it was posted.
+    pub posted: When,
+    /// The day heading to show before it, when the day changes.
+    pub day_heading: Option<String>,
+    /// When it was last edited.
+    pub edited: Option<When>,
+    /// Whether it was deleted.
+    pub deleted: bool,
+    /// The reader may edit it.
+    pub can_edit: bool,
+    /// The reader may delete it.
+    pub can_delete: bool,
+    /// The "new since your last visit" divider goes before it.
+    pub first_unread: bool,
+    /// It is the message a permalink points at.
+    pub marked: bool,
+}
+
+/// Turns a page of messages into what the template shows.
+pub fn messages(
+    page: &[Posted],
+    reader: &CurrentUser,
+    last_read_id: Option<i64>,
+    marked: Option<i64>,
+) -> Vec<MessageView> {
+    let tz = reader.user.tz();
+    let mut previous_day: Option<String> = None;
+    let mut divider_placed = false;
+    page.iter()
+        .map(|p| {
+            let m = &p.message;
+            let posted = when(m.created_at, tz);
+            let day_heading =
+                (previous_day.as_deref() != Some(posted.day.as_str())).then(|| posted.day.clone());
+            previous_day = Some(posted.day.clone());
+            let first_unread = !divider_placed
+                && last_read_id.is_some_and(|last| m.id > last && m.author_id != reader.user.id);
+            divider_placed |= first_unread;
+            let deleted = m.deleted_at.is_some();
+            let mine = m.author_id == reader.user.id;
+            MessageView {
+                id: m.id,
+                author: p.author.clone(),
+                html: message_html(&m.body),
+                body: m.body.clone(),
+                posted,
+                day_heading,
+                edited: m.edited_at.map(|at| when(at, tz)),
+                deleted,
+                can_edit: mine && !deleted,
+                can_delete: (mine || reader.user.is_admin) && !deleted,
+                first_unread,
+                marked: marked == Some(m.id),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_html_escapes_and_links() {
+        assert_eq!(
+            message_html("<b>hi</b> & \"you\""),
+            "&lt;b&gt;hi&lt;/b&gt; &amp; &quot;you&quot;"
+        );
+        let html = message_html("see https://example.org/a?b=1&c=<2> now");
+        assert!(
+            html.contains(r#"<a href="https://example.org/a?b=1&amp;c="#),
+            "{html}"
+        );
+        assert!(!html.contains("<2>"));
+        assert_eq!(message_html("javascript:alert(1)"), "javascript:alert(1)");
+        assert!(!message_html("ftp://example.org/x").contains("<a"));
+        assert!(
+            !message_html(r#"https://x.org/"onmouseover="alert(1)"#).contains(r#"" onmouseover"#)
+        );
+    }
+}
