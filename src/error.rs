@@ -26,6 +26,12 @@ pub enum Error {
     /// Input that the user can correct; the message says how.
     #[error("{0}")]
     Invalid(String),
+    /// The request could not be understood at all.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The request body is over its limit.
+    #[error("That is too large. Please send something smaller.")]
+    TooLarge,
     /// The request clashes with what exists (a taken name).
     #[error("{0}")]
     Conflict(String),
@@ -54,6 +60,8 @@ impl Error {
             Error::Forbidden | Error::CsrfExpired => Status::Forbidden,
             Error::Unauthorized => Status::Unauthorized,
             Error::Invalid(_) => Status::UnprocessableEntity,
+            Error::BadRequest(_) => Status::BadRequest,
+            Error::TooLarge => Status::PayloadTooLarge,
             Error::Conflict(_) => Status::Conflict,
             Error::TooManyRequests { .. } => Status::TooManyRequests,
             Error::Unavailable(_) => Status::ServiceUnavailable,
@@ -68,6 +76,8 @@ impl Error {
             Error::CsrfExpired => "This form has expired",
             Error::Unauthorized => "Please log in",
             Error::Invalid(_) => "Please check your input",
+            Error::BadRequest(_) => "Bad request",
+            Error::TooLarge => "Too large",
             Error::Conflict(_) => "Already taken",
             Error::TooManyRequests { .. } => "Too many attempts",
             Error::Unavailable(_) => "Temporarily unavailable",
@@ -81,8 +91,9 @@ impl Error {
             401 => Error::Unauthorized,
             403 => Error::Forbidden,
             404 => Error::NotFound,
-            413 => Error::Invalid("That is too large. Please send something smaller.".into()),
-            400 | 422 => Error::Invalid("The request was malformed or incomplete.".into()),
+            400 => Error::BadRequest("The request was malformed.".into()),
+            413 => Error::TooLarge,
+            422 => Error::Invalid("The form was incomplete or malformed.".into()),
             503 => Error::Unavailable(status.to_string()),
             _ => Error::Internal(status.to_string()),
         }

@@ -57,7 +57,6 @@ struct Raw {
     login_slowdown_ms: u64,
     address: std::net::IpAddr,
     port: u16,
-    secret_key: Option<serde::de::IgnoredAny>,
 }
 
 /// A setting that is missing, malformed or out of range; the message names the setting.
@@ -130,7 +129,11 @@ impl Settings {
                 a => format!("http://{a}:{}", raw.port),
             },
         };
-        let figment = if raw.secret_key.is_none() {
+        // Rocket's own defaults carry an all-zero key, which it refuses outside debug builds.
+        let key_missing = figment
+            .extract_inner::<rocket::config::SecretKey>("secret_key")
+            .map_or(true, |key| key.is_zero());
+        let figment = if key_missing {
             let key = stored_secret_key(&raw.data_dir).map_err(|why| invalid("secret_key", why))?;
             figment.merge(("secret_key", key))
         } else {

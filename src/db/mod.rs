@@ -196,13 +196,13 @@ pub enum Backend {
 }
 
 impl Db {
-    /// Builds the pool without connecting yet; the first use connects.
+    /// Builds the pool without connecting yet; the first use connects. Each checkout checks the
+    /// connection first, so that connections broken while the database was away are replaced.
     pub fn new(url: &DatabaseUrl, size: u32) -> Db {
         let pool = Pool::builder()
             .max_size(size)
             .min_idle(Some(0))
             .connection_timeout(Duration::from_secs(5))
-            .test_on_check_out(false)
             .build_unchecked(Manager { url: url.clone() });
         let backend = match url {
             DatabaseUrl::Postgres(_) => Backend::Postgres,

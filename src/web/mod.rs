@@ -65,7 +65,7 @@ pub fn stage(static_dir: std::path::PathBuf) -> AdHoc {
             .mount("/", pages::routes())
             .mount("/", settings::routes())
             .mount("/admin", admin::routes())
-            .mount("/", rocket::routes![healthz])
+            .mount("/", rocket::routes![healthz, readyz])
             .mount("/static", FileServer::new(static_dir, Options::Missing))
             .register("/", catchers![unauthorized, forbidden, any_error])
             .attach(SecurityHeaders)
@@ -76,6 +76,16 @@ pub fn stage(static_dir: std::path::PathBuf) -> AdHoc {
 #[rocket::get("/healthz")]
 fn healthz() -> &'static str {
     "ok"
+}
+
+/// Readiness: 200 when the database answers, 503 when it does not.
+#[rocket::get("/readyz")]
+async fn readyz(db: &rocket::State<crate::db::Db>) -> Result<&'static str> {
+    db.run(|conn| {
+        diesel::connection::SimpleConnection::batch_execute(conn, "SELECT 1").map_err(Error::from)?;
+        Ok("ready")
+    })
+    .await
 }
 
 #[catch(401)]

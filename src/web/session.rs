@@ -161,7 +161,7 @@ async fn checked_body<'r>(req: &'r Request<'_>, data: Data<'r>) -> Result<String
                 Error::from_status(Status::PayloadTooLarge),
             ))
         }
-        Err(e) => return Err((Status::BadRequest, Error::Invalid(e.to_string()))),
+        Err(e) => return Err((Status::BadRequest, Error::BadRequest(e.to_string()))),
     };
     let sent = Form::values(&body)
         .find(|field| field.name == "csrf")

@@ -1,0 +1,368 @@
+//! The test harness: a Confab per test on its own database (a SQLite file in a temporary folder,
+//! or a PostgreSQL database cloned from a migrated template), and a small browser that keeps
+//! cookies and the form token like a real one.
+
+use std::sync::OnceLock;
+
+use confab::chat::{self, rooms, users};
+use confab::db::{AnyConnection, Db, DatabaseUrl};
+use confab::Settings;
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use rocket::http::{ContentType, Cookie, Status};
+use rocket::local::asynchronous::{Client, LocalResponse};
+
+/// The database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs an async test function once per backend, as two tests `sqlite` and `postgres`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[rocket::async_test]
+            async fn sqlite() {
+                super::$name($crate::common::Backend::Sqlite).await
+            }
+            #[rocket::async_test]
+            async fn postgres() {
+                super::$name($crate::common::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+/// The password every test user has.
+pub const PASSWORD: &str = "correct horse battery";
+
+fn password_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| users::hash_password(PASSWORD).expect("hash"))
+}
+
+/// The server PostgreSQL tests create their databases on.
+pub fn pg_admin_url() -> String {
+    std::env::var("CONFAB_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn pg_url(database: &str) -> String {
+    let admin = pg_admin_url();
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
+    format!("{base}/{database}")
+}
+
+/// Connects to the PostgreSQL server, or says why not. Under `CI=true` a missing server fails the test.
+pub fn pg_admin() -> Option<PgConnection> {
+    match PgConnection::establish(&pg_admin_url()) {
+        Ok(conn) => Some(conn),
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("PostgreSQL is required under CI=true but is not reachable at {}: {e}", pg_admin_url())
+        }
+        Err(e) => {
+            eprintln!("skipped: PostgreSQL is not reachable at {} ({e})", pg_admin_url());
+            None
+        }
+    }
+}
+
+/// The migrated template database, made once per migration set (its name carries their hash).
+fn pg_template() -> &'static str {
+    static TEMPLATE: OnceLock<String> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        use sha2::{Digest, Sha256};
+        let mut files: Vec<_> = walk("migrations/postgres");
+        files.sort();
+        let mut hasher = Sha256::new();
+        for file in &files {
+            hasher.update(file.to_string_lossy().as_bytes());
+            hasher.update(std::fs::read(file).expect("read migration"));
+        }
+        let name = format!("confab_tmpl_{}", &hex::encode(hasher.finalize())[..16]);
+        let mut admin = pg_admin().expect("PostgreSQL");
+        admin.batch_execute("SELECT pg_advisory_lock(4242)").expect("lock");
+        let exists = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
+            "EXISTS (SELECT 1 FROM pg_database WHERE datname = '{name}')"
+        )))
+        .get_result::<bool>(&mut admin)
+        .expect("query");
+        if !exists {
+            let building = format!("{name}_building");
+            admin.batch_execute(&format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)")).expect("drop");
+            admin.batch_execute(&format!("CREATE DATABASE {building}")).expect("create template");
+            confab::db::migrate(&DatabaseUrl::Postgres(pg_url(&building))).expect("migrate template");
+            admin.batch_execute(&format!("ALTER DATABASE {building} RENAME TO {name}")).expect("rename");
+        }
+        admin.batch_execute("SELECT pg_advisory_unlock(4242)").expect("unlock");
+        name
+    })
+}
+
+fn walk(dir: &str) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path.to_string_lossy()));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// A fresh, empty PostgreSQL database (no migrations), dropped with the returned guard.
+pub struct PgDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl PgDatabase {
+    /// Makes a database, cloned from the migrated template when `migrated`.
+    pub fn create(migrated: bool) -> Option<PgDatabase> {
+        let mut admin = pg_admin()?;
+        let name = format!("confab_t_{}", &chat::random_token()[..16]);
+        let template = if migrated { format!(" TEMPLATE {}", pg_template()) } else { String::new() };
+        admin.batch_execute(&format!("CREATE DATABASE {name}{template}")).expect("create test database");
+        Some(PgDatabase { url: pg_url(&name), name })
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = PgConnection::establish(&pg_admin_url()) {
+            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        }
+    }
+}
+
+/// A database for one test, on either backend.
+pub struct TestDatabase {
+    pub url: DatabaseUrl,
+    pub dir: tempfile::TempDir,
+    pub postgres: Option<PgDatabase>,
+}
+
+impl TestDatabase {
+    /// A migrated database (SQLite: migrated when the app starts), or `None` when PostgreSQL is
+    /// not available outside CI.
+    pub fn new(backend: Backend) -> Option<TestDatabase> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        match backend {
+            Backend::Sqlite => Some(TestDatabase { url: DatabaseUrl::Sqlite(dir.path().join("confab.db")), dir, postgres: None }),
+            Backend::Postgres => {
+                let pg = PgDatabase::create(true)?;
+                Some(TestDatabase { url: DatabaseUrl::Postgres(pg.url.clone()), dir, postgres: Some(pg) })
+            }
+        }
+    }
+
+    /// The URL as a setting value.
+    pub fn url_string(&self) -> String {
+        match &self.url {
+            DatabaseUrl::Postgres(url) => url.clone(),
+            DatabaseUrl::Sqlite(path) => path.to_string_lossy().into_owned(),
+        }
+    }
+
+    /// Test settings for this database, with `extra` settings on top.
+    pub fn settings(&self, extra: &[(&str, i64)]) -> Settings {
+        let figment = Settings::default_figment()
+            .merge(("database_url", self.url_string()))
+            .merge(("data_dir", self.dir.path().join("data")))
+            .merge(("uploads_dir", self.dir.path().join("uploads")))
+            .merge(("log_level", "off"))
+            .merge(("login_slowdown_ms", 0))
+            .merge(("db_pool_size", 4));
+        let figment = extra.iter().fold(figment, |figment, (key, value)| figment.merge((*key, *value)));
+        Settings::from_figment(figment).expect("test settings")
+    }
+}
+
+/// A running Confab for one test.
+pub struct TestApp {
+    pub client: Client,
+    pub database: TestDatabase,
+}
+
+impl TestApp {
+    /// Starts Confab on a fresh database with default test settings.
+    pub async fn start(backend: Backend) -> Option<TestApp> {
+        Self::start_with(backend, &[]).await
+    }
+
+    /// Starts Confab on a fresh database with some settings changed.
+    pub async fn start_with(backend: Backend, extra: &[(&str, i64)]) -> Option<TestApp> {
+        let database = TestDatabase::new(backend)?;
+        let client = Client::untracked(confab::app(database.settings(extra))).await.expect("valid rocket");
+        Some(TestApp { client, database })
+    }
+
+    /// The app's database pool.
+    pub fn db(&self) -> &Db {
+        self.client.rocket().state::<Db>().expect("db")
+    }
+
+    /// Runs domain code against the app's database in a write transaction.
+    pub async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut AnyConnection) -> confab::error::Result<T> + Send + 'static,
+    ) -> T {
+        self.db().write(f).await.expect("test setup write")
+    }
+
+    /// Creates a user whose password is [`PASSWORD`].
+    pub async fn user(&self, name: &str, admin: bool) -> i64 {
+        let (name, hash) = (name.to_string(), password_hash().to_string());
+        self.write(move |c| users::create(c, &name, &format!("{name}@example.org"), Some(&hash), admin, chat::now()))
+            .await
+    }
+
+    /// Creates a room with these members.
+    pub async fn room(&self, slug: &str, private: bool, members: &[i64]) -> i64 {
+        let (slug, members) = (slug.to_string(), members.to_vec());
+        self.write(move |c| {
+            let fields = rooms::RoomFields { slug: &slug, name: &slug.to_uppercase(), description: "", is_private: private };
+            let room = rooms::create(c, &fields, chat::now())?;
+            for member in members {
+                rooms::add_member(c, room.id, member, chat::now())?;
+            }
+            Ok(room.id)
+        })
+        .await
+    }
+
+    /// Posts messages straight through the domain (for long histories).
+    pub async fn messages(&self, room_id: i64, author: i64, bodies: Vec<String>) -> Vec<i64> {
+        self.write(move |c| {
+            bodies.iter().map(|b| chat::messages::post(c, room_id, author, b, None, chat::now())).collect()
+        })
+        .await
+    }
+
+    /// A browser with no cookies yet.
+    pub fn browser(&self) -> Browser<'_> {
+        Browser { client: &self.client, cookies: Vec::new(), csrf: None }
+    }
+
+    /// A browser logged in as `name`.
+    pub async fn login(&self, name: &str) -> Browser<'_> {
+        let mut browser = self.browser();
+        browser.get("/login").await;
+        let page = browser.post("/login", &[("username", name), ("password", PASSWORD)]).await;
+        assert_eq!(page.status, Status::SeeOther, "login of {name} failed: {}", page.body);
+        browser
+    }
+}
+
+/// What a request answered.
+#[derive(Debug)]
+pub struct Page {
+    pub status: Status,
+    pub body: String,
+    pub location: Option<String>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Page {
+    /// Panics unless the page has this status.
+    pub fn expect(self, status: Status) -> Page {
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.body);
+        self
+    }
+
+    /// One header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A client that keeps its cookies and the latest form token, as a browser without JavaScript would.
+pub struct Browser<'c> {
+    client: &'c Client,
+    cookies: Vec<Cookie<'static>>,
+    pub csrf: Option<String>,
+}
+
+impl Browser<'_> {
+    async fn finish(&mut self, response: LocalResponse<'_>) -> Page {
+        for cookie in response.cookies().iter() {
+            self.cookies.retain(|c| c.name() != cookie.name());
+            let removed = cookie.value().is_empty() || cookie.max_age().is_some_and(|age| age.is_zero() || age.is_negative());
+            if !removed {
+                self.cookies.push(cookie.clone().into_owned());
+            }
+        }
+        let status = response.status();
+        let location = response.headers().get_one("Location").map(str::to_string);
+        let headers = response.headers().iter().map(|h| (h.name().to_string(), h.value().to_string())).collect();
+        let body = response.into_string().await.unwrap_or_default();
+        if let Some(token) = body.split(r#"name="csrf" value=""#).nth(1).and_then(|rest| rest.split('"').next()) {
+            self.csrf = Some(token.to_string());
+        }
+        Page { status, body, location, headers }
+    }
+
+    /// GET a path.
+    pub async fn get(&mut self, path: &str) -> Page {
+        let response = self.client.get(path.to_string()).cookies(self.cookies.clone()).dispatch().await;
+        self.finish(response).await
+    }
+
+    /// POST a form with the latest form token added.
+    pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let csrf = self.csrf.clone().unwrap_or_default();
+        let mut all = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(fields);
+        self.post_raw(path, &all).await
+    }
+
+    /// POST a form exactly as given (no form token added).
+    pub async fn post_raw(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let body = fields
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let response = self
+            .client
+            .post(path.to_string())
+            .header(ContentType::Form)
+            .cookies(self.cookies.clone())
+            .body(body)
+            .dispatch()
+            .await;
+        self.finish(response).await
+    }
+}
+
+/// Percent-encodes a form value.
+pub fn encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// The ids of the messages on a room page, in page order.
+pub fn message_ids(body: &str) -> Vec<i64> {
+    body.split(r#"<li class="message"#)
+        .skip(1)
+        .filter_map(|rest| rest.split(r#"id="m"#).nth(1)?.split('"').next()?.parse().ok())
+        .collect()
+}
+
+/// The token of the one-time link an admin page shows (Tera escapes its slashes).
+pub fn one_time_link(body: &str) -> String {
+    let body = body.replace("&#x2F;", "/");
+    let token = body.split("/password/").nth(1).and_then(|rest| rest.split('"').next()).expect("a one-time link");
+    token.to_string()
+}

@@ -1,0 +1,9 @@
+//! Confab's integration tests: one binary, each data-layer test on SQLite and on PostgreSQL.
+
+mod common;
+
+mod accounts;
+mod admin;
+mod history;
+mod operations;
+mod rooms;
