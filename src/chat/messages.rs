@@ -200,7 +200,7 @@ pub fn post(
         }
     }
     let revision = advance_cursor(conn, room_id, Some(now))?;
-    Ok(diesel::insert_into(messages::table)
+    diesel::insert_into(messages::table)
         .values((
             messages::room_id.eq(room_id),
             messages::author_id.eq(author_id),
@@ -217,7 +217,7 @@ pub fn post(
             } else {
                 e.into()
             }
-        })?)
+        })
 }
 
 /// Replaces the text of one's own message (the body already validated).

@@ -191,21 +191,21 @@ async fn set_archived(db: &Db, slug: String, archive: bool) -> Result<Flash<Redi
     outcome(result, back)
 }
 
-#[post("/rooms/<slug>/archive", data = "<_csrf>")]
+#[post("/rooms/<slug>/archive", data = "<_form>")]
 async fn archive_room(
     slug: String,
     _admin: AdminUser,
-    _csrf: Csrf,
+    _form: Csrf,
     db: &State<Db>,
 ) -> Result<Flash<Redirect>> {
     set_archived(db, slug, true).await
 }
 
-#[post("/rooms/<slug>/restore", data = "<_csrf>")]
+#[post("/rooms/<slug>/restore", data = "<_form>")]
 async fn restore_room(
     slug: String,
     _admin: AdminUser,
-    _csrf: Csrf,
+    _form: Csrf,
     db: &State<Db>,
 ) -> Result<Flash<Redirect>> {
     set_archived(db, slug, false).await
@@ -243,12 +243,12 @@ async fn add_member(
     outcome(result, back)
 }
 
-#[post("/rooms/<slug>/members/<user_id>/remove", data = "<_csrf>")]
+#[post("/rooms/<slug>/members/<user_id>/remove", data = "<_form>")]
 async fn remove_member(
     slug: String,
     user_id: i64,
     _admin: AdminUser,
-    _csrf: Csrf,
+    _form: Csrf,
     db: &State<Db>,
 ) -> Result<Flash<Redirect>> {
     let back = format!("/admin/rooms/{slug}");
@@ -384,32 +384,32 @@ async fn set_active(
     outcome(result, "/admin/users".into())
 }
 
-#[post("/users/<user_id>/deactivate", data = "<_csrf>")]
+#[post("/users/<user_id>/deactivate", data = "<_form>")]
 async fn deactivate_user(
     user_id: i64,
     admin: AdminUser,
-    _csrf: Csrf,
+    _form: Csrf,
     db: &State<Db>,
 ) -> Result<Flash<Redirect>> {
     set_active(db, &admin, user_id, false).await
 }
 
-#[post("/users/<user_id>/activate", data = "<_csrf>")]
+#[post("/users/<user_id>/activate", data = "<_form>")]
 async fn activate_user(
     user_id: i64,
     admin: AdminUser,
-    _csrf: Csrf,
+    _form: Csrf,
     db: &State<Db>,
 ) -> Result<Flash<Redirect>> {
     set_active(db, &admin, user_id, true).await
 }
 
-#[post("/users/<user_id>/reset", data = "<_csrf>")]
+#[post("/users/<user_id>/reset", data = "<_form>")]
 async fn reset_password(
     user_id: i64,
     admin: AdminUser,
     csrf: CsrfToken,
-    _csrf: Csrf,
+    _form: Csrf,
     db: &State<Db>,
     settings: &State<Settings>,
 ) -> Result<Template> {
@@ -430,11 +430,11 @@ async fn reset_password(
     ))
 }
 
-#[post("/users/<user_id>/sessions/revoke", data = "<_csrf>")]
+#[post("/users/<user_id>/sessions/revoke", data = "<_form>")]
 async fn end_sessions(
     user_id: i64,
     admin: AdminUser,
-    _csrf: Csrf,
+    _form: Csrf,
     db: &State<Db>,
 ) -> Result<Flash<Redirect>> {
     let keep = (user_id == admin.0.user.id).then_some(admin.0.session_id);

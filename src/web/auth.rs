@@ -139,8 +139,8 @@ async fn login(
     }
 }
 
-#[post("/logout", data = "<_csrf>")]
-async fn logout(_csrf: Csrf, db: &State<Db>, cookies: &CookieJar<'_>) -> Result<Flash<Redirect>> {
+#[post("/logout", data = "<_form>")]
+async fn logout(_form: Csrf, db: &State<Db>, cookies: &CookieJar<'_>) -> Result<Flash<Redirect>> {
     if let Some(token) = session::token(cookies) {
         db.write(move |conn| sessions::end(conn, &token)).await?;
     }
@@ -182,6 +182,7 @@ struct AccountForm {
     confirm: String,
 }
 
+#[allow(clippy::too_many_arguments)]
 #[post("/setup/<token>", data = "<form>")]
 async fn setup(
     token: &str,

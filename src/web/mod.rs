@@ -82,7 +82,8 @@ fn healthz() -> &'static str {
 #[rocket::get("/readyz")]
 async fn readyz(db: &rocket::State<crate::db::Db>) -> Result<&'static str> {
     db.run(|conn| {
-        diesel::connection::SimpleConnection::batch_execute(conn, "SELECT 1").map_err(Error::from)?;
+        diesel::connection::SimpleConnection::batch_execute(conn, "SELECT 1")
+            .map_err(Error::from)?;
         Ok("ready")
     })
     .await

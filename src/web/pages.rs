@@ -67,8 +67,7 @@ async fn render_room(
     db: &Db,
     settings: &Settings,
     user: &CurrentUser,
-    csrf: &CsrfToken,
-    flash: Option<FlashMessage<'_>>,
+    layout: Layout,
     slug: String,
     at: PageAt,
     draft: Draft,
@@ -91,7 +90,6 @@ async fn render_room(
             Ok((room, Some((membership, page, members))))
         })
         .await?;
-    let layout = Layout::new(user, csrf, flash);
     let (room, Some((membership, page, members))) = loaded else {
         return Ok(Template::render(
             "room_join",
@@ -152,8 +150,7 @@ async fn room(
         db,
         settings,
         &user,
-        &csrf,
-        flash,
+        Layout::new(&user, &csrf, flash),
         slug,
         at,
         Draft::default(),
@@ -199,8 +196,7 @@ async fn post_message(
                 db,
                 settings,
                 &user,
-                &csrf,
-                None,
+                Layout::new(&user, &csrf, None),
                 slug,
                 PageAt::Latest,
                 draft,
@@ -240,8 +236,7 @@ async fn post_message(
                 db,
                 settings,
                 &user,
-                &csrf,
-                None,
+                Layout::new(&user, &csrf, None),
                 slug,
                 PageAt::Latest,
                 draft,
@@ -330,11 +325,11 @@ async fn edit_message(
     }
 }
 
-#[post("/rooms/<slug>/messages/<id>/delete", data = "<_csrf>")]
+#[post("/rooms/<slug>/messages/<id>/delete", data = "<_form>")]
 async fn delete_message(
     slug: String,
     id: i64,
-    _csrf: Csrf,
+    _form: Csrf,
     user: CurrentUser,
     db: &State<Db>,
 ) -> Result<Flash<Redirect>> {
@@ -351,8 +346,8 @@ async fn delete_message(
     ))
 }
 
-#[post("/rooms/<slug>/join", data = "<_csrf>")]
-async fn join(slug: String, _csrf: Csrf, user: CurrentUser, db: &State<Db>) -> Result<Redirect> {
+#[post("/rooms/<slug>/join", data = "<_form>")]
+async fn join(slug: String, _form: Csrf, user: CurrentUser, db: &State<Db>) -> Result<Redirect> {
     let uid = user.user.id;
     let room = db
         .write(move |conn| rooms::join(conn, &slug, uid, chat::now()))
@@ -360,10 +355,10 @@ async fn join(slug: String, _csrf: Csrf, user: CurrentUser, db: &State<Db>) -> R
     Ok(Redirect::to(format!("/rooms/{}", room.slug)))
 }
 
-#[post("/rooms/<slug>/leave", data = "<_csrf>")]
+#[post("/rooms/<slug>/leave", data = "<_form>")]
 async fn leave(
     slug: String,
-    _csrf: Csrf,
+    _form: Csrf,
     user: CurrentUser,
     db: &State<Db>,
 ) -> Result<Flash<Redirect>> {

@@ -120,11 +120,11 @@ async fn change_password(
     back(Ok("Password changed. Your other sessions were logged out."))
 }
 
-#[post("/settings/sessions/<id>/revoke", data = "<_csrf>")]
+#[post("/settings/sessions/<id>/revoke", data = "<_form>")]
 async fn revoke_session(
     id: i64,
     user: CurrentUser,
-    _csrf: Csrf,
+    _form: Csrf,
     db: &State<Db>,
 ) -> Result<Flash<Redirect>> {
     let uid = user.user.id;
@@ -133,8 +133,8 @@ async fn revoke_session(
     back(Ok("Session ended."))
 }
 
-#[post("/settings/sessions/revoke-others", data = "<_csrf>")]
-async fn revoke_others(user: CurrentUser, _csrf: Csrf, db: &State<Db>) -> Result<Flash<Redirect>> {
+#[post("/settings/sessions/revoke-others", data = "<_form>")]
+async fn revoke_others(user: CurrentUser, _form: Csrf, db: &State<Db>) -> Result<Flash<Redirect>> {
     let (uid, sid) = (user.user.id, user.session_id);
     db.write(move |conn| sessions::revoke_all(conn, uid, Some(sid)))
         .await?;

@@ -5,10 +5,19 @@ use rocket::http::Status;
 use crate::both_backends;
 use crate::common::{one_time_link, Backend, TestApp, PASSWORD};
 
-both_backends!(login_and_logout, sessions_can_be_revoked, forged_forms_are_refused, failed_logins_are_throttled, first_run_setup_link, one_time_password_link);
+both_backends!(
+    login_and_logout,
+    sessions_can_be_revoked,
+    forged_forms_are_refused,
+    failed_logins_are_throttled,
+    first_run_setup_link,
+    one_time_password_link
+);
 
 async fn login_and_logout(backend: Backend) {
-    let Some(app) = TestApp::start(backend).await else { return };
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
     app.user("ann", false).await;
     let mut browser = app.browser();
 
@@ -17,20 +26,44 @@ async fn login_and_logout(backend: Backend) {
 
     let login = browser.get("/login").await.expect(Status::Ok);
     assert!(login.body.contains("<h1>Log in</h1>"));
-    let wrong = browser.post("/login", &[("username", "ann"), ("password", "nope-nope")]).await;
+    let wrong = browser
+        .post("/login", &[("username", "ann"), ("password", "nope-nope")])
+        .await;
     assert_eq!(wrong.status, Status::Unauthorized);
     assert!(wrong.body.contains("Wrong username or password."));
-    assert!(wrong.body.contains(r#"value="ann""#), "the typed username is kept");
-    let unknown = browser.post("/login", &[("username", "nobody"), ("password", PASSWORD)]).await;
+    assert!(
+        wrong.body.contains(r#"value="ann""#),
+        "the typed username is kept"
+    );
+    let unknown = browser
+        .post("/login", &[("username", "nobody"), ("password", PASSWORD)])
+        .await;
     assert_eq!(unknown.status, Status::Unauthorized);
     assert!(unknown.body.contains("Wrong username or password."));
 
-    let ok = browser.post("/login", &[("username", "ANN"), ("password", PASSWORD), ("next", "/settings")]).await;
+    let ok = browser
+        .post(
+            "/login",
+            &[
+                ("username", "ANN"),
+                ("password", PASSWORD),
+                ("next", "/settings"),
+            ],
+        )
+        .await;
     assert_eq!(ok.status, Status::SeeOther);
     assert_eq!(ok.location.as_deref(), Some("/settings"));
-    let cookie = ok.headers.iter().filter(|(n, _)| n == "Set-Cookie").map(|(_, v)| v.as_str()).find(|v| v.starts_with("confab_session="));
+    let cookie = ok
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "Set-Cookie")
+        .map(|(_, v)| v.as_str())
+        .find(|v| v.starts_with("confab_session="));
     let cookie = cookie.expect("a session cookie");
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
     assert!(!cookie.contains("ann"), "the cookie is encrypted: {cookie}");
 
     let home = browser.get("/").await.expect(Status::Ok);
@@ -42,12 +75,23 @@ async fn login_and_logout(backend: Backend) {
 
     // An open redirect through `next` is not possible.
     browser.get("/login").await.expect(Status::Ok);
-    let evil = browser.post("/login", &[("username", "ann"), ("password", PASSWORD), ("next", "//evil.example")]).await;
+    let evil = browser
+        .post(
+            "/login",
+            &[
+                ("username", "ann"),
+                ("password", PASSWORD),
+                ("next", "//evil.example"),
+            ],
+        )
+        .await;
     assert_eq!(evil.location.as_deref(), Some("/"));
 }
 
 async fn sessions_can_be_revoked(backend: Backend) {
-    let Some(app) = TestApp::start(backend).await else { return };
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
     app.user("admin", true).await;
     app.user("ann", false).await;
     let mut laptop = app.login("ann").await;
@@ -57,41 +101,75 @@ async fn sessions_can_be_revoked(backend: Backend) {
     // The user ends their other sessions from the settings page.
     let settings = laptop.get("/settings").await.expect(Status::Ok);
     assert!(settings.body.contains("this browser"));
-    assert_eq!(settings.body.matches("/revoke\"").count(), 1, "one other session listed");
-    laptop.post("/settings/sessions/revoke-others", &[]).await.expect(Status::SeeOther);
+    assert_eq!(
+        settings.body.matches("/revoke\"").count(),
+        1,
+        "one other session listed"
+    );
+    laptop
+        .post("/settings/sessions/revoke-others", &[])
+        .await
+        .expect(Status::SeeOther);
     phone.get("/").await.expect(Status::SeeOther);
     laptop.get("/").await.expect(Status::Ok);
 
     // An admin ends all of them.
     let mut admin = app.login("admin").await;
-    let ann_id = app.write(|c| Ok(confab::chat::users::find_by_username(c, "ann")?.expect("ann").id)).await;
+    let ann_id = app
+        .write(|c| {
+            Ok(confab::chat::users::find_by_username(c, "ann")?
+                .expect("ann")
+                .id)
+        })
+        .await;
     admin.get("/admin/users").await.expect(Status::Ok);
-    admin.post(&format!("/admin/users/{ann_id}/sessions/revoke"), &[]).await.expect(Status::SeeOther);
+    admin
+        .post(&format!("/admin/users/{ann_id}/sessions/revoke"), &[])
+        .await
+        .expect(Status::SeeOther);
     laptop.get("/").await.expect(Status::SeeOther);
 
     // A deactivated user is logged out and cannot log in.
     let mut again = app.login("ann").await;
     admin.get("/admin/users").await;
-    admin.post(&format!("/admin/users/{ann_id}/deactivate"), &[]).await.expect(Status::SeeOther);
+    admin
+        .post(&format!("/admin/users/{ann_id}/deactivate"), &[])
+        .await
+        .expect(Status::SeeOther);
     again.get("/").await.expect(Status::SeeOther);
     let mut browser = app.browser();
     browser.get("/login").await;
-    let refused = browser.post("/login", &[("username", "ann"), ("password", PASSWORD)]).await;
+    let refused = browser
+        .post("/login", &[("username", "ann"), ("password", PASSWORD)])
+        .await;
     assert_eq!(refused.status, Status::Unauthorized);
     assert!(refused.body.contains("deactivated"));
 }
 
 async fn forged_forms_are_refused(backend: Backend) {
-    let Some(app) = TestApp::start(backend).await else { return };
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
     let ann = app.user("ann", false).await;
     app.room("general", false, &[ann]).await;
     let mut browser = app.login("ann").await;
     browser.get("/rooms/general").await.expect(Status::Ok);
 
-    let forged = browser.post_raw("/rooms/general/messages", &[("csrf", "0123"), ("body", "forged")]).await;
+    let forged = browser
+        .post_raw(
+            "/rooms/general/messages",
+            &[("csrf", "0123"), ("body", "forged")],
+        )
+        .await;
     assert_eq!(forged.status, Status::Forbidden);
-    assert!(forged.body.contains("This form has expired"), "{}", forged.body);
-    let missing = browser.post_raw("/rooms/general/messages", &[("body", "forged")]).await;
+    assert!(
+        forged.body.contains("This form has expired"),
+        "{}",
+        forged.body
+    );
+    let missing = browser
+        .post_raw("/rooms/general/messages", &[("body", "forged")])
+        .await;
     assert_eq!(missing.status, Status::Forbidden);
     let logout = browser.post_raw("/logout", &[]).await;
     assert_eq!(logout.status, Status::Forbidden);
@@ -100,31 +178,57 @@ async fn forged_forms_are_refused(backend: Backend) {
     let mut other = app.browser();
     other.get("/login").await;
     let stolen = other.csrf.clone().expect("token");
-    let cross = browser.post_raw("/rooms/general/messages", &[("csrf", &stolen), ("body", "forged")]).await;
+    let cross = browser
+        .post_raw(
+            "/rooms/general/messages",
+            &[("csrf", &stolen), ("body", "forged")],
+        )
+        .await;
     assert_eq!(cross.status, Status::Forbidden);
 
     let page = browser.get("/rooms/general").await.expect(Status::Ok);
-    assert!(!page.body.contains("forged"), "no forged message was stored");
+    assert!(
+        !page.body.contains("forged"),
+        "no forged message was stored"
+    );
     assert!(page.body.contains("Log out ann"), "still logged in");
 }
 
 async fn failed_logins_are_throttled(backend: Backend) {
     let extra = &[("login_max_failures", 3), ("login_lockout_secs", 600)];
-    let Some(app) = TestApp::start_with(backend, extra).await else { return };
+    let Some(app) = TestApp::start_with(backend, extra).await else {
+        return;
+    };
     app.user("ann", false).await;
     let mut browser = app.browser();
     browser.get("/login").await;
     for _ in 0..2 {
-        let page = browser.post("/login", &[("username", "ann"), ("password", "wrong-password")]).await;
+        let page = browser
+            .post(
+                "/login",
+                &[("username", "ann"), ("password", "wrong-password")],
+            )
+            .await;
         assert_eq!(page.status, Status::Unauthorized);
     }
-    let third = browser.post("/login", &[("username", "ann"), ("password", "wrong-password")]).await;
+    let third = browser
+        .post(
+            "/login",
+            &[("username", "ann"), ("password", "wrong-password")],
+        )
+        .await;
     assert_eq!(third.status, Status::TooManyRequests);
-    assert!(third.body.contains("Too many failed attempts"), "{}", third.body);
+    assert!(
+        third.body.contains("Too many failed attempts"),
+        "{}",
+        third.body
+    );
     assert!(third.header("Retry-After").is_some());
 
     // Even the right password is refused while the account is locked.
-    let right = browser.post("/login", &[("username", "ann"), ("password", PASSWORD)]).await;
+    let right = browser
+        .post("/login", &[("username", "ann"), ("password", PASSWORD)])
+        .await;
     assert_eq!(right.status, Status::TooManyRequests);
 
     // Once the window has passed, the right password works and clears the counter.
@@ -132,32 +236,72 @@ async fn failed_logins_are_throttled(backend: Backend) {
         use confab::db::schema::users;
         use diesel::prelude::*;
         let long_ago = confab::chat::now() - chrono::Duration::hours(1);
-        diesel::update(users::table).set(users::last_failed_login_at.eq(long_ago)).execute(c)?;
+        diesel::update(users::table)
+            .set(users::last_failed_login_at.eq(long_ago))
+            .execute(c)?;
         Ok(())
     })
     .await;
-    let page = browser.post("/login", &[("username", "ann"), ("password", PASSWORD)]).await;
+    let page = browser
+        .post("/login", &[("username", "ann"), ("password", PASSWORD)])
+        .await;
     assert_eq!(page.status, Status::SeeOther);
-    let failures = app.write(|c| Ok(confab::chat::users::find_by_username(c, "ann")?.expect("ann").failed_logins)).await;
+    let failures = app
+        .write(|c| {
+            Ok(confab::chat::users::find_by_username(c, "ann")?
+                .expect("ann")
+                .failed_logins)
+        })
+        .await;
     assert_eq!(failures, 0);
 }
 
 async fn first_run_setup_link(backend: Backend) {
-    let Some(app) = TestApp::start(backend).await else { return };
-    let token = app.client.rocket().state::<confab::web::Setup>().expect("setup").token.clone();
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let token = app
+        .client
+        .rocket()
+        .state::<confab::web::Setup>()
+        .expect("setup")
+        .token
+        .clone();
     let mut browser = app.browser();
-    browser.get("/setup/not-the-token").await.expect(Status::NotFound);
-    let page = browser.get(&format!("/setup/{token}")).await.expect(Status::Ok);
+    browser
+        .get("/setup/not-the-token")
+        .await
+        .expect(Status::NotFound);
+    let page = browser
+        .get(&format!("/setup/{token}"))
+        .await
+        .expect(Status::Ok);
     assert!(page.body.contains("Create the admin account"));
 
     let mismatch = browser
-        .post(&format!("/setup/{token}"), &[("username", "boss"), ("email", "boss@example.org"), ("password", "longenough1"), ("confirm", "different1")])
+        .post(
+            &format!("/setup/{token}"),
+            &[
+                ("username", "boss"),
+                ("email", "boss@example.org"),
+                ("password", "longenough1"),
+                ("confirm", "different1"),
+            ],
+        )
         .await;
     assert_eq!(mismatch.status, Status::UnprocessableEntity);
     assert!(mismatch.body.contains("do not match") && mismatch.body.contains(r#"value="boss""#));
 
     browser
-        .post(&format!("/setup/{token}"), &[("username", "boss"), ("email", "boss@example.org"), ("password", "longenough1"), ("confirm", "longenough1")])
+        .post(
+            &format!("/setup/{token}"),
+            &[
+                ("username", "boss"),
+                ("email", "boss@example.org"),
+                ("password", "longenough1"),
+                ("confirm", "longenough1"),
+            ],
+        )
         .await
         .expect(Status::SeeOther);
     let home = browser.get("/").await.expect(Status::Ok);
@@ -165,18 +309,29 @@ async fn first_run_setup_link(backend: Backend) {
 
     // The link works only once, while no account exists.
     let mut late = app.browser();
-    late.get(&format!("/setup/{token}")).await.expect(Status::NotFound);
+    late.get(&format!("/setup/{token}"))
+        .await
+        .expect(Status::NotFound);
     let users = app.write(confab::chat::users::count).await;
     assert_eq!(users, 1);
 }
 
 async fn one_time_password_link(backend: Backend) {
-    let Some(app) = TestApp::start(backend).await else { return };
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
     app.user("admin", true).await;
     let mut admin = app.login("admin").await;
     admin.get("/admin/users").await.expect(Status::Ok);
     let created = admin
-        .post("/admin/users", &[("username", "newbie"), ("email", "newbie@example.org"), ("password", "")])
+        .post(
+            "/admin/users",
+            &[
+                ("username", "newbie"),
+                ("email", "newbie@example.org"),
+                ("password", ""),
+            ],
+        )
         .await
         .expect(Status::Ok);
     let link = one_time_link(&created.body);
@@ -185,15 +340,32 @@ async fn one_time_password_link(backend: Backend) {
     let mut newbie = app.browser();
     let page = newbie.get(&path).await.expect(Status::Ok);
     assert!(page.body.contains("newbie"));
-    let short = newbie.post(&path, &[("password", "short"), ("confirm", "short")]).await;
+    let short = newbie
+        .post(&path, &[("password", "short"), ("confirm", "short")])
+        .await;
     assert_eq!(short.status, Status::UnprocessableEntity);
     assert!(short.body.contains("at least 8"));
-    newbie.post(&path, &[("password", "a fine password"), ("confirm", "a fine password")]).await.expect(Status::SeeOther);
+    newbie
+        .post(
+            &path,
+            &[
+                ("password", "a fine password"),
+                ("confirm", "a fine password"),
+            ],
+        )
+        .await
+        .expect(Status::SeeOther);
     newbie.get("/").await.expect(Status::Ok);
 
     // Used links are gone.
     app.browser().get(&path).await.expect(Status::NotFound);
     let mut login = app.browser();
     login.get("/login").await;
-    login.post("/login", &[("username", "newbie"), ("password", "a fine password")]).await.expect(Status::SeeOther);
+    login
+        .post(
+            "/login",
+            &[("username", "newbie"), ("password", "a fine password")],
+        )
+        .await
+        .expect(Status::SeeOther);
 }

@@ -5,7 +5,7 @@
 use std::sync::OnceLock;
 
 use confab::chat::{self, rooms, users};
-use confab::db::{AnyConnection, Db, DatabaseUrl};
+use confab::db::{AnyConnection, DatabaseUrl, Db};
 use confab::Settings;
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection, RunQueryDsl};
@@ -46,12 +46,15 @@ fn password_hash() -> &'static str {
 
 /// The server PostgreSQL tests create their databases on.
 pub fn pg_admin_url() -> String {
-    std::env::var("CONFAB_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("CONFAB_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 fn pg_url(database: &str) -> String {
     let admin = pg_admin_url();
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
+    let base = admin
+        .rsplit_once('/')
+        .map_or(admin.as_str(), |(base, _)| base);
     format!("{base}/{database}")
 }
 
@@ -60,10 +63,16 @@ pub fn pg_admin() -> Option<PgConnection> {
     match PgConnection::establish(&pg_admin_url()) {
         Ok(conn) => Some(conn),
         Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("PostgreSQL is required under CI=true but is not reachable at {}: {e}", pg_admin_url())
+            panic!(
+                "PostgreSQL is required under CI=true but is not reachable at {}: {e}",
+                pg_admin_url()
+            )
         }
         Err(e) => {
-            eprintln!("skipped: PostgreSQL is not reachable at {} ({e})", pg_admin_url());
+            eprintln!(
+                "skipped: PostgreSQL is not reachable at {} ({e})",
+                pg_admin_url()
+            );
             None
         }
     }
@@ -83,7 +92,9 @@ fn pg_template() -> &'static str {
         }
         let name = format!("confab_tmpl_{}", &hex::encode(hasher.finalize())[..16]);
         let mut admin = pg_admin().expect("PostgreSQL");
-        admin.batch_execute("SELECT pg_advisory_lock(4242)").expect("lock");
+        admin
+            .batch_execute("SELECT pg_advisory_lock(4242)")
+            .expect("lock");
         let exists = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
             "EXISTS (SELECT 1 FROM pg_database WHERE datname = '{name}')"
         )))
@@ -91,12 +102,21 @@ fn pg_template() -> &'static str {
         .expect("query");
         if !exists {
             let building = format!("{name}_building");
-            admin.batch_execute(&format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)")).expect("drop");
-            admin.batch_execute(&format!("CREATE DATABASE {building}")).expect("create template");
-            confab::db::migrate(&DatabaseUrl::Postgres(pg_url(&building))).expect("migrate template");
-            admin.batch_execute(&format!("ALTER DATABASE {building} RENAME TO {name}")).expect("rename");
+            admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"))
+                .expect("drop");
+            admin
+                .batch_execute(&format!("CREATE DATABASE {building}"))
+                .expect("create template");
+            confab::db::migrate(&DatabaseUrl::Postgres(pg_url(&building)))
+                .expect("migrate template");
+            admin
+                .batch_execute(&format!("ALTER DATABASE {building} RENAME TO {name}"))
+                .expect("rename");
         }
-        admin.batch_execute("SELECT pg_advisory_unlock(4242)").expect("unlock");
+        admin
+            .batch_execute("SELECT pg_advisory_unlock(4242)")
+            .expect("unlock");
         name
     })
 }
@@ -125,16 +145,28 @@ impl PgDatabase {
     pub fn create(migrated: bool) -> Option<PgDatabase> {
         let mut admin = pg_admin()?;
         let name = format!("confab_t_{}", &chat::random_token()[..16]);
-        let template = if migrated { format!(" TEMPLATE {}", pg_template()) } else { String::new() };
-        admin.batch_execute(&format!("CREATE DATABASE {name}{template}")).expect("create test database");
-        Some(PgDatabase { url: pg_url(&name), name })
+        let template = if migrated {
+            format!(" TEMPLATE {}", pg_template())
+        } else {
+            String::new()
+        };
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}{template}"))
+            .expect("create test database");
+        Some(PgDatabase {
+            url: pg_url(&name),
+            name,
+        })
     }
 }
 
 impl Drop for PgDatabase {
     fn drop(&mut self) {
         if let Ok(mut admin) = PgConnection::establish(&pg_admin_url()) {
-            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+            let _ = admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
         }
     }
 }
@@ -152,10 +184,18 @@ impl TestDatabase {
     pub fn new(backend: Backend) -> Option<TestDatabase> {
         let dir = tempfile::tempdir().expect("temp dir");
         match backend {
-            Backend::Sqlite => Some(TestDatabase { url: DatabaseUrl::Sqlite(dir.path().join("confab.db")), dir, postgres: None }),
+            Backend::Sqlite => Some(TestDatabase {
+                url: DatabaseUrl::Sqlite(dir.path().join("confab.db")),
+                dir,
+                postgres: None,
+            }),
             Backend::Postgres => {
                 let pg = PgDatabase::create(true)?;
-                Some(TestDatabase { url: DatabaseUrl::Postgres(pg.url.clone()), dir, postgres: Some(pg) })
+                Some(TestDatabase {
+                    url: DatabaseUrl::Postgres(pg.url.clone()),
+                    dir,
+                    postgres: Some(pg),
+                })
             }
         }
     }
@@ -177,7 +217,9 @@ impl TestDatabase {
             .merge(("log_level", "off"))
             .merge(("login_slowdown_ms", 0))
             .merge(("db_pool_size", 4));
-        let figment = extra.iter().fold(figment, |figment, (key, value)| figment.merge((*key, *value)));
+        let figment = extra.iter().fold(figment, |figment, (key, value)| {
+            figment.merge((*key, *value))
+        });
         Settings::from_figment(figment).expect("test settings")
     }
 }
@@ -197,7 +239,9 @@ impl TestApp {
     /// Starts Confab on a fresh database with some settings changed.
     pub async fn start_with(backend: Backend, extra: &[(&str, i64)]) -> Option<TestApp> {
         let database = TestDatabase::new(backend)?;
-        let client = Client::untracked(confab::app(database.settings(extra))).await.expect("valid rocket");
+        let client = Client::untracked(confab::app(database.settings(extra)))
+            .await
+            .expect("valid rocket");
         Some(TestApp { client, database })
     }
 
@@ -217,15 +261,29 @@ impl TestApp {
     /// Creates a user whose password is [`PASSWORD`].
     pub async fn user(&self, name: &str, admin: bool) -> i64 {
         let (name, hash) = (name.to_string(), password_hash().to_string());
-        self.write(move |c| users::create(c, &name, &format!("{name}@example.org"), Some(&hash), admin, chat::now()))
-            .await
+        self.write(move |c| {
+            users::create(
+                c,
+                &name,
+                &format!("{name}@example.org"),
+                Some(&hash),
+                admin,
+                chat::now(),
+            )
+        })
+        .await
     }
 
     /// Creates a room with these members.
     pub async fn room(&self, slug: &str, private: bool, members: &[i64]) -> i64 {
         let (slug, members) = (slug.to_string(), members.to_vec());
         self.write(move |c| {
-            let fields = rooms::RoomFields { slug: &slug, name: &slug.to_uppercase(), description: "", is_private: private };
+            let fields = rooms::RoomFields {
+                slug: &slug,
+                name: &slug.to_uppercase(),
+                description: "",
+                is_private: private,
+            };
             let room = rooms::create(c, &fields, chat::now())?;
             for member in members {
                 rooms::add_member(c, room.id, member, chat::now())?;
@@ -238,22 +296,36 @@ impl TestApp {
     /// Posts messages straight through the domain (for long histories).
     pub async fn messages(&self, room_id: i64, author: i64, bodies: Vec<String>) -> Vec<i64> {
         self.write(move |c| {
-            bodies.iter().map(|b| chat::messages::post(c, room_id, author, b, None, chat::now())).collect()
+            bodies
+                .iter()
+                .map(|b| chat::messages::post(c, room_id, author, b, None, chat::now()))
+                .collect()
         })
         .await
     }
 
     /// A browser with no cookies yet.
     pub fn browser(&self) -> Browser<'_> {
-        Browser { client: &self.client, cookies: Vec::new(), csrf: None }
+        Browser {
+            client: &self.client,
+            cookies: Vec::new(),
+            csrf: None,
+        }
     }
 
     /// A browser logged in as `name`.
     pub async fn login(&self, name: &str) -> Browser<'_> {
         let mut browser = self.browser();
         browser.get("/login").await;
-        let page = browser.post("/login", &[("username", name), ("password", PASSWORD)]).await;
-        assert_eq!(page.status, Status::SeeOther, "login of {name} failed: {}", page.body);
+        let page = browser
+            .post("/login", &[("username", name), ("password", PASSWORD)])
+            .await;
+        assert_eq!(
+            page.status,
+            Status::SeeOther,
+            "login of {name} failed: {}",
+            page.body
+        );
         browser
     }
 }
@@ -270,13 +342,20 @@ pub struct Page {
 impl Page {
     /// Panics unless the page has this status.
     pub fn expect(self, status: Status) -> Page {
-        assert_eq!(self.status, status, "unexpected status; body: {}", self.body);
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.body
+        );
         self
     }
 
     /// One header's value.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -291,24 +370,45 @@ impl Browser<'_> {
     async fn finish(&mut self, response: LocalResponse<'_>) -> Page {
         for cookie in response.cookies().iter() {
             self.cookies.retain(|c| c.name() != cookie.name());
-            let removed = cookie.value().is_empty() || cookie.max_age().is_some_and(|age| age.is_zero() || age.is_negative());
+            let removed = cookie.value().is_empty()
+                || cookie
+                    .max_age()
+                    .is_some_and(|age| age.is_zero() || age.is_negative());
             if !removed {
                 self.cookies.push(cookie.clone().into_owned());
             }
         }
         let status = response.status();
         let location = response.headers().get_one("Location").map(str::to_string);
-        let headers = response.headers().iter().map(|h| (h.name().to_string(), h.value().to_string())).collect();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|h| (h.name().to_string(), h.value().to_string()))
+            .collect();
         let body = response.into_string().await.unwrap_or_default();
-        if let Some(token) = body.split(r#"name="csrf" value=""#).nth(1).and_then(|rest| rest.split('"').next()) {
+        if let Some(token) = body
+            .split(r#"name="csrf" value=""#)
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+        {
             self.csrf = Some(token.to_string());
         }
-        Page { status, body, location, headers }
+        Page {
+            status,
+            body,
+            location,
+            headers,
+        }
     }
 
     /// GET a path.
     pub async fn get(&mut self, path: &str) -> Page {
-        let response = self.client.get(path.to_string()).cookies(self.cookies.clone()).dispatch().await;
+        let response = self
+            .client
+            .get(path.to_string())
+            .cookies(self.cookies.clone())
+            .dispatch()
+            .await;
         self.finish(response).await
     }
 
@@ -344,7 +444,9 @@ pub fn encode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -356,13 +458,24 @@ pub fn encode(s: &str) -> String {
 pub fn message_ids(body: &str) -> Vec<i64> {
     body.split(r#"<li class="message"#)
         .skip(1)
-        .filter_map(|rest| rest.split(r#"id="m"#).nth(1)?.split('"').next()?.parse().ok())
+        .filter_map(|rest| {
+            rest.split(r#"id="m"#)
+                .nth(1)?
+                .split('"')
+                .next()?
+                .parse()
+                .ok()
+        })
         .collect()
 }
 
 /// The token of the one-time link an admin page shows (Tera escapes its slashes).
 pub fn one_time_link(body: &str) -> String {
     let body = body.replace("&#x2F;", "/");
-    let token = body.split("/password/").nth(1).and_then(|rest| rest.split('"').next()).expect("a one-time link");
+    let token = body
+        .split("/password/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a one-time link");
     token.to_string()
 }

@@ -5,10 +5,20 @@ use rocket::http::Status;
 use crate::both_backends;
 use crate::common::{message_ids, Backend, TestApp};
 
-both_backends!(posting_without_javascript, a_form_posts_exactly_once, bad_messages_are_refused_and_kept, paging_back_to_the_first_message, permalinks_open_the_page_around_a_message, editing_and_deleting, every_change_moves_the_room_cursor);
+both_backends!(
+    posting_without_javascript,
+    a_form_posts_exactly_once,
+    bad_messages_are_refused_and_kept,
+    paging_back_to_the_first_message,
+    permalinks_open_the_page_around_a_message,
+    editing_and_deleting,
+    every_change_moves_the_room_cursor
+);
 
 async fn posting_without_javascript(backend: Backend) {
-    let Some(app) = TestApp::start(backend).await else { return };
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
     let ann = app.user("ann", false).await;
     let bob = app.user("bob", false).await;
     app.room("general", false, &[ann, bob]).await;
@@ -16,7 +26,10 @@ async fn posting_without_javascript(backend: Backend) {
     let mut ann_browser = app.login("ann").await;
     ann_browser.get("/rooms/general").await.expect(Status::Ok);
     let hostile = "<script>alert(1)</script> <img src=x onerror=alert(2)>\nsecond line\u{0}\u{7} see https://example.org/a?b=1&c=2 and javascript:alert(3)";
-    let posted = ann_browser.post("/rooms/general/messages", &[("body", hostile)]).await.expect(Status::SeeOther);
+    let posted = ann_browser
+        .post("/rooms/general/messages", &[("body", hostile)])
+        .await
+        .expect(Status::SeeOther);
     let location = posted.location.expect("redirect");
     assert!(location.starts_with("/rooms/general#m"), "{location}");
 
@@ -25,61 +38,121 @@ async fn posting_without_javascript(backend: Backend) {
     assert!(page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     assert!(!page.body.contains("<script>") && !page.body.contains("<img"));
     assert!(page.body.contains("\nsecond line"), "line breaks are kept");
-    assert!(!page.body.contains('\u{7}') && !page.body.contains('\u{0}'), "control characters are dropped");
-    assert!(page.body.contains(r#"<a href="https://example.org/a?b=1&amp;c=2" rel="noopener noreferrer nofollow""#));
+    assert!(
+        !page.body.contains('\u{7}') && !page.body.contains('\u{0}'),
+        "control characters are dropped"
+    );
+    assert!(page.body.contains(
+        r#"<a href="https://example.org/a?b=1&amp;c=2" rel="noopener noreferrer nofollow""#
+    ));
     assert!(!page.body.contains(r#"href="javascript"#));
     let csp = page.header("Content-Security-Policy").expect("CSP");
     assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"));
 
-    bob_browser.post("/rooms/general/messages", &[("body", "hi ann")]).await.expect(Status::SeeOther);
+    bob_browser
+        .post("/rooms/general/messages", &[("body", "hi ann")])
+        .await
+        .expect(Status::SeeOther);
     let page = ann_browser.get("/rooms/general").await.expect(Status::Ok);
     assert!(page.body.contains("hi ann"));
     assert_eq!(message_ids(&page.body).len(), 2);
 }
 
 async fn a_form_posts_exactly_once(backend: Backend) {
-    let Some(app) = TestApp::start(backend).await else { return };
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
     let ann = app.user("ann", false).await;
     app.room("general", false, &[ann]).await;
     let mut browser = app.login("ann").await;
     let page = browser.get("/rooms/general").await.expect(Status::Ok);
-    let client_id = page.body.split(r#"name="client_id" value=""#).nth(1).and_then(|r| r.split('"').next()).expect("token").to_string();
+    let client_id = page
+        .body
+        .split(r#"name="client_id" value=""#)
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("token")
+        .to_string();
 
-    let first = browser.post("/rooms/general/messages", &[("body", "only once"), ("client_id", &client_id)]).await.expect(Status::SeeOther);
-    let second = browser.post("/rooms/general/messages", &[("body", "only once"), ("client_id", &client_id)]).await.expect(Status::SeeOther);
-    assert_eq!(first.location, second.location, "the resubmission leads to the same message");
+    let first = browser
+        .post(
+            "/rooms/general/messages",
+            &[("body", "only once"), ("client_id", &client_id)],
+        )
+        .await
+        .expect(Status::SeeOther);
+    let second = browser
+        .post(
+            "/rooms/general/messages",
+            &[("body", "only once"), ("client_id", &client_id)],
+        )
+        .await
+        .expect(Status::SeeOther);
+    assert_eq!(
+        first.location, second.location,
+        "the resubmission leads to the same message"
+    );
 
     // Without a token every post is a new message.
-    browser.post("/rooms/general/messages", &[("body", "again")]).await.expect(Status::SeeOther);
-    browser.post("/rooms/general/messages", &[("body", "again")]).await.expect(Status::SeeOther);
+    browser
+        .post("/rooms/general/messages", &[("body", "again")])
+        .await
+        .expect(Status::SeeOther);
+    browser
+        .post("/rooms/general/messages", &[("body", "again")])
+        .await
+        .expect(Status::SeeOther);
     let page = browser.get("/rooms/general").await.expect(Status::Ok);
     assert_eq!(page.body.matches("only once").count(), 1);
     assert_eq!(message_ids(&page.body).len(), 3);
-    let fresh = page.body.split(r#"name="client_id" value=""#).nth(1).and_then(|r| r.split('"').next()).expect("token");
+    let fresh = page
+        .body
+        .split(r#"name="client_id" value=""#)
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("token");
     assert_ne!(fresh, client_id, "every page render gets a new token");
 }
 
 async fn bad_messages_are_refused_and_kept(backend: Backend) {
     let extra = &[("max_message_chars", 50)];
-    let Some(app) = TestApp::start_with(backend, extra).await else { return };
+    let Some(app) = TestApp::start_with(backend, extra).await else {
+        return;
+    };
     let ann = app.user("ann", false).await;
     app.room("general", false, &[ann]).await;
     let mut browser = app.login("ann").await;
     browser.get("/rooms/general").await.expect(Status::Ok);
 
-    let empty = browser.post("/rooms/general/messages", &[("body", "  \n\t \u{7} ")]).await;
+    let empty = browser
+        .post("/rooms/general/messages", &[("body", "  \n\t \u{7} ")])
+        .await;
     assert_eq!(empty.status, Status::UnprocessableEntity);
-    assert!(empty.body.contains("A message can&#x27;t be empty.") || empty.body.contains("A message can't be empty."), "{}", empty.body);
+    assert!(
+        empty.body.contains("A message can&#x27;t be empty.")
+            || empty.body.contains("A message can't be empty."),
+        "{}",
+        empty.body
+    );
 
     let long = format!("{} <tail>", "x".repeat(60));
-    let too_long = browser.post("/rooms/general/messages", &[("body", &long)]).await;
+    let too_long = browser
+        .post("/rooms/general/messages", &[("body", &long)])
+        .await;
     assert_eq!(too_long.status, Status::UnprocessableEntity);
     assert!(too_long.body.contains("the limit is 50"));
-    assert!(too_long.body.contains(&format!("{} &lt;tail&gt;</textarea>", "x".repeat(60))), "the typed text is kept, escaped");
+    assert!(
+        too_long
+            .body
+            .contains(&format!("{} &lt;tail&gt;</textarea>", "x".repeat(60))),
+        "the typed text is kept, escaped"
+    );
 
     // A body far beyond any form limit is refused as too large, not read into memory.
     let huge = "y".repeat(2 * 1024 * 1024);
-    let refused = browser.post("/rooms/general/messages", &[("body", &huge)]).await;
+    let refused = browser
+        .post("/rooms/general/messages", &[("body", &huge)])
+        .await;
     assert_eq!(refused.status, Status::PayloadTooLarge);
     assert!(refused.body.contains("too large"));
 
@@ -89,10 +162,18 @@ async fn bad_messages_are_refused_and_kept(backend: Backend) {
 
 async fn paging_back_to_the_first_message(backend: Backend) {
     let extra = &[("page_size", 5)];
-    let Some(app) = TestApp::start_with(backend, extra).await else { return };
+    let Some(app) = TestApp::start_with(backend, extra).await else {
+        return;
+    };
     let ann = app.user("ann", false).await;
     let room = app.room("general", false, &[ann]).await;
-    let ids = app.messages(room, ann, (1..=17).map(|i| format!("message number {i}")).collect()).await;
+    let ids = app
+        .messages(
+            room,
+            ann,
+            (1..=17).map(|i| format!("message number {i}")).collect(),
+        )
+        .await;
 
     let mut browser = app.login("ann").await;
     let mut page = browser.get("/rooms/general").await.expect(Status::Ok);
@@ -104,38 +185,75 @@ async fn paging_back_to_the_first_message(backend: Backend) {
         assert!(on_page.len() <= 5);
         assert!(on_page.windows(2).all(|w| w[0] < w[1]), "oldest at the top");
         seen.splice(0..0, on_page);
-        let Some(older) = page.body.split(r#"href="/rooms/general?before="#).nth(1).and_then(|r| r.split('"').next()) else {
+        let Some(older) = page
+            .body
+            .split(r#"href="/rooms/general?before="#)
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+        else {
             break;
         };
         let older = older.to_string();
-        page = browser.get(&format!("/rooms/general?before={older}")).await.expect(Status::Ok);
-        assert!(page.body.contains("?after="), "older pages link to newer ones");
+        page = browser
+            .get(&format!("/rooms/general?before={older}"))
+            .await
+            .expect(Status::Ok);
+        assert!(
+            page.body.contains("?after="),
+            "older pages link to newer ones"
+        );
     }
     assert_eq!(pages, 4);
     assert_eq!(seen, ids, "every message, each once, in order");
     assert!(page.body.contains("This is the beginning of GENERAL."));
 
     // Newer links walk forward again.
-    let forward = browser.get(&format!("/rooms/general?after={}", ids[4])).await.expect(Status::Ok);
+    let forward = browser
+        .get(&format!("/rooms/general?after={}", ids[4]))
+        .await
+        .expect(Status::Ok);
     assert_eq!(message_ids(&forward.body), ids[5..10].to_vec());
 }
 
 async fn permalinks_open_the_page_around_a_message(backend: Backend) {
     let extra = &[("page_size", 6)];
-    let Some(app) = TestApp::start_with(backend, extra).await else { return };
+    let Some(app) = TestApp::start_with(backend, extra).await else {
+        return;
+    };
     let ann = app.user("ann", false).await;
     let room = app.room("general", false, &[ann]).await;
-    let ids = app.messages(room, ann, (1..=30).map(|i| format!("message number {i}")).collect()).await;
+    let ids = app
+        .messages(
+            room,
+            ann,
+            (1..=30).map(|i| format!("message number {i}")).collect(),
+        )
+        .await;
     let target = ids[10];
 
     let mut browser = app.login("ann").await;
-    let page = browser.get(&format!("/rooms/general?around={target}")).await.expect(Status::Ok);
+    let page = browser
+        .get(&format!("/rooms/general?around={target}"))
+        .await
+        .expect(Status::Ok);
     let shown = message_ids(&page.body);
     assert!(shown.contains(&target));
     assert_eq!(shown, ids[8..14].to_vec());
-    assert!(page.body.contains(&format!(r#"<li class="message marked" id="m{target}">"#)), "the target is marked");
-    assert!(page.body.contains(&format!(r#"href="/rooms/general?around={target}#m{target}""#)), "each message has its permalink");
-    browser.get("/rooms/general?around=999999").await.expect(Status::NotFound);
+    assert!(
+        page.body
+            .contains(&format!(r#"<li class="message marked" id="m{target}">"#)),
+        "the target is marked"
+    );
+    assert!(
+        page.body.contains(&format!(
+            r#"href="/rooms/general?around={target}#m{target}""#
+        )),
+        "each message has its permalink"
+    );
+    browser
+        .get("/rooms/general?around=999999")
+        .await
+        .expect(Status::NotFound);
 
     // The latest page still shows the newest messages; the permalink did not mark the room read.
     let latest = browser.get("/rooms/general").await.expect(Status::Ok);
@@ -143,64 +261,142 @@ async fn permalinks_open_the_page_around_a_message(backend: Backend) {
 }
 
 async fn editing_and_deleting(backend: Backend) {
-    let Some(app) = TestApp::start(backend).await else { return };
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
     let ann = app.user("ann", false).await;
     let bob = app.user("bob", false).await;
     app.user("admin", true).await;
     let room = app.room("general", false, &[ann, bob]).await;
-    let ids = app.messages(room, ann, vec!["first draft".into(), "to be removed".into()]).await;
+    let ids = app
+        .messages(
+            room,
+            ann,
+            vec!["first draft".into(), "to be removed".into()],
+        )
+        .await;
     let (first, second) = (ids[0], ids[1]);
 
     let mut ann_browser = app.login("ann").await;
-    let edit = ann_browser.get(&format!("/rooms/general/messages/{first}/edit")).await.expect(Status::Ok);
+    let edit = ann_browser
+        .get(&format!("/rooms/general/messages/{first}/edit"))
+        .await
+        .expect(Status::Ok);
     assert!(edit.body.contains(">first draft</textarea>"));
-    let empty = ann_browser.post(&format!("/rooms/general/messages/{first}/edit"), &[("body", " ")]).await;
+    let empty = ann_browser
+        .post(
+            &format!("/rooms/general/messages/{first}/edit"),
+            &[("body", " ")],
+        )
+        .await;
     assert_eq!(empty.status, Status::UnprocessableEntity);
-    let saved = ann_browser.post(&format!("/rooms/general/messages/{first}/edit"), &[("body", "final text")]).await.expect(Status::SeeOther);
-    assert_eq!(saved.location, Some(format!("/rooms/general?around={first}#m{first}")));
+    let saved = ann_browser
+        .post(
+            &format!("/rooms/general/messages/{first}/edit"),
+            &[("body", "final text")],
+        )
+        .await
+        .expect(Status::SeeOther);
+    assert_eq!(
+        saved.location,
+        Some(format!("/rooms/general?around={first}#m{first}"))
+    );
 
     let mut bob_browser = app.login("bob").await;
     let page = bob_browser.get("/rooms/general").await.expect(Status::Ok);
-    assert!(page.body.contains("final text") && page.body.contains("(edited)") && !page.body.contains("first draft"));
-    assert!(!page.body.contains(&format!("/messages/{first}/edit")), "no edit link on others' messages");
-    bob_browser.get(&format!("/rooms/general/messages/{first}/edit")).await.expect(Status::Forbidden);
-    bob_browser.post(&format!("/rooms/general/messages/{first}/edit"), &[("body", "hijacked")]).await.expect(Status::Forbidden);
-    bob_browser.post(&format!("/rooms/general/messages/{first}/delete"), &[]).await.expect(Status::Forbidden);
+    assert!(
+        page.body.contains("final text")
+            && page.body.contains("(edited)")
+            && !page.body.contains("first draft")
+    );
+    assert!(
+        !page.body.contains(&format!("/messages/{first}/edit")),
+        "no edit link on others' messages"
+    );
+    bob_browser
+        .get(&format!("/rooms/general/messages/{first}/edit"))
+        .await
+        .expect(Status::Forbidden);
+    bob_browser
+        .post(
+            &format!("/rooms/general/messages/{first}/edit"),
+            &[("body", "hijacked")],
+        )
+        .await
+        .expect(Status::Forbidden);
+    bob_browser
+        .post(&format!("/rooms/general/messages/{first}/delete"), &[])
+        .await
+        .expect(Status::Forbidden);
 
     ann_browser.get("/rooms/general").await;
-    ann_browser.post(&format!("/rooms/general/messages/{second}/delete"), &[]).await.expect(Status::SeeOther);
+    ann_browser
+        .post(&format!("/rooms/general/messages/{second}/delete"), &[])
+        .await
+        .expect(Status::SeeOther);
     let page = bob_browser.get("/rooms/general").await.expect(Status::Ok);
     assert!(page.body.contains("message deleted") && !page.body.contains("to be removed"));
-    assert_eq!(message_ids(&page.body), vec![first, second], "the deleted message keeps its place");
-    ann_browser.post(&format!("/rooms/general/messages/{second}/edit"), &[("body", "back")]).await.expect(Status::UnprocessableEntity);
+    assert_eq!(
+        message_ids(&page.body),
+        vec![first, second],
+        "the deleted message keeps its place"
+    );
+    ann_browser
+        .post(
+            &format!("/rooms/general/messages/{second}/edit"),
+            &[("body", "back")],
+        )
+        .await
+        .expect(Status::UnprocessableEntity);
 
     // An admin may delete anyone's message, even in a room they are a member of only for that.
-    let admin_id = app.write(|c| Ok(confab::chat::users::find_by_username(c, "admin")?.expect("admin").id)).await;
-    app.write(move |c| confab::chat::rooms::add_member(c, room, admin_id, confab::chat::now())).await;
+    let admin_id = app
+        .write(|c| {
+            Ok(confab::chat::users::find_by_username(c, "admin")?
+                .expect("admin")
+                .id)
+        })
+        .await;
+    app.write(move |c| confab::chat::rooms::add_member(c, room, admin_id, confab::chat::now()))
+        .await;
     let mut admin = app.login("admin").await;
     admin.get("/rooms/general").await;
-    admin.post(&format!("/rooms/general/messages/{first}/delete"), &[]).await.expect(Status::SeeOther);
+    admin
+        .post(&format!("/rooms/general/messages/{first}/delete"), &[])
+        .await
+        .expect(Status::SeeOther);
     let page = ann_browser.get("/rooms/general").await;
     assert_eq!(page.body.matches(">message deleted<").count(), 2);
 }
 
 async fn every_change_moves_the_room_cursor(backend: Backend) {
     use confab::chat::{messages, now, rooms};
-    let Some(app) = TestApp::start(backend).await else { return };
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
     let ann = app.user("ann", false).await;
     let room = app.room("general", false, &[ann]).await;
     let cursor = |app: &TestApp| {
         let db = app.db().clone();
-        async move { db.run(|c| Ok::<_, confab::error::Error>(rooms::find_by_slug(c, "general")?.cursor)).await.expect("cursor") }
+        async move {
+            db.run(|c| Ok::<_, confab::error::Error>(rooms::find_by_slug(c, "general")?.cursor))
+                .await
+                .expect("cursor")
+        }
     };
     assert_eq!(cursor(&app).await, 0);
     let id = app.messages(room, ann, vec!["one".into()]).await[0];
     let after_post = cursor(&app).await;
-    app.write(move |c| messages::edit(c, room, id, ann, "two", now())).await;
+    app.write(move |c| messages::edit(c, room, id, ann, "two", now()))
+        .await;
     let after_edit = cursor(&app).await;
-    app.write(move |c| messages::delete(c, room, id, ann, false, now())).await;
+    app.write(move |c| messages::delete(c, room, id, ann, false, now()))
+        .await;
     let after_delete = cursor(&app).await;
     assert!(0 < after_post && after_post < after_edit && after_edit < after_delete);
     let message = app.write(move |c| messages::get(c, room, id)).await;
-    assert_eq!(message.message.revision, after_delete, "the message carries the cursor of its last change");
+    assert_eq!(
+        message.message.revision, after_delete,
+        "the message carries the cursor of its last change"
+    );
 }
