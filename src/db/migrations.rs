@@ -18,15 +18,26 @@ const MIGRATION_LOCK: i64 = 0x436f_6e66_6162; // "Confab" in ASCII
 /// Why the database could not be brought up to date.
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {
-    /// The database could not be reached.
+    /// The database could not be reached (libpq's message, on one line).
     #[error("cannot connect to the database: {0}")]
-    Connect(#[from] diesel::ConnectionError),
+    Connect(String),
     /// The database holds migrations this build does not have: it was used by a newer Confab.
     #[error("the database has migrations this version of Confab does not know ({0}); run the newer Confab that applied them")]
     Unknown(String),
     /// A migration failed.
     #[error("migration failed: {0}")]
     Failed(String),
+}
+
+impl From<diesel::ConnectionError> for MigrateError {
+    fn from(e: diesel::ConnectionError) -> Self {
+        MigrateError::Connect(
+            e.to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
+        )
+    }
 }
 
 /// Applies every pending migration and returns their names. Refuses a database that has
