@@ -185,30 +185,10 @@ async fn post_message(
 ) -> Result<Reply> {
     let form = form.0;
     let uid = user.user.id;
-    let body = match text::message_body(&form.body, settings.max_message_chars) {
-        Ok(body) => body,
-        Err(Error::Invalid(error)) => {
-            let draft = Draft {
-                body: form.body,
-                error: Some(error),
-            };
-            let page = render_room(
-                db,
-                settings,
-                &user,
-                Layout::new(&user, &csrf, None),
-                slug,
-                PageAt::Latest,
-                draft,
-            )
-            .await?;
-            return Ok(Reply::Page((Status::UnprocessableEntity, page)));
-        }
-        Err(e) => return Err(e),
-    };
     let client_id = client_id(form.client_id);
     let now = chat::now();
-    let post = |slug: String, body: String, client_id: Option<String>| {
+    let post = |body: String, client_id: Option<String>| {
+        let slug = slug.clone();
         db.write(move |conn| {
             let (room, _) = rooms::for_member(conn, &slug, uid)?;
             let id = messages::post(conn, room.id, uid, &body, client_id.as_deref(), now)?;
@@ -216,12 +196,13 @@ async fn post_message(
             Ok::<_, Error>(id)
         })
     };
-    let posted = match post(slug.clone(), body.clone(), client_id.clone()).await {
-        // The same form arrived twice at once and the other copy won: this one finds it.
-        Err(Error::Conflict(_)) if client_id.is_some() => {
-            post(slug.clone(), body.clone(), client_id).await
-        }
-        other => other,
+    let posted = match text::message_body(&form.body, settings.max_message_chars) {
+        Ok(body) => match post(body.clone(), client_id.clone()).await {
+            // The same form arrived twice at once and the other copy won: this one finds it.
+            Err(Error::Conflict(_)) if client_id.is_some() => post(body, client_id).await,
+            other => other,
+        },
+        Err(e) => Err(e),
     };
     match posted {
         Ok(id) => Ok(Reply::Redirect(Redirect::to(format!(
@@ -232,16 +213,9 @@ async fn post_message(
                 body: form.body,
                 error: Some(error),
             };
-            let page = render_room(
-                db,
-                settings,
-                &user,
-                Layout::new(&user, &csrf, None),
-                slug,
-                PageAt::Latest,
-                draft,
-            )
-            .await?;
+            let layout = Layout::new(&user, &csrf, None);
+            let page =
+                render_room(db, settings, &user, layout, slug, PageAt::Latest, draft).await?;
             Ok(Reply::Page((Status::UnprocessableEntity, page)))
         }
         Err(e) => Err(e),
