@@ -7,6 +7,8 @@ pub mod chat;
 pub mod commands;
 pub mod db;
 pub mod error;
+pub mod files;
+pub mod jobs;
 pub mod settings;
 pub mod web;
 
@@ -28,6 +30,7 @@ pub fn app(settings: Settings) -> Rocket<Build> {
         .manage(web::Setup {
             token: chat::random_token(),
         })
+        .manage(files::FileStore::new(settings.uploads_dir.clone()))
         .manage(db)
         .manage(settings)
         .attach(AdHoc::try_on_ignite("Migrations", |rocket| async move {
@@ -48,6 +51,7 @@ pub fn app(settings: Settings) -> Rocket<Build> {
         }))
         .attach(Template::fairing())
         .attach(web::stage(static_dir))
+        .attach(jobs::stage())
         .attach(AdHoc::on_liftoff("Welcome", |rocket| {
             Box::pin(async move {
                 let (Some(settings), Some(db), Some(setup)) = (

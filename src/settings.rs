@@ -26,6 +26,12 @@ pub struct Settings {
     pub page_size: i64,
     /// The longest message, in characters.
     pub max_message_chars: usize,
+    /// The largest upload, in bytes.
+    pub max_upload_bytes: u64,
+    /// Temporary upload files untouched for this long are left-overs, in seconds.
+    pub upload_stale_secs: u64,
+    /// How often left-over temporary files are swept, in seconds.
+    pub sweep_interval_secs: u64,
     /// Database connections per instance.
     pub db_pool_size: u32,
     /// Days a session stays valid without being used.
@@ -50,6 +56,9 @@ struct Raw {
     public_url: Option<String>,
     page_size: i64,
     max_message_chars: usize,
+    max_upload_bytes: u64,
+    upload_stale_secs: u64,
+    sweep_interval_secs: u64,
     db_pool_size: u32,
     session_days: i64,
     login_max_failures: i32,
@@ -99,6 +108,12 @@ impl Settings {
                 "must be between 1 and 1000000",
             ));
         }
+        if raw.max_upload_bytes == 0 {
+            return Err(invalid("max_upload_bytes", "must be at least 1"));
+        }
+        if raw.sweep_interval_secs == 0 {
+            return Err(invalid("sweep_interval_secs", "must be at least 1"));
+        }
         if !(1..=1000).contains(&raw.db_pool_size) {
             return Err(invalid("db_pool_size", "must be between 1 and 1000"));
         }
@@ -147,6 +162,9 @@ impl Settings {
             public_url,
             page_size: raw.page_size,
             max_message_chars: raw.max_message_chars,
+            max_upload_bytes: raw.max_upload_bytes,
+            upload_stale_secs: raw.upload_stale_secs,
+            sweep_interval_secs: raw.sweep_interval_secs,
             db_pool_size: raw.db_pool_size,
             session_days: raw.session_days,
             login_max_failures: raw.login_max_failures,
@@ -169,6 +187,9 @@ fn defaults() -> serde_json::Value {
         "static_dir": "static",
         "page_size": 100,
         "max_message_chars": 10_000,
+        "max_upload_bytes": 25 * 1024 * 1024,
+        "upload_stale_secs": 3600,
+        "sweep_interval_secs": 3600,
         "db_pool_size": 10,
         "session_days": 30,
         "login_max_failures": 5,

@@ -250,8 +250,9 @@ pub fn edit(
     Ok(())
 }
 
-/// Deletes a message: its text is erased and a "message deleted" line stays in the history.
-/// Authors may delete their own messages, admins anyone's.
+/// Deletes a message: its text and attachment are erased and a "message deleted" line stays in the
+/// history. Authors may delete their own messages, admins anyone's. Returns the removed attachment,
+/// whose files the caller removes once this commits.
 pub fn delete(
     conn: &mut AnyConnection,
     room_id: i64,
@@ -259,13 +260,13 @@ pub fn delete(
     actor_id: i64,
     actor_is_admin: bool,
     now: NaiveDateTime,
-) -> Result<()> {
+) -> Result<Option<super::attachments::Attachment>> {
     let current = get(conn, room_id, id)?;
     if current.message.author_id != actor_id && !actor_is_admin {
         return Err(Error::Forbidden);
     }
     if current.message.deleted_at.is_some() {
-        return Ok(());
+        return Ok(None);
     }
     let revision = advance_cursor(conn, room_id, None)?;
     diesel::update(messages::table.find(id))
@@ -275,5 +276,5 @@ pub fn delete(
             messages::revision.eq(revision),
         ))
         .execute(conn)?;
-    Ok(())
+    super::attachments::remove_for_message(conn, id)
 }

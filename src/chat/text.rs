@@ -45,6 +45,36 @@ pub fn line(input: &str, what: &str, min: usize, max: usize) -> Result<String> {
     Ok(value.to_string())
 }
 
+/// A file name as shown and offered for download: no folders, no control characters, at most
+/// 200 characters (the extension kept), never empty.
+pub fn file_name(input: &str) -> String {
+    let last = input.rsplit(['/', '\\']).next().unwrap_or("");
+    let cleaned: String = clean(last).replace(['\n', '\t'], " ");
+    let name = cleaned.trim().trim_start_matches('.').trim();
+    if name.is_empty() {
+        return "file".to_string();
+    }
+    if name.chars().count() <= 200 {
+        return name.to_string();
+    }
+    let (stem, ext) = match name.rsplit_once('.') {
+        Some((stem, ext)) if !ext.is_empty() && ext.chars().count() <= 16 => {
+            (stem, format!(".{ext}"))
+        }
+        _ => (name, String::new()),
+    };
+    let keep = 200 - ext.chars().count();
+    format!("{}{ext}", stem.chars().take(keep).collect::<String>())
+}
+
+/// A caption: cleaned and trimmed like a message, but it may be empty.
+pub fn caption(input: &str, max_chars: usize) -> Result<String> {
+    if input.trim().is_empty() {
+        return Ok(String::new());
+    }
+    message_body(input, max_chars)
+}
+
 /// A username: 2 to 32 characters of `a-z`, `0-9`, `_`, `.` and `-`, starting with a letter or digit.
 /// Stored in lower case, so that `Ann` and `ann` are the same person.
 pub fn username(input: &str) -> Result<String> {
@@ -122,6 +152,20 @@ mod tests {
         assert_eq!(message_body("  hi\n", 10).unwrap(), "hi");
         assert!(message_body("ééééééééééé", 10).is_err());
         assert_eq!(message_body("éééééééééé", 10).unwrap().chars().count(), 10);
+    }
+
+    #[test]
+    fn file_names_are_made_safe() {
+        assert_eq!(file_name("../../etc/passwd"), "passwd");
+        assert_eq!(file_name("C:\\Users\\ann\\report.pdf"), "report.pdf");
+        assert_eq!(file_name("a\u{0}b\nc.txt"), "ab c.txt");
+        assert_eq!(file_name(".."), "file");
+        assert_eq!(file_name(""), "file");
+        assert_eq!(file_name(".htaccess"), "htaccess");
+        let long = format!("{}.jpeg", "x".repeat(500));
+        let safe = file_name(&long);
+        assert_eq!(safe.chars().count(), 200);
+        assert!(safe.ends_with("x.jpeg"));
     }
 
     #[test]

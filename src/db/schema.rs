@@ -75,6 +75,25 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    attachments (id) {
+        id -> BigInt,
+        message_id -> BigInt,
+        room_id -> BigInt,
+        file_name -> Text,
+        stored_name -> Text,
+        content_type -> Text,
+        size -> BigInt,
+        sha256 -> Text,
+        width -> Nullable<Integer>,
+        height -> Nullable<Integer>,
+        thumbnail_type -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(attachments -> messages (message_id));
+diesel::joinable!(attachments -> rooms (room_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(user_tokens -> users (user_id));
 diesel::joinable!(memberships -> rooms (room_id));
@@ -88,5 +107,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     user_tokens,
     rooms,
     memberships,
-    messages
+    messages,
+    attachments
 );

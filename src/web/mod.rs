@@ -5,6 +5,7 @@ mod auth;
 mod pages;
 pub mod session;
 mod settings;
+mod uploads;
 pub mod view;
 
 use rocket::fairing::{AdHoc, Fairing, Info, Kind};
@@ -64,6 +65,7 @@ pub fn stage(static_dir: std::path::PathBuf) -> AdHoc {
             .mount("/", auth::routes())
             .mount("/", pages::routes())
             .mount("/", settings::routes())
+            .mount("/", uploads::routes())
             .mount("/admin", admin::routes())
             .mount("/", rocket::routes![healthz, readyz])
             .mount("/static", FileServer::new(static_dir, Options::Missing))

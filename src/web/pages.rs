@@ -12,9 +12,10 @@ use super::session::{Csrf, CsrfForm, CsrfToken, CurrentUser};
 use super::view::{self, Layout};
 use super::Reply;
 use crate::chat::messages::{self, PageAt};
-use crate::chat::{self, rooms, text};
+use crate::chat::{self, attachments, rooms, text};
 use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::files::FileStore;
 use crate::settings::Settings;
 
 /// The routes of this module.
@@ -87,10 +88,12 @@ async fn render_room(
                 }
             }
             let members = rooms::members(conn, room.id)?;
-            Ok((room, Some((membership, page, members))))
+            let ids: Vec<i64> = page.messages.iter().map(|m| m.message.id).collect();
+            let files = attachments::for_messages(conn, &ids)?;
+            Ok((room, Some((membership, page, members, files))))
         })
         .await?;
-    let (room, Some((membership, page, members))) = loaded else {
+    let (room, Some((membership, page, members, files))) = loaded else {
         return Ok(Template::render(
             "room_join",
             context! { layout, room: loaded.0 },
@@ -100,7 +103,13 @@ async fn render_room(
         PageAt::Around(id) => Some(id),
         _ => None,
     };
-    let views = view::messages(&page.messages, user, Some(membership.last_read_id), marked);
+    let views = view::messages(
+        &page.messages,
+        &files,
+        user,
+        Some(membership.last_read_id),
+        marked,
+    );
     let older = page
         .has_older
         .then(|| page.messages.first().map(|m| m.message.id))
@@ -120,9 +129,11 @@ async fn render_room(
             newer,
             members,
             client_id: chat::random_token(),
+            upload_client_id: chat::random_token(),
             draft: draft.body,
             error: draft.error,
             max_chars: settings.max_message_chars,
+            max_upload: view::size(i64::try_from(settings.max_upload_bytes).unwrap_or(i64::MAX)),
         },
     ))
 }
@@ -165,7 +176,7 @@ struct MessageForm {
 }
 
 /// A form's one-time token is kept only if it looks like one we made.
-fn client_id(raw: Option<String>) -> Option<String> {
+pub(super) fn client_id(raw: Option<String>) -> Option<String> {
     raw.filter(|id| {
         (8..=64).contains(&id.len())
             && id
@@ -220,6 +231,22 @@ async fn post_message(
         }
         Err(e) => Err(e),
     }
+}
+
+/// The latest page of a room with an error over its forms (a rejected upload).
+pub(super) async fn render_room_with_error(
+    db: &Db,
+    settings: &Settings,
+    user: &CurrentUser,
+    layout: Layout,
+    slug: String,
+    error: String,
+) -> Result<Template> {
+    let draft = Draft {
+        body: String::new(),
+        error: Some(error),
+    };
+    render_room(db, settings, user, layout, slug, PageAt::Latest, draft).await
 }
 
 async fn own_message(
@@ -306,14 +333,21 @@ async fn delete_message(
     _form: Csrf,
     user: CurrentUser,
     db: &State<Db>,
+    store: &State<FileStore>,
 ) -> Result<Flash<Redirect>> {
     let (uid, is_admin) = (user.user.id, user.user.is_admin);
     let room_slug = slug.clone();
-    db.write(move |conn| {
-        let (room, _) = rooms::for_member(conn, &room_slug, uid)?;
-        messages::delete(conn, room.id, id, uid, is_admin, chat::now())
-    })
-    .await?;
+    let removed = db
+        .write(move |conn| {
+            let (room, _) = rooms::for_member(conn, &room_slug, uid)?;
+            messages::delete(conn, room.id, id, uid, is_admin, chat::now())
+        })
+        .await?;
+    if let Some(attachment) = removed {
+        if let Err(e) = store.remove(&attachment.stored_name).await {
+            log::error!("removing the file of deleted message {id}: {e}");
+        }
+    }
     Ok(Flash::success(
         Redirect::to(format!("/rooms/{slug}?around={id}#m{id}")),
         "Message deleted.",

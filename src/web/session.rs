@@ -209,6 +209,19 @@ impl<'r> FromData<'r> for Csrf {
     }
 }
 
+/// Checks a form's `csrf` value against the browser's form token.
+pub fn verify_csrf(cookies: &CookieJar<'_>, sent: &str) -> Result<(), Error> {
+    match cookies.get_private(CSRF_COOKIE) {
+        Some(expected)
+            if !sent.is_empty()
+                && constant_time_eq(sent.as_bytes(), expected.value().as_bytes()) =>
+        {
+            Ok(())
+        }
+        _ => Err(Error::CsrfExpired),
+    }
+}
+
 /// Compares two secrets without leaking where they differ.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0

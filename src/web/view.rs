@@ -6,7 +6,9 @@ use rocket::request::FlashMessage;
 use serde::Serialize;
 
 use super::session::{CsrfToken, CurrentUser};
+use crate::chat::attachments::Attachment;
 use crate::chat::messages::Posted;
+use crate::files;
 
 /// The parts of every page: who is logged in, the form token, a one-time notice.
 #[derive(Debug, Serialize)]
@@ -81,6 +83,70 @@ pub fn message_html(body: &str) -> String {
     out
 }
 
+/// Percent-encodes text for a URL path segment or a `filename*` parameter.
+pub fn encode_uri_component(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(byte as char)
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+/// A byte count for people: `512 B`, `1.5 MB`.
+pub fn size(bytes: i64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// A file as the room page shows it.
+#[derive(Debug, Serialize)]
+pub struct AttachmentView {
+    /// The download link.
+    pub url: String,
+    /// The thumbnail, once made.
+    pub thumbnail_url: Option<String>,
+    /// Display name.
+    pub name: String,
+    /// Human size.
+    pub size: String,
+    /// Detected content type.
+    pub content_type: String,
+    /// Pixels, for images.
+    pub width: Option<i32>,
+    /// Pixels, for images.
+    pub height: Option<i32>,
+}
+
+impl From<&Attachment> for AttachmentView {
+    fn from(a: &Attachment) -> Self {
+        let shown = a.thumbnail_type.is_some() && files::shown_inline(&a.content_type);
+        AttachmentView {
+            url: format!("/files/{}/{}", a.id, encode_uri_component(&a.file_name)),
+            thumbnail_url: shown.then(|| format!("/thumbs/{}", a.id)),
+            name: a.file_name.clone(),
+            size: size(a.size),
+            content_type: a.content_type.clone(),
+            width: a.width,
+            height: a.height,
+        }
+    }
+}
+
 /// A time shown to a reader in their zone.
 #[derive(Debug, Serialize)]
 pub struct When {
@@ -133,11 +199,14 @@ pub struct MessageView {
     pub first_unread: bool,
     /// It is the message a permalink points at.
     pub marked: bool,
+    /// The file shared with it.
+    pub attachment: Option<AttachmentView>,
 }
 
 /// Turns a page of messages into what the template shows.
 pub fn messages(
     page: &[Posted],
+    attachments: &[Attachment],
     reader: &CurrentUser,
     last_read_id: Option<i64>,
     marked: Option<i64>,
@@ -170,6 +239,10 @@ pub fn messages(
                 can_delete: (mine || reader.user.is_admin) && !deleted,
                 first_unread,
                 marked: marked == Some(m.id),
+                attachment: attachments
+                    .iter()
+                    .find(|a| a.message_id == m.id)
+                    .map(AttachmentView::from),
             }
         })
         .collect()

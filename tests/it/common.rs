@@ -420,6 +420,65 @@ impl Browser<'_> {
         self.post_raw(path, &all).await
     }
 
+    /// POST a multipart form with the latest form token as its first field.
+    pub async fn upload(&mut self, path: &str, parts: &[Part<'_>]) -> Page {
+        let csrf = self.csrf.clone().unwrap_or_default();
+        let mut all = vec![Part::text("csrf", &csrf)];
+        all.extend(parts.iter().map(|p| Part {
+            name: p.name,
+            file_name: p.file_name,
+            content: p.content.clone(),
+        }));
+        self.post_bytes(path, multipart(&all)).await
+    }
+
+    /// POST raw bytes as multipart/form-data.
+    pub async fn post_bytes(&mut self, path: &str, body: Vec<u8>) -> Page {
+        let content_type =
+            ContentType::new("multipart", "form-data").with_params(("boundary", BOUNDARY));
+        let response = self
+            .client
+            .post(path.to_string())
+            .header(content_type)
+            .cookies(self.cookies.clone())
+            .body(body)
+            .dispatch()
+            .await;
+        self.finish(response).await
+    }
+
+    /// GET with extra headers, returning the body as bytes.
+    pub async fn get_bytes(
+        &mut self,
+        path: &str,
+        headers: &[(&'static str, &str)],
+    ) -> (Page, Vec<u8>) {
+        let mut request = self
+            .client
+            .get(path.to_string())
+            .cookies(self.cookies.clone());
+        for (name, value) in headers {
+            request = request.header(rocket::http::Header::new(*name, value.to_string()));
+        }
+        let response = request.dispatch().await;
+        let status = response.status();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|h| (h.name().to_string(), h.value().to_string()))
+            .collect();
+        let bytes = response.into_bytes().await.unwrap_or_default();
+        (
+            Page {
+                status,
+                body: String::new(),
+                location: None,
+                headers,
+            },
+            bytes,
+        )
+    }
+
     /// POST a form exactly as given (no form token added).
     pub async fn post_raw(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
         let body = fields
@@ -437,6 +496,67 @@ impl Browser<'_> {
             .await;
         self.finish(response).await
     }
+}
+
+/// One part of a multipart form.
+pub struct Part<'a> {
+    pub name: &'a str,
+    pub file_name: Option<&'a str>,
+    pub content: Vec<u8>,
+}
+
+impl<'a> Part<'a> {
+    /// A plain field.
+    pub fn text(name: &'a str, value: &str) -> Part<'a> {
+        Part {
+            name,
+            file_name: None,
+            content: value.as_bytes().to_vec(),
+        }
+    }
+
+    /// A file field.
+    pub fn file(file_name: &'a str, content: impl Into<Vec<u8>>) -> Part<'a> {
+        Part {
+            name: "file",
+            file_name: Some(file_name),
+            content: content.into(),
+        }
+    }
+}
+
+/// The boundary test uploads use.
+pub const BOUNDARY: &str = "confab-test-boundary-7MA4YWxkTrZu0gW";
+
+/// Encodes a multipart/form-data body.
+pub fn multipart(parts: &[Part<'_>]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for part in parts {
+        body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+        match part.file_name {
+            Some(file_name) => body.extend_from_slice(
+                format!(
+                    "Content-Disposition: form-data; name=\"{}\"; filename=\"{}\"\r\nContent-Type: application/octet-stream\r\n\r\n",
+                    part.name,
+                    file_name.replace('"', "%22").replace('\n', "%0A").replace('\r', "%0D")
+                )
+                .as_bytes(),
+            ),
+            None => body.extend_from_slice(format!("Content-Disposition: form-data; name=\"{}\"\r\n\r\n", part.name).as_bytes()),
+        }
+        body.extend_from_slice(&part.content);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+/// Every regular file under a folder.
+pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    if !dir.exists() {
+        return Vec::new();
+    }
+    walk(&dir.to_string_lossy())
 }
 
 /// Percent-encodes a form value.

@@ -7,3 +7,4 @@ mod admin;
 mod history;
 mod operations;
 mod rooms;
+mod uploads;

@@ -1,0 +1,232 @@
+//! The file store under `uploads_dir`: uploads stream into `tmp/`, and move to a random, sharded
+//! name (`ab/cd/abcd…`) only once their database row has committed. Thumbnails sit beside their
+//! file. Nothing here is ever served as a static folder.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+/// Where uploaded files live.
+#[derive(Debug, Clone)]
+pub struct FileStore {
+    root: PathBuf,
+}
+
+/// The largest image, in pixels, that gets a thumbnail; anything bigger may be a decompression bomb.
+const MAX_THUMBNAIL_SOURCE_PIXELS: u64 = 50_000_000;
+/// The box thumbnails fit in.
+const THUMBNAIL_BOX: (u32, u32) = (800, 600);
+
+impl FileStore {
+    /// A store rooted at `root` (created on first use).
+    pub fn new(root: impl Into<PathBuf>) -> FileStore {
+        FileStore { root: root.into() }
+    }
+
+    fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// A fresh random stored name, sharded by its first four hex digits.
+    pub fn new_stored_name() -> String {
+        let random = crate::chat::random_token();
+        format!("{}/{}/{random}", &random[..2], &random[2..4])
+    }
+
+    /// Where an upload streams to before its row commits.
+    pub fn temp_path(&self, stored_name: &str) -> PathBuf {
+        let leaf = stored_name.rsplit('/').next().unwrap_or(stored_name);
+        self.tmp_dir().join(format!("{leaf}.part"))
+    }
+
+    /// The stored name a temporary file would become, if it is one of ours.
+    fn stored_name_of_temp(path: &Path) -> Option<String> {
+        let leaf = path.file_name()?.to_str()?.strip_suffix(".part")?;
+        (leaf.len() == 64 && leaf.chars().all(|c| c.is_ascii_hexdigit()))
+            .then(|| format!("{}/{}/{leaf}", &leaf[..2], &leaf[2..4]))
+    }
+
+    /// Where a stored file lives.
+    pub fn path(&self, stored_name: &str) -> PathBuf {
+        self.root.join(stored_name)
+    }
+
+    /// Where a stored file's thumbnail lives.
+    pub fn thumbnail_path(&self, stored_name: &str) -> PathBuf {
+        self.root.join(format!("{stored_name}.thumb"))
+    }
+
+    /// Creates the temporary folder and an empty temporary file for a new upload.
+    pub async fn create_temp(&self, stored_name: &str) -> io::Result<tokio::fs::File> {
+        tokio::fs::create_dir_all(self.tmp_dir()).await?;
+        tokio::fs::File::create(self.temp_path(stored_name)).await
+    }
+
+    /// Moves a committed upload from `tmp/` to its place.
+    pub async fn finish(&self, stored_name: &str) -> io::Result<()> {
+        let target = self.path(stored_name);
+        if let Some(parent) = target.parent() {
+            tokio::fs::create_dir_all(parent).await?;
+        }
+        tokio::fs::rename(self.temp_path(stored_name), target).await
+    }
+
+    /// Removes a stored file and its thumbnail; missing files are fine.
+    pub async fn remove(&self, stored_name: &str) -> io::Result<()> {
+        for path in [self.path(stored_name), self.thumbnail_path(stored_name)] {
+            match tokio::fs::remove_file(&path).await {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Temporary files not written to for `stale_after`, each with the stored name it was meant for.
+    pub fn stale_temp_files(
+        &self,
+        stale_after: Duration,
+    ) -> io::Result<Vec<(PathBuf, Option<String>)>> {
+        let entries = match std::fs::read_dir(self.tmp_dir()) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let now = SystemTime::now();
+        let mut stale = Vec::new();
+        for entry in entries.flatten() {
+            let modified = entry.metadata().and_then(|m| m.modified()).unwrap_or(now);
+            if now.duration_since(modified).unwrap_or_default() >= stale_after {
+                let path = entry.path();
+                let stored = Self::stored_name_of_temp(&path);
+                stale.push((path, stored));
+            }
+        }
+        Ok(stale)
+    }
+
+    /// Makes the thumbnail of an image file (blocking: run it off the async runtime). Returns its
+    /// content type, or `None` when the file is not an image that can be decoded safely.
+    pub fn make_thumbnail(&self, stored_name: &str) -> Option<&'static str> {
+        let source = self.path(stored_name);
+        let reader = image::ImageReader::open(&source)
+            .ok()?
+            .with_guessed_format()
+            .ok()?;
+        let format = reader.format()?;
+        let (width, height) = image::ImageReader::open(&source)
+            .ok()?
+            .with_guessed_format()
+            .ok()?
+            .into_dimensions()
+            .ok()?;
+        if u64::from(width) * u64::from(height) > MAX_THUMBNAIL_SOURCE_PIXELS {
+            return None;
+        }
+        let mut reader = reader;
+        let mut limits = image::Limits::default();
+        limits.max_image_width = Some(width);
+        limits.max_image_height = Some(height);
+        limits.max_alloc = Some(512 * 1024 * 1024);
+        reader.limits(limits);
+        let image = reader.decode().ok()?;
+        let image = if width > THUMBNAIL_BOX.0 || height > THUMBNAIL_BOX.1 {
+            image.resize(
+                THUMBNAIL_BOX.0,
+                THUMBNAIL_BOX.1,
+                image::imageops::FilterType::Triangle,
+            )
+        } else {
+            image
+        };
+        let (encoded_as, content_type) = match format {
+            image::ImageFormat::Jpeg => (image::ImageFormat::Jpeg, "image/jpeg"),
+            _ => (image::ImageFormat::Png, "image/png"),
+        };
+        let target = self.thumbnail_path(stored_name);
+        let partial = target.with_extension("thumb.part");
+        let image = if encoded_as == image::ImageFormat::Jpeg {
+            image::DynamicImage::ImageRgb8(image.to_rgb8())
+        } else {
+            image
+        };
+        image.save_with_format(&partial, encoded_as).ok()?;
+        std::fs::rename(&partial, &target).ok()?;
+        Some(content_type)
+    }
+}
+
+/// Reads an image's dimensions from its header only (blocking).
+pub fn image_dimensions(path: &Path) -> Option<(u32, u32)> {
+    image::ImageReader::open(path)
+        .ok()?
+        .with_guessed_format()
+        .ok()?
+        .into_dimensions()
+        .ok()
+}
+
+/// The content type of a file, detected from its first bytes (never the client's claim).
+pub fn detect_content_type(head: &[u8]) -> String {
+    if let Some(kind) = infer::get(head) {
+        return kind.mime_type().to_string();
+    }
+    match std::str::from_utf8(head) {
+        // A character cut off at the end of the sniffed bytes still counts as text.
+        Ok(_) => "text/plain; charset=utf-8".to_string(),
+        Err(e) if e.error_len().is_none() => "text/plain; charset=utf-8".to_string(),
+        Err(_) => "application/octet-stream".to_string(),
+    }
+}
+
+/// Whether a browser may show this type inline: raster images only, never SVG or HTML.
+pub fn shown_inline(content_type: &str) -> bool {
+    matches!(
+        content_type,
+        "image/png" | "image/jpeg" | "image/gif" | "image/webp"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types_come_from_the_bytes() {
+        assert_eq!(
+            detect_content_type(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"),
+            "image/png"
+        );
+        assert_eq!(
+            detect_content_type(b"\xff\xd8\xff\xe0\0\x10JFIF"),
+            "image/jpeg"
+        );
+        assert_eq!(
+            detect_content_type(b"hello world"),
+            "text/plain; charset=utf-8"
+        );
+        assert_eq!(
+            detect_content_type(&[0, 159, 146, 150, 1, 2]),
+            "application/octet-stream"
+        );
+        assert!(
+            !shown_inline("image/svg+xml")
+                && !shown_inline("text/html")
+                && shown_inline("image/webp")
+        );
+    }
+
+    #[test]
+    fn temp_names_map_back_to_stored_names() {
+        let name = FileStore::new_stored_name();
+        let store = FileStore::new("/x");
+        assert_eq!(
+            FileStore::stored_name_of_temp(&store.temp_path(&name)),
+            Some(name)
+        );
+        assert_eq!(
+            FileStore::stored_name_of_temp(Path::new("/x/tmp/evil.part")),
+            None
+        );
+    }
+}

@@ -1,0 +1,43 @@
+//! Background tasks, started at liftoff and ended with the server.
+
+pub mod sweep;
+
+use std::time::Duration;
+
+use rocket::fairing::AdHoc;
+
+use crate::db::Db;
+use crate::files::FileStore;
+use crate::settings::Settings;
+
+/// Starts the background tasks once Rocket is up.
+pub fn stage() -> AdHoc {
+    AdHoc::on_liftoff("Background jobs", |rocket| {
+        Box::pin(async move {
+            let (Some(db), Some(store), Some(settings)) = (
+                rocket.state::<Db>(),
+                rocket.state::<FileStore>(),
+                rocket.state::<Settings>(),
+            ) else {
+                return;
+            };
+            let (db, store) = (db.clone(), store.clone());
+            let stale_after = Duration::from_secs(settings.upload_stale_secs);
+            let every = Duration::from_secs(settings.sweep_interval_secs);
+            let mut shutdown = rocket.shutdown();
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(every);
+                loop {
+                    tokio::select! {
+                        _ = ticks.tick() => {
+                            if let Err(e) = sweep::left_over_uploads(&db, &store, stale_after).await {
+                                log::warn!("sweeping left-over uploads: {e}");
+                            }
+                        }
+                        _ = &mut shutdown => break,
+                    }
+                }
+            });
+        })
+    })
+}
