@@ -216,6 +216,59 @@ mod tests {
         );
     }
 
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xffff_ffffu32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    /// A tiny PNG whose header claims a huge image: decoding it would try to allocate gigabytes.
+    fn png_bomb(width: u32, height: u32) -> Vec<u8> {
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut chunk = |kind: &[u8], data: &[u8]| {
+            png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            let mut body = kind.to_vec();
+            body.extend_from_slice(data);
+            png.extend_from_slice(&body);
+            png.extend_from_slice(&crc32(&body).to_be_bytes());
+        };
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(&width.to_be_bytes());
+        ihdr.extend_from_slice(&height.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+        chunk(b"IHDR", &ihdr);
+        chunk(b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+        chunk(b"IEND", &[]);
+        png
+    }
+
+    #[test]
+    fn decompression_bombs_and_garbage_get_no_thumbnail() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = FileStore::new(dir.path());
+        for (bytes, why) in [
+            (png_bomb(100_000, 100_000), "bomb"),
+            (b"\x89PNG\r\n\x1a\ngarbage".to_vec(), "garbage"),
+        ] {
+            let name = FileStore::new_stored_name();
+            let path = store.path(&name);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("dirs");
+            std::fs::write(&path, bytes).expect("write");
+            assert_eq!(store.make_thumbnail(&name), None, "{why}");
+            assert!(!store.thumbnail_path(&name).exists(), "{why}");
+        }
+        assert_eq!(image_dimensions(&dir.path().join("missing")), None);
+    }
+
     #[test]
     fn temp_names_map_back_to_stored_names() {
         let name = FileStore::new_stored_name();
