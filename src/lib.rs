@@ -9,8 +9,11 @@ pub mod db;
 pub mod error;
 pub mod files;
 pub mod jobs;
+pub mod live;
 pub mod settings;
 pub mod web;
+
+use std::time::Duration;
 
 use rocket::fairing::AdHoc;
 use rocket::{Build, Rocket};
@@ -31,6 +34,13 @@ pub fn app(settings: Settings) -> Rocket<Build> {
             token: chat::random_token(),
         })
         .manage(files::FileStore::new(settings.uploads_dir.clone()))
+        .manage(live::Live::new(
+            settings.max_held_polls,
+            Duration::from_secs(settings.presence_timeout),
+        ))
+        .manage(web::session::SessionCache::new(Duration::from_secs(
+            settings.session_cache_secs,
+        )))
         .manage(db)
         .manage(settings)
         .attach(AdHoc::try_on_ignite("Migrations", |rocket| async move {

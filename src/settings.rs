@@ -32,6 +32,24 @@ pub struct Settings {
     pub upload_stale_secs: u64,
     /// How often left-over temporary files are swept, in seconds.
     pub sweep_interval_secs: u64,
+    /// The live page's first poll interval, in seconds.
+    pub poll_min: u64,
+    /// Seconds added to the interval after each poll with nothing new.
+    pub poll_step: u64,
+    /// The longest interval, and the interval of an idle page, in seconds.
+    pub poll_max: u64,
+    /// Seconds without input after which a page counts as idle.
+    pub idle_after: u64,
+    /// The longest a poll may be held open by the server, in seconds.
+    pub poll_wait_max: u64,
+    /// Polls held open at once, server-wide; more are answered at once.
+    pub max_held_polls: usize,
+    /// Seconds without a poll after which a member shows as away.
+    pub presence_timeout: u64,
+    /// How often presence is written to the database, in seconds.
+    pub presence_flush_secs: u64,
+    /// How long a session check is served from memory, in seconds.
+    pub session_cache_secs: u64,
     /// Database connections per instance.
     pub db_pool_size: u32,
     /// Days a session stays valid without being used.
@@ -59,6 +77,15 @@ struct Raw {
     max_upload_bytes: u64,
     upload_stale_secs: u64,
     sweep_interval_secs: u64,
+    poll_min: u64,
+    poll_step: u64,
+    poll_max: u64,
+    idle_after: u64,
+    poll_wait_max: u64,
+    max_held_polls: usize,
+    presence_timeout: u64,
+    presence_flush_secs: u64,
+    session_cache_secs: u64,
     db_pool_size: u32,
     session_days: i64,
     login_max_failures: i32,
@@ -114,6 +141,15 @@ impl Settings {
         if raw.sweep_interval_secs == 0 {
             return Err(invalid("sweep_interval_secs", "must be at least 1"));
         }
+        if raw.poll_min == 0 || raw.poll_max < raw.poll_min {
+            return Err(invalid(
+                "poll_max",
+                "must be at least poll_min, which must be at least 1",
+            ));
+        }
+        if raw.presence_flush_secs == 0 {
+            return Err(invalid("presence_flush_secs", "must be at least 1"));
+        }
         if !(1..=1000).contains(&raw.db_pool_size) {
             return Err(invalid("db_pool_size", "must be between 1 and 1000"));
         }
@@ -165,6 +201,15 @@ impl Settings {
             max_upload_bytes: raw.max_upload_bytes,
             upload_stale_secs: raw.upload_stale_secs,
             sweep_interval_secs: raw.sweep_interval_secs,
+            poll_min: raw.poll_min,
+            poll_step: raw.poll_step,
+            poll_max: raw.poll_max,
+            idle_after: raw.idle_after,
+            poll_wait_max: raw.poll_wait_max,
+            max_held_polls: raw.max_held_polls,
+            presence_timeout: raw.presence_timeout,
+            presence_flush_secs: raw.presence_flush_secs,
+            session_cache_secs: raw.session_cache_secs,
             db_pool_size: raw.db_pool_size,
             session_days: raw.session_days,
             login_max_failures: raw.login_max_failures,
@@ -190,6 +235,15 @@ fn defaults() -> serde_json::Value {
         "max_upload_bytes": 25 * 1024 * 1024,
         "upload_stale_secs": 3600,
         "sweep_interval_secs": 3600,
+        "poll_min": 2,
+        "poll_step": 2,
+        "poll_max": 60,
+        "idle_after": 60,
+        "poll_wait_max": 25,
+        "max_held_polls": 10_000,
+        "presence_timeout": 90,
+        "presence_flush_secs": 30,
+        "session_cache_secs": 60,
         "db_pool_size": 10,
         "session_days": 30,
         "login_max_failures": 5,

@@ -129,13 +129,13 @@ pub fn remove_for_message(conn: &mut AnyConnection, message_id: i64) -> Result<O
     Ok(found)
 }
 
-/// Records a finished thumbnail and moves the room's cursor, so open pages pick it up.
-/// Returns `false` when the attachment is gone (its message was deleted meanwhile).
+/// Records a finished thumbnail and moves the room's cursor, so open pages pick it up. Returns the
+/// room and its new cursor, or `None` when the attachment is gone (its message was deleted meanwhile).
 pub fn set_thumbnail(
     conn: &mut AnyConnection,
     stored_name: &str,
     content_type: &str,
-) -> Result<bool> {
+) -> Result<Option<(i64, i64)>> {
     let Some((id, message_id, room_id)) = attachments::table
         .filter(attachments::stored_name.eq(stored_name))
         .select((
@@ -146,7 +146,7 @@ pub fn set_thumbnail(
         .first::<(i64, i64, i64)>(conn)
         .optional()?
     else {
-        return Ok(false);
+        return Ok(None);
     };
     diesel::update(attachments::table.find(id))
         .set(attachments::thumbnail_type.eq(content_type))
@@ -158,7 +158,7 @@ pub fn set_thumbnail(
     diesel::update(messages_table::table.find(message_id))
         .set(messages_table::revision.eq(revision))
         .execute(conn)?;
-    Ok(true)
+    Ok(Some((room_id, revision)))
 }
 
 /// Whether a stored name belongs to an attachment (for the sweep of left-over temporary files).

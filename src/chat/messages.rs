@@ -278,3 +278,25 @@ pub fn delete(
         .execute(conn)?;
     super::attachments::remove_for_message(conn, id)
 }
+
+/// The messages of a room changed after `cursor` (new, edited, deleted), in the order they changed,
+/// at most `limit` of them.
+pub fn changed_since(
+    conn: &mut AnyConnection,
+    room_id: i64,
+    cursor: i64,
+    limit: i64,
+) -> Result<Vec<Posted>> {
+    let rows: Vec<(Message, String)> = messages::table
+        .inner_join(users::table)
+        .filter(messages::room_id.eq(room_id))
+        .filter(messages::revision.gt(cursor))
+        .order(messages::revision.asc())
+        .limit(limit)
+        .select((Message::as_select(), users::username))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(message, author)| Posted { message, author })
+        .collect())
+}

@@ -225,14 +225,33 @@ pub fn remove_member(conn: &mut AnyConnection, room_id: i64, user_id: i64) -> Re
     Ok(())
 }
 
-/// The members of a room: (user id, username), by name.
-pub fn members(conn: &mut AnyConnection, room_id: i64) -> Result<Vec<(i64, String)>> {
+/// A member as room pages list them.
+#[derive(Debug, Clone, Queryable, Serialize)]
+pub struct Member {
+    /// User id.
+    pub id: i64,
+    /// Username.
+    pub username: String,
+    /// When a page of theirs was last open, as last written by the presence tracker.
+    pub last_seen_at: Option<NaiveDateTime>,
+}
+
+/// The members of a room, by name.
+pub fn members(conn: &mut AnyConnection, room_id: i64) -> Result<Vec<Member>> {
     Ok(memberships::table
         .inner_join(users::table)
         .filter(memberships::room_id.eq(room_id))
         .order(users::username)
-        .select((users::id, users::username))
+        .select((users::id, users::username, users::last_seen_at))
         .load(conn)?)
+}
+
+/// A room's change cursor.
+pub fn cursor(conn: &mut AnyConnection, room_id: i64) -> Result<i64> {
+    Ok(rooms::table
+        .find(room_id)
+        .select(rooms::cursor)
+        .first(conn)?)
 }
 
 /// The rooms `user_id` is in, with unread counts: active rooms by last activity, then archived ones.

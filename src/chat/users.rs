@@ -40,6 +40,10 @@ pub struct User {
     pub last_failed_login_at: Option<NaiveDateTime>,
     /// When the account was made.
     pub created_at: NaiveDateTime,
+    /// When a page of theirs was last open (written in batches).
+    pub last_seen_at: Option<NaiveDateTime>,
+    /// When they last used a page (typed, scrolled, clicked).
+    pub last_active_at: Option<NaiveDateTime>,
 }
 
 impl User {
@@ -212,5 +216,36 @@ pub fn clear_failed_logins(conn: &mut AnyConnection, id: i64) -> Result<()> {
     diesel::update(users::table.find(id).filter(users::failed_logins.ne(0)))
         .set(users::failed_logins.eq(0))
         .execute(conn)?;
+    Ok(())
+}
+
+/// Records when people were last seen and last active (a batch from the presence tracker). Times
+/// only move forward.
+pub fn record_presence(
+    conn: &mut AnyConnection,
+    seen: &[(i64, NaiveDateTime, Option<NaiveDateTime>)],
+) -> Result<()> {
+    for (id, seen_at, active_at) in seen {
+        diesel::update(
+            users::table.find(id).filter(
+                users::last_seen_at
+                    .is_null()
+                    .or(users::last_seen_at.lt(seen_at)),
+            ),
+        )
+        .set(users::last_seen_at.eq(seen_at))
+        .execute(conn)?;
+        if let Some(active_at) = active_at {
+            diesel::update(
+                users::table.find(id).filter(
+                    users::last_active_at
+                        .is_null()
+                        .or(users::last_active_at.lt(active_at)),
+                ),
+            )
+            .set(users::last_active_at.eq(active_at))
+            .execute(conn)?;
+        }
+    }
     Ok(())
 }

@@ -5,6 +5,7 @@ mod migrations;
 pub mod schema;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -140,10 +141,22 @@ where
     }
 }
 
+/// Counts the statements a connection sends, so that tests and the benchmark can see how many
+/// queries a request costs.
+struct QueryCounter(Arc<AtomicU64>);
+
+impl diesel::connection::Instrumentation for QueryCounter {
+    fn on_connection_event(&mut self, event: diesel::connection::InstrumentationEvent<'_>) {
+        if let diesel::connection::InstrumentationEvent::StartQuery { .. } = event {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// The r2d2 manager: opens connections of the backend the URL names, and nothing else.
-#[derive(Debug)]
 pub struct Manager {
     url: DatabaseUrl,
+    queries: Arc<AtomicU64>,
 }
 
 impl ManageConnection for Manager {
@@ -151,7 +164,9 @@ impl ManageConnection for Manager {
     type Error = diesel::r2d2::Error;
 
     fn connect(&self) -> Result<AnyConnection, Self::Error> {
-        connect(&self.url).map_err(diesel::r2d2::Error::ConnectionError)
+        let mut conn = connect(&self.url).map_err(diesel::r2d2::Error::ConnectionError)?;
+        conn.set_instrumentation(QueryCounter(self.queries.clone()));
+        Ok(conn)
     }
 
     fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), Self::Error> {
@@ -184,6 +199,7 @@ pub struct Db {
     pool: Pool<Manager>,
     permits: Arc<Semaphore>,
     backend: Backend,
+    queries: Arc<AtomicU64>,
 }
 
 /// Which database engine a [`Db`] talks to.
@@ -199,11 +215,15 @@ impl Db {
     /// Builds the pool without connecting yet; the first use connects. Each checkout checks the
     /// connection first, so that connections broken while the database was away are replaced.
     pub fn new(url: &DatabaseUrl, size: u32) -> Db {
+        let queries = Arc::new(AtomicU64::new(0));
         let pool = Pool::builder()
             .max_size(size)
             .min_idle(Some(0))
             .connection_timeout(Duration::from_secs(5))
-            .build_unchecked(Manager { url: url.clone() });
+            .build_unchecked(Manager {
+                url: url.clone(),
+                queries: queries.clone(),
+            });
         let backend = match url {
             DatabaseUrl::Postgres(_) => Backend::Postgres,
             DatabaseUrl::Sqlite(_) => Backend::Sqlite,
@@ -212,7 +232,13 @@ impl Db {
             pool,
             permits: Arc::new(Semaphore::new(size as usize)),
             backend,
+            queries,
         }
+    }
+
+    /// How many statements this pool's connections have sent (including the check on checkout).
+    pub fn queries(&self) -> u64 {
+        self.queries.load(Ordering::Relaxed)
     }
 
     /// The engine behind this pool.

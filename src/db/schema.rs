@@ -12,6 +12,8 @@ diesel::table! {
         failed_logins -> Integer,
         last_failed_login_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
+        last_seen_at -> Nullable<Timestamp>,
+        last_active_at -> Nullable<Timestamp>,
     }
 }
 

@@ -1,5 +1,6 @@
 //! Background tasks, started at liftoff and ended with the server.
 
+pub mod presence;
 pub mod sweep;
 
 use std::time::Duration;
@@ -8,6 +9,7 @@ use rocket::fairing::AdHoc;
 
 use crate::db::Db;
 use crate::files::FileStore;
+use crate::live::Live;
 use crate::settings::Settings;
 
 /// Starts the background tasks once Rocket is up.
@@ -21,6 +23,13 @@ pub fn stage() -> AdHoc {
             ) else {
                 return;
             };
+            let (Some(live), flush_every) = (
+                rocket.state::<Live>(),
+                Duration::from_secs(settings.presence_flush_secs),
+            ) else {
+                return;
+            };
+            presence::start(db.clone(), live.clone(), flush_every, rocket.shutdown());
             let (db, store) = (db.clone(), store.clone());
             let stale_after = Duration::from_secs(settings.upload_stale_secs);
             let every = Duration::from_secs(settings.sweep_interval_secs);

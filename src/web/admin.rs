@@ -7,12 +7,13 @@ use rocket::response::{Flash, Redirect};
 use rocket::{get, post, routes, Route, State};
 use rocket_dyn_templates::{context, Template};
 
-use super::session::{Csrf, CsrfForm, CsrfToken};
+use super::session::{Csrf, CsrfForm, CsrfToken, SessionCache};
 use super::view::Layout;
 use super::{blocking, AdminUser};
 use crate::chat::{self, rooms, sessions, text, tokens, users};
 use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::live::Live;
 use crate::settings::Settings;
 
 /// The routes of this module, under `/admin`.
@@ -131,7 +132,7 @@ async fn room_page(
         .await?;
     let candidates: Vec<&str> = users
         .iter()
-        .filter(|u| u.is_active && !members.iter().any(|(id, _)| *id == u.id))
+        .filter(|u| u.is_active && !members.iter().any(|m| m.id == u.id))
         .map(|u| u.username.as_str())
         .collect();
     Ok(Template::render(
@@ -222,7 +223,9 @@ async fn add_member(
     _admin: AdminUser,
     form: CsrfForm<MemberForm>,
     db: &State<Db>,
+    live: &State<Live>,
 ) -> Result<Flash<Redirect>> {
+    let changed_room = slug.clone();
     let back = format!("/admin/rooms/{slug}");
     let username = form.0.username;
     let result = db
@@ -240,6 +243,7 @@ async fn add_member(
             Ok(format!("{} is now a member.", user.username))
         })
         .await;
+    live.forget_slug(&changed_room);
     outcome(result, back)
 }
 
@@ -250,7 +254,9 @@ async fn remove_member(
     _admin: AdminUser,
     _form: Csrf,
     db: &State<Db>,
+    live: &State<Live>,
 ) -> Result<Flash<Redirect>> {
+    let changed_room = slug.clone();
     let back = format!("/admin/rooms/{slug}");
     let result = db
         .write(move |conn| {
@@ -259,6 +265,7 @@ async fn remove_member(
             Ok("Member removed.".to_string())
         })
         .await;
+    live.forget_slug(&changed_room);
     outcome(result, back)
 }
 
@@ -353,6 +360,7 @@ async fn create_user(
 }
 
 async fn set_active(
+    sessions: &SessionCache,
     db: &Db,
     admin: &AdminUser,
     user_id: i64,
@@ -381,6 +389,7 @@ async fn set_active(
             ))
         })
         .await;
+    sessions.forget_user(user_id);
     outcome(result, "/admin/users".into())
 }
 
@@ -390,8 +399,9 @@ async fn deactivate_user(
     admin: AdminUser,
     _form: Csrf,
     db: &State<Db>,
+    sessions: &State<SessionCache>,
 ) -> Result<Flash<Redirect>> {
-    set_active(db, &admin, user_id, false).await
+    set_active(sessions, db, &admin, user_id, false).await
 }
 
 #[post("/users/<user_id>/activate", data = "<_form>")]
@@ -400,8 +410,9 @@ async fn activate_user(
     admin: AdminUser,
     _form: Csrf,
     db: &State<Db>,
+    sessions: &State<SessionCache>,
 ) -> Result<Flash<Redirect>> {
-    set_active(db, &admin, user_id, true).await
+    set_active(sessions, db, &admin, user_id, true).await
 }
 
 #[post("/users/<user_id>/reset", data = "<_form>")]
@@ -436,6 +447,7 @@ async fn end_sessions(
     admin: AdminUser,
     _form: Csrf,
     db: &State<Db>,
+    sessions: &State<SessionCache>,
 ) -> Result<Flash<Redirect>> {
     let keep = (user_id == admin.0.user.id).then_some(admin.0.session_id);
     let result = db
@@ -445,5 +457,6 @@ async fn end_sessions(
             Ok(format!("Ended {n} session(s) of {}.", user.username))
         })
         .await;
+    sessions.forget_user(user_id);
     outcome(result, "/admin/users".into())
 }

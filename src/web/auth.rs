@@ -8,7 +8,9 @@ use rocket::response::{Flash, Redirect};
 use rocket::{get, post, routes, Route, State};
 use rocket_dyn_templates::{context, Template};
 
-use super::session::{self, constant_time_eq, Csrf, CsrfForm, CsrfToken};
+use super::session::{
+    self, constant_time_eq, Csrf, CsrfForm, CsrfToken, CurrentUser, SessionCache,
+};
 use super::view::Layout;
 use super::{blocking, Reply, UserAgent};
 use crate::chat::{self, sessions, text, tokens, users};
@@ -140,7 +142,16 @@ async fn login(
 }
 
 #[post("/logout", data = "<_form>")]
-async fn logout(_form: Csrf, db: &State<Db>, cookies: &CookieJar<'_>) -> Result<Flash<Redirect>> {
+async fn logout(
+    _form: Csrf,
+    user: Option<CurrentUser>,
+    db: &State<Db>,
+    sessions: &State<SessionCache>,
+    cookies: &CookieJar<'_>,
+) -> Result<Flash<Redirect>> {
+    if let Some(user) = user {
+        sessions.forget_user(user.user.id);
+    }
     if let Some(token) = session::token(cookies) {
         db.write(move |conn| sessions::end(conn, &token)).await?;
     }
@@ -261,6 +272,7 @@ struct PasswordForm {
     confirm: String,
 }
 
+#[allow(clippy::too_many_arguments)]
 #[post("/password/<token>", data = "<form>")]
 async fn set_password(
     token: String,
@@ -270,6 +282,7 @@ async fn set_password(
     cookies: &CookieJar<'_>,
     csrf: CsrfToken,
     agent: UserAgent,
+    sessions: &State<SessionCache>,
 ) -> Result<Reply> {
     let lookup = token.clone();
     let (_, user) = db
@@ -296,6 +309,7 @@ async fn set_password(
             sessions::create(conn, user.id, &agent, now)
         })
         .await?;
+    sessions.forget_user(user.id);
     session::start(cookies, settings, session_token);
     Ok(Reply::Flash(Flash::success(
         Redirect::to("/"),

@@ -1,6 +1,7 @@
 //! The web layer: routes, guards, catchers and the response headers every page gets.
 
 mod admin;
+mod api;
 mod auth;
 mod pages;
 pub mod session;
@@ -30,6 +31,50 @@ pub enum Reply {
     Flash(Flash<Redirect>),
     /// Show a page with this status (a form re-rendered with its error and the user's input).
     Page((Status, Template)),
+}
+
+/// The app's shared services, as one request guard.
+pub struct App<'r> {
+    /// The database.
+    pub db: &'r crate::db::Db,
+    /// The settings.
+    pub settings: &'r crate::settings::Settings,
+    /// Room heads, held polls and presence.
+    pub live: &'r crate::live::Live,
+    /// Uploaded files.
+    pub store: &'r crate::files::FileStore,
+    /// Recent session checks.
+    pub sessions: &'r session::SessionCache,
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for App<'r> {
+    type Error = Error;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        let rocket = req.rocket();
+        match (
+            rocket.state(),
+            rocket.state(),
+            rocket.state(),
+            rocket.state(),
+            rocket.state(),
+        ) {
+            (Some(db), Some(settings), Some(live), Some(store), Some(sessions)) => {
+                Outcome::Success(App {
+                    db,
+                    settings,
+                    live,
+                    store,
+                    sessions,
+                })
+            }
+            _ => Outcome::Error((
+                Status::InternalServerError,
+                Error::Internal("app state is not managed".into()),
+            )),
+        }
+    }
 }
 
 /// The browser's name for itself, for the list of sessions.
@@ -66,6 +111,7 @@ pub fn stage(static_dir: std::path::PathBuf) -> AdHoc {
             .mount("/", pages::routes())
             .mount("/", settings::routes())
             .mount("/", uploads::routes())
+            .mount("/", api::routes())
             .mount("/admin", admin::routes())
             .mount("/", rocket::routes![healthz, readyz])
             .mount("/static", FileServer::new(static_dir, Options::Missing))

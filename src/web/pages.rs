@@ -5,18 +5,16 @@ use rocket::form::FromForm;
 use rocket::http::Status;
 use rocket::request::FlashMessage;
 use rocket::response::{Flash, Redirect};
-use rocket::{get, post, routes, Route, State};
+use rocket::{get, post, routes, Route};
 use rocket_dyn_templates::{context, Template};
 
 use super::session::{Csrf, CsrfForm, CsrfToken, CurrentUser};
 use super::view::{self, Layout};
-use super::Reply;
+use super::{App, Reply};
 use crate::chat::messages::{self, PageAt};
 use crate::chat::{self, attachments, rooms, text};
-use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::files::FileStore;
-use crate::settings::Settings;
+use crate::live::Activity;
 
 /// The routes of this module.
 pub fn routes() -> Vec<Route> {
@@ -37,10 +35,11 @@ async fn home(
     user: CurrentUser,
     csrf: CsrfToken,
     flash: Option<FlashMessage<'_>>,
-    db: &State<Db>,
+    app: App<'_>,
 ) -> Result<Template> {
     let uid = user.user.id;
-    let (mine, joinable) = db
+    let (mine, joinable) = app
+        .db
         .run(move |conn| Ok::<_, Error>((rooms::for_user(conn, uid)?, rooms::joinable(conn, uid)?)))
         .await?;
     let tz = user.user.tz();
@@ -59,14 +58,16 @@ async fn home(
 
 /// What a room page shows besides the history: a rejected post's text and error.
 #[derive(Default)]
-struct Draft {
-    body: String,
-    error: Option<String>,
+pub(super) struct Draft {
+    /// The text that was refused.
+    pub body: String,
+    /// Why.
+    pub error: Option<String>,
 }
 
-async fn render_room(
-    db: &Db,
-    settings: &Settings,
+/// Renders a room page: one page of history, the forms, who is around.
+pub(super) async fn render_room(
+    app: &App<'_>,
     user: &CurrentUser,
     layout: Layout,
     slug: String,
@@ -74,8 +75,9 @@ async fn render_room(
     draft: Draft,
 ) -> Result<Template> {
     let uid = user.user.id;
-    let size = settings.page_size;
-    let loaded = db
+    let size = app.settings.page_size;
+    let loaded = app
+        .db
         .run(move |conn| {
             let (room, membership) = rooms::visible(conn, &slug, uid)?;
             let Some(membership) = membership else {
@@ -99,6 +101,21 @@ async fn render_room(
             context! { layout, room: loaded.0 },
         ));
     };
+    let now = chat::now();
+    app.live.load(&room.slug, room.id, room.cursor, members);
+    app.live.seen(room.id, uid, Activity::Active, now);
+    let token = app
+        .live
+        .token(room.id)
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    let tz = user.user.tz();
+    let presence: Vec<_> = app
+        .live
+        .presence(room.id, now)
+        .into_iter()
+        .map(|p| context! { username: p.username, state: p.state, last_seen: p.last_seen.map(|at| view::when(at, tz)) })
+        .collect();
     let marked = match at {
         PageAt::Around(id) => Some(id),
         _ => None,
@@ -118,7 +135,7 @@ async fn render_room(
         .has_newer
         .then(|| page.messages.last().map(|m| m.message.id))
         .flatten();
-    let members: Vec<&str> = members.iter().map(|(_, name)| name.as_str()).collect();
+    let s = app.settings;
     Ok(Template::render(
         "room",
         context! {
@@ -127,18 +144,22 @@ async fn render_room(
             messages: views,
             older,
             newer,
-            members,
+            latest: at == PageAt::Latest,
+            presence,
+            token,
+            poll: context! {
+                min: s.poll_min, step: s.poll_step, max: s.poll_max, idle_after: s.idle_after, wait_max: s.poll_wait_max,
+            },
             client_id: chat::random_token(),
             upload_client_id: chat::random_token(),
             draft: draft.body,
             error: draft.error,
-            max_chars: settings.max_message_chars,
-            max_upload: view::size(i64::try_from(settings.max_upload_bytes).unwrap_or(i64::MAX)),
+            max_chars: s.max_message_chars,
+            max_upload: view::size(i64::try_from(s.max_upload_bytes).unwrap_or(i64::MAX)),
         },
     ))
 }
 
-#[allow(clippy::too_many_arguments)]
 #[get("/rooms/<slug>?<before>&<after>&<around>")]
 async fn room(
     slug: String,
@@ -148,8 +169,7 @@ async fn room(
     user: CurrentUser,
     csrf: CsrfToken,
     flash: Option<FlashMessage<'_>>,
-    db: &State<Db>,
-    settings: &State<Settings>,
+    app: App<'_>,
 ) -> Result<Template> {
     let at = match (around, before, after) {
         (Some(id), _, _) => PageAt::Around(id),
@@ -158,8 +178,7 @@ async fn room(
         (None, None, None) => PageAt::Latest,
     };
     render_room(
-        db,
-        settings,
+        &app,
         &user,
         Layout::new(&user, &csrf, flash),
         slug,
@@ -185,38 +204,54 @@ pub(super) fn client_id(raw: Option<String>) -> Option<String> {
     })
 }
 
+/// Posts a message as `uid` (form or live page alike) and wakes the room's pollers. Returns the
+/// message id and the room id.
+pub(super) async fn post_to_room(
+    app: &App<'_>,
+    slug: &str,
+    uid: i64,
+    body: &str,
+    client_id: Option<String>,
+) -> Result<(i64, i64)> {
+    let body = text::message_body(body, app.settings.max_message_chars)?;
+    let now = chat::now();
+    let post = |client_id: Option<String>| {
+        let (slug, body) = (slug.to_string(), body.clone());
+        app.db.write(move |conn| {
+            let (room, _) = rooms::for_member(conn, &slug, uid)?;
+            let id = messages::post(conn, room.id, uid, &body, client_id.as_deref(), now)?;
+            rooms::mark_read(conn, room.id, uid, id)?;
+            Ok::<_, Error>((id, room.id, rooms::cursor(conn, room.id)?))
+        })
+    };
+    let (id, room_id, cursor) = match post(client_id.clone()).await {
+        // The same form arrived twice at once and the other copy won: this one finds it.
+        Err(Error::Conflict(_)) if client_id.is_some() => post(client_id).await?,
+        other => other?,
+    };
+    app.live.advance(room_id, cursor);
+    Ok((id, room_id))
+}
+
 #[post("/rooms/<slug>/messages", data = "<form>")]
 async fn post_message(
     slug: String,
     form: CsrfForm<MessageForm>,
     user: CurrentUser,
     csrf: CsrfToken,
-    db: &State<Db>,
-    settings: &State<Settings>,
+    app: App<'_>,
 ) -> Result<Reply> {
     let form = form.0;
-    let uid = user.user.id;
-    let client_id = client_id(form.client_id);
-    let now = chat::now();
-    let post = |body: String, client_id: Option<String>| {
-        let slug = slug.clone();
-        db.write(move |conn| {
-            let (room, _) = rooms::for_member(conn, &slug, uid)?;
-            let id = messages::post(conn, room.id, uid, &body, client_id.as_deref(), now)?;
-            rooms::mark_read(conn, room.id, uid, id)?;
-            Ok::<_, Error>(id)
-        })
-    };
-    let posted = match text::message_body(&form.body, settings.max_message_chars) {
-        Ok(body) => match post(body.clone(), client_id.clone()).await {
-            // The same form arrived twice at once and the other copy won: this one finds it.
-            Err(Error::Conflict(_)) if client_id.is_some() => post(body, client_id).await,
-            other => other,
-        },
-        Err(e) => Err(e),
-    };
-    match posted {
-        Ok(id) => Ok(Reply::Redirect(Redirect::to(format!(
+    match post_to_room(
+        &app,
+        &slug,
+        user.user.id,
+        &form.body,
+        client_id(form.client_id),
+    )
+    .await
+    {
+        Ok((id, _)) => Ok(Reply::Redirect(Redirect::to(format!(
             "/rooms/{slug}#m{id}"
         )))),
         Err(Error::Invalid(error)) => {
@@ -225,42 +260,26 @@ async fn post_message(
                 error: Some(error),
             };
             let layout = Layout::new(&user, &csrf, None);
-            let page =
-                render_room(db, settings, &user, layout, slug, PageAt::Latest, draft).await?;
+            let page = render_room(&app, &user, layout, slug, PageAt::Latest, draft).await?;
             Ok(Reply::Page((Status::UnprocessableEntity, page)))
         }
         Err(e) => Err(e),
     }
 }
 
-/// The latest page of a room with an error over its forms (a rejected upload).
-pub(super) async fn render_room_with_error(
-    db: &Db,
-    settings: &Settings,
-    user: &CurrentUser,
-    layout: Layout,
-    slug: String,
-    error: String,
-) -> Result<Template> {
-    let draft = Draft {
-        body: String::new(),
-        error: Some(error),
-    };
-    render_room(db, settings, user, layout, slug, PageAt::Latest, draft).await
-}
-
 async fn own_message(
-    db: &Db,
+    app: &App<'_>,
     slug: String,
     id: i64,
     uid: i64,
 ) -> Result<(rooms::Room, messages::Posted)> {
-    db.run(move |conn| {
-        let (room, _) = rooms::for_member(conn, &slug, uid)?;
-        let message = messages::get(conn, room.id, id)?;
-        Ok((room, message))
-    })
-    .await
+    app.db
+        .run(move |conn| {
+            let (room, _) = rooms::for_member(conn, &slug, uid)?;
+            let message = messages::get(conn, room.id, id)?;
+            Ok((room, message))
+        })
+        .await
 }
 
 #[get("/rooms/<slug>/messages/<id>/edit")]
@@ -269,9 +288,9 @@ async fn edit_page(
     id: i64,
     user: CurrentUser,
     csrf: CsrfToken,
-    db: &State<Db>,
+    app: App<'_>,
 ) -> Result<Template> {
-    let (room, message) = own_message(db, slug, id, user.user.id).await?;
+    let (room, message) = own_message(&app, slug, id, user.user.id).await?;
     if message.message.author_id != user.user.id || message.message.deleted_at.is_some() {
         return Err(Error::Forbidden);
     }
@@ -294,28 +313,31 @@ async fn edit_message(
     form: CsrfForm<EditForm>,
     user: CurrentUser,
     csrf: CsrfToken,
-    db: &State<Db>,
-    settings: &State<Settings>,
+    app: App<'_>,
 ) -> Result<Reply> {
     let uid = user.user.id;
-    let checked = text::message_body(&form.0.body, settings.max_message_chars);
-    let edited = match checked {
+    let edited = match text::message_body(&form.0.body, app.settings.max_message_chars) {
         Ok(body) => {
             let slug = slug.clone();
-            db.write(move |conn| {
-                let (room, _) = rooms::for_member(conn, &slug, uid)?;
-                messages::edit(conn, room.id, id, uid, &body, chat::now())
-            })
-            .await
+            app.db
+                .write(move |conn| {
+                    let (room, _) = rooms::for_member(conn, &slug, uid)?;
+                    messages::edit(conn, room.id, id, uid, &body, chat::now())?;
+                    Ok((room.id, rooms::cursor(conn, room.id)?))
+                })
+                .await
         }
         Err(e) => Err(e),
     };
     match edited {
-        Ok(()) => Ok(Reply::Redirect(Redirect::to(format!(
-            "/rooms/{slug}?around={id}#m{id}"
-        )))),
+        Ok((room_id, cursor)) => {
+            app.live.advance(room_id, cursor);
+            Ok(Reply::Redirect(Redirect::to(format!(
+                "/rooms/{slug}?around={id}#m{id}"
+            ))))
+        }
         Err(Error::Invalid(error)) => {
-            let (room, _) = own_message(db, slug, id, uid).await?;
+            let (room, _) = own_message(&app, slug, id, uid).await?;
             let page = Template::render(
                 "edit",
                 context! { layout: Layout::new(&user, &csrf, None), room, id, body: form.0.body, error },
@@ -332,19 +354,21 @@ async fn delete_message(
     id: i64,
     _form: Csrf,
     user: CurrentUser,
-    db: &State<Db>,
-    store: &State<FileStore>,
+    app: App<'_>,
 ) -> Result<Flash<Redirect>> {
     let (uid, is_admin) = (user.user.id, user.user.is_admin);
     let room_slug = slug.clone();
-    let removed = db
+    let (removed, room_id, cursor) = app
+        .db
         .write(move |conn| {
             let (room, _) = rooms::for_member(conn, &room_slug, uid)?;
-            messages::delete(conn, room.id, id, uid, is_admin, chat::now())
+            let removed = messages::delete(conn, room.id, id, uid, is_admin, chat::now())?;
+            Ok::<_, Error>((removed, room.id, rooms::cursor(conn, room.id)?))
         })
         .await?;
+    app.live.advance(room_id, cursor);
     if let Some(attachment) = removed {
-        if let Err(e) = store.remove(&attachment.stored_name).await {
+        if let Err(e) = app.store.remove(&attachment.stored_name).await {
             log::error!("removing the file of deleted message {id}: {e}");
         }
     }
@@ -355,11 +379,13 @@ async fn delete_message(
 }
 
 #[post("/rooms/<slug>/join", data = "<_form>")]
-async fn join(slug: String, _form: Csrf, user: CurrentUser, db: &State<Db>) -> Result<Redirect> {
+async fn join(slug: String, _form: Csrf, user: CurrentUser, app: App<'_>) -> Result<Redirect> {
     let uid = user.user.id;
-    let room = db
+    let room = app
+        .db
         .write(move |conn| rooms::join(conn, &slug, uid, chat::now()))
         .await?;
+    app.live.forget(room.id);
     Ok(Redirect::to(format!("/rooms/{}", room.slug)))
 }
 
@@ -368,18 +394,20 @@ async fn leave(
     slug: String,
     _form: Csrf,
     user: CurrentUser,
-    db: &State<Db>,
+    app: App<'_>,
 ) -> Result<Flash<Redirect>> {
     let uid = user.user.id;
-    let name = db
+    let room = app
+        .db
         .write(move |conn| {
             let (room, _) = rooms::for_member(conn, &slug, uid)?;
             rooms::remove_member(conn, room.id, uid)?;
-            Ok::<_, Error>(room.name)
+            Ok::<_, Error>(room)
         })
         .await?;
+    app.live.forget(room.id);
     Ok(Flash::success(
         Redirect::to("/"),
-        format!("You left {name}."),
+        format!("You left {}.", room.name),
     ))
 }

@@ -1,5 +1,8 @@
 //! Who is asking: the session cookie, the logged-in user guards, and the CSRF token every form carries.
 
+use std::collections::HashMap;
+use std::time::Instant;
+
 use chrono::Duration;
 use rocket::data::{FromData, Limits, Outcome as DataOutcome, ToByteUnit};
 use rocket::form::{Form, FromForm};
@@ -28,6 +31,51 @@ pub struct CurrentUser {
 #[derive(Debug, Clone)]
 pub struct AdminUser(pub CurrentUser);
 
+/// Recent session checks, so that most requests (every poll) need no query. Revoking a session
+/// through this instance forgets it at once; another instance notices within the cache's lifetime.
+pub struct SessionCache {
+    entries: std::sync::Mutex<HashMap<String, (CurrentUser, Instant)>>,
+    ttl: std::time::Duration,
+}
+
+impl SessionCache {
+    /// A cache whose entries live for `ttl`.
+    pub fn new(ttl: std::time::Duration) -> SessionCache {
+        SessionCache {
+            entries: Default::default(),
+            ttl,
+        }
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, (CurrentUser, Instant)>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn get(&self, token: &str) -> Option<CurrentUser> {
+        let entries = self.entries();
+        entries
+            .get(token)
+            .filter(|(_, at)| at.elapsed() < self.ttl)
+            .map(|(user, _)| user.clone())
+    }
+
+    fn put(&self, token: String, user: CurrentUser) {
+        let mut entries = self.entries();
+        if entries.len() > 10_000 {
+            entries.retain(|_, (_, at)| at.elapsed() < self.ttl);
+        }
+        entries.insert(token, (user, Instant::now()));
+    }
+
+    /// Forgets every cached session of a user (after a revocation or a change to their account).
+    pub fn forget_user(&self, user_id: i64) {
+        self.entries()
+            .retain(|_, (user, _)| user.user.id != user_id);
+    }
+}
+
 async fn lookup(req: &Request<'_>) -> Result<Option<CurrentUser>, Error> {
     let Some(token) = req
         .cookies()
@@ -36,18 +84,30 @@ async fn lookup(req: &Request<'_>) -> Result<Option<CurrentUser>, Error> {
     else {
         return Ok(None);
     };
-    let (Some(db), Some(settings)) = (req.rocket().state::<Db>(), req.rocket().state::<Settings>())
-    else {
+    let rocket = req.rocket();
+    let (Some(db), Some(settings), Some(cache)) = (
+        rocket.state::<Db>(),
+        rocket.state::<Settings>(),
+        rocket.state::<SessionCache>(),
+    ) else {
         return Err(Error::Internal("database not managed".into()));
     };
+    if let Some(user) = cache.get(&token) {
+        return Ok(Some(user));
+    }
     let max_idle = Duration::days(settings.session_days);
+    let lookup = token.clone();
     let found = db
-        .run(move |conn| sessions::authenticate(conn, &token, chat::now(), max_idle))
+        .run(move |conn| sessions::authenticate(conn, &lookup, chat::now(), max_idle))
         .await?;
-    Ok(found.map(|(session, user)| CurrentUser {
+    let user = found.map(|(session, user)| CurrentUser {
         user,
         session_id: session.id,
-    }))
+    });
+    if let Some(user) = &user {
+        cache.put(token, user.clone());
+    }
+    Ok(user)
 }
 
 #[rocket::async_trait]
@@ -145,6 +205,28 @@ pub struct CsrfRejected(pub bool);
 /// form goes through this guard; a forged or stale form answers 403 "this form has expired".
 #[derive(Debug)]
 pub struct CsrfForm<T>(pub T);
+
+/// A JSON request from the live page, carrying the form token in `X-CSRF-Token`.
+#[derive(Debug)]
+pub struct CsrfHeader;
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for CsrfHeader {
+    type Error = Error;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Error> {
+        match verify_csrf(
+            req.cookies(),
+            req.headers().get_one("X-CSRF-Token").unwrap_or(""),
+        ) {
+            Ok(()) => Outcome::Success(CsrfHeader),
+            Err(e) => {
+                req.local_cache(|| CsrfRejected(true));
+                Outcome::Error((Status::Forbidden, e))
+            }
+        }
+    }
+}
 
 /// A state-changing form with no fields but its token (buttons such as "log out" or "delete").
 #[derive(Debug)]

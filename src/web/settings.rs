@@ -6,7 +6,7 @@ use rocket::response::{Flash, Redirect};
 use rocket::{get, post, routes, Route, State};
 use rocket_dyn_templates::{context, Template};
 
-use super::session::{Csrf, CsrfForm, CsrfToken, CurrentUser};
+use super::session::{Csrf, CsrfForm, CsrfToken, CurrentUser, SessionCache};
 use super::view::{self, Layout};
 use super::{auth, blocking};
 use crate::chat::{sessions, users};
@@ -53,7 +53,14 @@ async fn page(
     ))
 }
 
-fn back(result: Result<&'static str>) -> Result<Flash<Redirect>> {
+/// Goes back to the settings page with a notice. Every change here touches the user's account or
+/// sessions, so their cached session checks are forgotten.
+fn back(
+    sessions: &SessionCache,
+    user_id: i64,
+    result: Result<&'static str>,
+) -> Result<Flash<Redirect>> {
+    sessions.forget_user(user_id);
     match result {
         Ok(done) => Ok(Flash::success(Redirect::to("/settings"), done)),
         Err(Error::Invalid(why)) => Ok(Flash::error(Redirect::to("/settings"), why)),
@@ -71,10 +78,13 @@ async fn set_time_zone(
     user: CurrentUser,
     form: CsrfForm<TimeZoneForm>,
     db: &State<Db>,
+    sessions: &State<SessionCache>,
 ) -> Result<Flash<Redirect>> {
     let uid = user.user.id;
     let tz = form.0.time_zone;
     back(
+        sessions,
+        user.user.id,
         db.write(move |conn| users::set_time_zone(conn, uid, &tz))
             .await
             .map(|()| "Time zone saved."),
@@ -93,10 +103,11 @@ async fn change_password(
     user: CurrentUser,
     form: CsrfForm<PasswordForm>,
     db: &State<Db>,
+    sessions: &State<SessionCache>,
 ) -> Result<Flash<Redirect>> {
     let form = form.0;
     if let Err(e) = auth::new_password(&form.password, &form.confirm) {
-        return back(Err(e));
+        return back(sessions, user.user.id, Err(e));
     }
     let current = user.user.password_hash.clone();
     let (given, password) = (form.current, form.password);
@@ -109,7 +120,7 @@ async fn change_password(
     .await;
     let hash = match hash {
         Ok(hash) => hash,
-        Err(e) => return back(Err(e)),
+        Err(e) => return back(sessions, user.user.id, Err(e)),
     };
     let (uid, sid) = (user.user.id, user.session_id);
     db.write(move |conn| {
@@ -117,7 +128,11 @@ async fn change_password(
         sessions::revoke_all(conn, uid, Some(sid))
     })
     .await?;
-    back(Ok("Password changed. Your other sessions were logged out."))
+    back(
+        sessions,
+        user.user.id,
+        Ok("Password changed. Your other sessions were logged out."),
+    )
 }
 
 #[post("/settings/sessions/<id>/revoke", data = "<_form>")]
@@ -126,17 +141,27 @@ async fn revoke_session(
     user: CurrentUser,
     _form: Csrf,
     db: &State<Db>,
+    sessions: &State<SessionCache>,
 ) -> Result<Flash<Redirect>> {
     let uid = user.user.id;
     db.write(move |conn| sessions::revoke(conn, uid, id))
         .await?;
-    back(Ok("Session ended."))
+    back(sessions, user.user.id, Ok("Session ended."))
 }
 
 #[post("/settings/sessions/revoke-others", data = "<_form>")]
-async fn revoke_others(user: CurrentUser, _form: Csrf, db: &State<Db>) -> Result<Flash<Redirect>> {
+async fn revoke_others(
+    user: CurrentUser,
+    _form: Csrf,
+    db: &State<Db>,
+    sessions: &State<SessionCache>,
+) -> Result<Flash<Redirect>> {
     let (uid, sid) = (user.user.id, user.session_id);
     db.write(move |conn| sessions::revoke_all(conn, uid, Some(sid)))
         .await?;
-    back(Ok("All your other sessions were logged out."))
+    back(
+        sessions,
+        user.user.id,
+        Ok("All your other sessions were logged out."),
+    )
 }

@@ -14,13 +14,14 @@ use tokio_util::io::ReaderStream;
 
 use super::session::{verify_csrf, CsrfToken, CurrentUser};
 use super::view::Layout;
-use super::{pages, Reply};
+use super::{pages, App, Reply};
 use crate::chat::attachments::{self, NewFile};
+use crate::chat::messages::PageAt;
 use crate::chat::{self, rooms, text};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::files::{self, FileStore};
-use crate::settings::Settings;
+use crate::live::Live;
 
 /// The routes of this module.
 pub fn routes() -> Vec<Route> {
@@ -138,10 +139,9 @@ async fn upload(
     user: CurrentUser,
     csrf: CsrfToken,
     cookies: &CookieJar<'_>,
-    db: &State<Db>,
-    store: &State<FileStore>,
-    settings: &State<Settings>,
+    app: App<'_>,
 ) -> Result<Reply> {
+    let (db, store, settings) = (app.db, app.store, app.settings);
     let uid = user.user.id;
     let boundary = content_type
         .filter(|ct| ct.is_form_data())
@@ -209,8 +209,7 @@ async fn upload(
     {
         Ok((received, caption)) => {
             store_upload(
-                db,
-                store,
+                &app,
                 &slug,
                 uid,
                 received,
@@ -227,8 +226,11 @@ async fn upload(
         )))),
         Err(Error::Invalid(error)) => {
             let layout = Layout::new(&user, &csrf, None);
-            let page =
-                pages::render_room_with_error(db, settings, &user, layout, slug, error).await?;
+            let draft = pages::Draft {
+                body: String::new(),
+                error: Some(error),
+            };
+            let page = pages::render_room(&app, &user, layout, slug, PageAt::Latest, draft).await?;
             Ok(Reply::Page((Status::UnprocessableEntity, page)))
         }
         Err(e) => Err(e),
@@ -237,14 +239,14 @@ async fn upload(
 
 /// Commits a received file as a message, then moves it into place and starts its thumbnail.
 async fn store_upload(
-    db: &Db,
-    store: &FileStore,
+    app: &App<'_>,
     slug: &str,
     uid: i64,
     received: Received,
     caption: String,
     client_id: Option<String>,
 ) -> Result<i64> {
+    let (db, store) = (app.db, app.store);
     let temp_path = store.temp_path(&received.stored_name);
     let head = received.head;
     let (content_type, dimensions) = super::blocking(move || {
@@ -270,7 +272,7 @@ async fn store_upload(
         let (slug, file, caption) = (slug.to_string(), file.clone(), caption.clone());
         db.write(move |conn| {
             let (room, _) = rooms::for_member(conn, &slug, uid)?;
-            attachments::post(
+            let (id, created) = attachments::post(
                 conn,
                 room.id,
                 uid,
@@ -278,10 +280,11 @@ async fn store_upload(
                 client_id.as_deref(),
                 &file,
                 now,
-            )
+            )?;
+            Ok::<_, Error>((id, created, room.id, rooms::cursor(conn, room.id)?))
         })
     };
-    let (id, created) = match write(client_id.clone()).await {
+    let (id, created, room_id, cursor) = match write(client_id.clone()).await {
         // The same form arrived twice at once and the other copy won: this one finds it.
         Err(Error::Conflict(_)) if client_id.is_some() => write(client_id).await?,
         other => other?,
@@ -291,19 +294,26 @@ async fn store_upload(
         return Ok(id);
     }
     received.temp.keep();
-    if let Err(e) = store.finish(&file.stored_name).await {
+    let finished = store.finish(&file.stored_name).await;
+    app.live.advance(room_id, cursor);
+    if let Err(e) = finished {
         // The row is committed; the sweep moves the file into place later.
         log::error!("moving upload {} into place: {e}", file.stored_name);
         return Ok(id);
     }
     if is_image {
-        spawn_thumbnail(db.clone(), store.clone(), file.stored_name);
+        spawn_thumbnail(
+            db.clone(),
+            store.clone(),
+            app.live.clone(),
+            file.stored_name,
+        );
     }
     Ok(id)
 }
 
 /// Makes a thumbnail off the request path, then records it.
-fn spawn_thumbnail(db: Db, store: FileStore, stored_name: String) {
+fn spawn_thumbnail(db: Db, store: FileStore, live: Live, stored_name: String) {
     tokio::spawn(async move {
         let maker = store.clone();
         let name = stored_name.clone();
@@ -317,9 +327,9 @@ fn spawn_thumbnail(db: Db, store: FileStore, stored_name: String) {
             .write(move |conn| attachments::set_thumbnail(conn, &name, content_type))
             .await
         {
-            Ok(true) => {}
+            Ok(Some((room_id, cursor))) => live.advance(room_id, cursor),
             // The message was deleted meanwhile: its thumbnail goes too.
-            Ok(false) => {
+            Ok(None) => {
                 let _ = store.remove(&stored_name).await;
             }
             Err(e) => log::warn!("recording the thumbnail of {stored_name}: {e}"),

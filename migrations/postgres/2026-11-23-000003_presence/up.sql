@@ -1,0 +1,2 @@
+ALTER TABLE users ADD COLUMN last_seen_at TIMESTAMP;
+ALTER TABLE users ADD COLUMN last_active_at TIMESTAMP;

@@ -1,0 +1,234 @@
+//! JSON for the live room page: "what changed after this cursor?" (answered from memory when
+//! nothing did, optionally held open until something does) and posting without a reload.
+
+use std::time::Duration;
+
+use rocket::http::Status;
+use rocket::response::{self, Responder};
+use rocket::serde::json::Json;
+use rocket::{get, post, routes, Request, Route};
+use rocket_dyn_templates::{context, Metadata};
+use serde::{Deserialize, Serialize};
+
+use super::session::{CsrfHeader, CsrfToken, CurrentUser};
+use super::{pages, view, App};
+use crate::chat::messages::Posted;
+use crate::chat::{self, attachments, messages, rooms};
+use crate::error::{Error, Result};
+use crate::live::{Activity, Presence, Token};
+
+/// The routes of this module.
+pub fn routes() -> Vec<Route> {
+    routes![events, post_message]
+}
+
+/// The most changes one poll answer carries; the page asks again for the rest.
+const CHANGES_PER_ANSWER: i64 = 200;
+
+/// A message as the live page receives it.
+#[derive(Debug, Serialize)]
+pub struct MessageJson {
+    /// Id, in page order.
+    pub id: i64,
+    /// The room cursor at its last change.
+    pub revision: i64,
+    /// Author's username.
+    pub author: String,
+    /// When it was posted, RFC 3339 UTC.
+    pub created: String,
+    /// Whether it was edited.
+    pub edited: bool,
+    /// Whether it was deleted.
+    pub deleted: bool,
+    /// The `<li>` the room page shows for it, from the same template.
+    pub html: String,
+}
+
+/// What changed in a room.
+#[derive(Debug, Serialize)]
+pub struct Events {
+    /// The cursor to send next time.
+    pub cursor: String,
+    /// Changed messages, in the order they changed.
+    pub messages: Vec<MessageJson>,
+    /// Who is around.
+    pub presence: Vec<Presence>,
+    /// More changes are waiting: ask again at once.
+    pub more: bool,
+}
+
+/// 200 with the changes, or 204 when nothing changed.
+pub enum EventsReply {
+    /// Something changed.
+    Changed(Json<Events>),
+    /// Nothing changed.
+    Nothing,
+}
+
+impl<'r> Responder<'r, 'static> for EventsReply {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        match self {
+            EventsReply::Changed(json) => json.respond_to(req),
+            EventsReply::Nothing => Status::NoContent.respond_to(req),
+        }
+    }
+}
+
+/// Renders messages with the room page's own message template.
+fn render(
+    templates: &Metadata<'_>,
+    changed: &[Posted],
+    files: &[attachments::Attachment],
+    reader: &CurrentUser,
+    slug: &str,
+    csrf: &CsrfToken,
+) -> Result<Vec<MessageJson>> {
+    let views = view::messages(changed, files, reader, None, None);
+    changed
+        .iter()
+        .zip(views)
+        .map(|(posted, m)| {
+            let room = context! { slug };
+            let layout = context! { csrf: &csrf.0 };
+            let (_, html) = templates
+                .render("message", context! { m: &m, room, layout })
+                .ok_or_else(|| Error::Internal("the message template did not render".into()))?;
+            Ok(MessageJson {
+                id: posted.message.id,
+                revision: posted.message.revision,
+                author: posted.author.clone(),
+                created: m.posted.iso.clone(),
+                edited: posted.message.edited_at.is_some(),
+                deleted: posted.message.deleted_at.is_some(),
+                html,
+            })
+        })
+        .collect()
+}
+
+/// The room a member polls, from memory when this instance knows it, else from the database.
+async fn member_room(app: &App<'_>, slug: &str, uid: i64) -> Result<i64> {
+    if let Some(room_id) = app.live.member_room(slug, uid) {
+        return Ok(room_id);
+    }
+    let lookup = slug.to_string();
+    let (room, members) = app
+        .db
+        .run(move |conn| {
+            let (room, _) = rooms::for_member(conn, &lookup, uid)?;
+            let members = rooms::members(conn, room.id)?;
+            Ok::<_, Error>((room, members))
+        })
+        .await?;
+    app.live.load(slug, room.id, room.cursor, members);
+    Ok(room.id)
+}
+
+#[allow(clippy::too_many_arguments)]
+#[get("/api/rooms/<slug>/events?<after>&<wait>&<state>")]
+async fn events(
+    slug: &str,
+    after: Option<&str>,
+    wait: Option<u64>,
+    state: Option<&str>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    app: App<'_>,
+    templates: Metadata<'_>,
+) -> Result<EventsReply> {
+    let after = after.and_then(Token::parse).ok_or_else(|| {
+        Error::BadRequest("`after` must be a cursor from this room, such as `42.3`.".into())
+    })?;
+    let uid = user.user.id;
+    let room_id = member_room(&app, slug, uid).await?;
+    app.live
+        .seen(room_id, uid, Activity::parse(state), chat::now());
+    let mut token = app.live.token(room_id).ok_or(Error::NotFound)?;
+    let wait = Duration::from_secs(wait.unwrap_or(0).min(app.settings.poll_wait_max));
+    if token == after && !wait.is_zero() {
+        // Past the server-wide cap, the poll is answered at once instead of held.
+        if let Some(_hold) = app.live.hold() {
+            token = app.live.wait(room_id, after, wait).await.unwrap_or(token);
+        }
+    }
+    if token == after {
+        return Ok(EventsReply::Nothing);
+    }
+    let (changed, files) = if token.cursor > after.cursor {
+        app.db
+            .run(move |conn| {
+                let changed =
+                    messages::changed_since(conn, room_id, after.cursor, CHANGES_PER_ANSWER + 1)?;
+                let ids: Vec<i64> = changed.iter().map(|p| p.message.id).collect();
+                Ok::<_, Error>((changed, attachments::for_messages(conn, &ids)?))
+            })
+            .await?
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let more = changed.len() as i64 > CHANGES_PER_ANSWER;
+    let changed = &changed[..changed.len().min(CHANGES_PER_ANSWER as usize)];
+    // With more to come, the cursor stops at the last change sent.
+    let cursor = match (more, changed.last()) {
+        (true, Some(last)) => Token {
+            cursor: last.message.revision,
+            presence: token.presence,
+        },
+        _ => token,
+    };
+    Ok(EventsReply::Changed(Json(Events {
+        cursor: cursor.to_string(),
+        messages: render(&templates, changed, &files, &user, slug, &csrf)?,
+        presence: app.live.presence(room_id, chat::now()),
+        more,
+    })))
+}
+
+/// A message from the live page.
+#[derive(Debug, Deserialize)]
+struct NewMessage {
+    body: String,
+    client_id: Option<String>,
+}
+
+#[allow(clippy::too_many_arguments)]
+#[post("/api/rooms/<slug>/messages", data = "<message>")]
+async fn post_message(
+    slug: &str,
+    message: Json<NewMessage>,
+    _csrf_header: CsrfHeader,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    app: App<'_>,
+    templates: Metadata<'_>,
+) -> Result<(Status, Json<MessageJson>)> {
+    let message = message.into_inner();
+    let uid = user.user.id;
+    let (id, room_id) = pages::post_to_room(
+        &app,
+        slug,
+        uid,
+        &message.body,
+        pages::client_id(message.client_id),
+    )
+    .await?;
+    let (posted, files) = app
+        .db
+        .run(move |conn| {
+            let posted = messages::get(conn, room_id, id)?;
+            Ok::<_, Error>((posted, attachments::for_messages(conn, &[id])?))
+        })
+        .await?;
+    let mut rendered = render(
+        &templates,
+        std::slice::from_ref(&posted),
+        &files,
+        &user,
+        slug,
+        &csrf,
+    )?;
+    let json = rendered
+        .pop()
+        .ok_or_else(|| Error::Internal("nothing rendered".into()))?;
+    Ok((Status::Created, Json(json)))
+}
