@@ -160,22 +160,34 @@ pub(super) async fn render_room(
     ))
 }
 
-#[get("/rooms/<slug>?<before>&<after>&<around>")]
-async fn room(
-    slug: String,
+/// Which page of history the room page shows: `?before=<id>`, `?after=<id>` or `?around=<id>`.
+#[derive(Debug, FromForm)]
+struct Position {
     before: Option<i64>,
     after: Option<i64>,
     around: Option<i64>,
+}
+
+#[get("/rooms/<slug>?<position..>")]
+async fn room(
+    slug: String,
+    position: Position,
     user: CurrentUser,
     csrf: CsrfToken,
     flash: Option<FlashMessage<'_>>,
     app: App<'_>,
 ) -> Result<Template> {
-    let at = match (around, before, after) {
-        (Some(id), _, _) => PageAt::Around(id),
-        (None, Some(id), _) => PageAt::Before(id),
-        (None, None, Some(id)) => PageAt::After(id),
-        (None, None, None) => PageAt::Latest,
+    let at = match position {
+        Position {
+            around: Some(id), ..
+        } => PageAt::Around(id),
+        Position {
+            before: Some(id), ..
+        } => PageAt::Before(id),
+        Position {
+            after: Some(id), ..
+        } => PageAt::After(id),
+        _ => PageAt::Latest,
     };
     render_room(
         &app,

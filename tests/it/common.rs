@@ -401,6 +401,11 @@ impl Browser<'_> {
         }
     }
 
+    /// The cookies this browser holds.
+    pub fn cookies(&self) -> Vec<Cookie<'static>> {
+        self.cookies.clone()
+    }
+
     /// GET a path.
     pub async fn get(&mut self, path: &str) -> Page {
         let response = self

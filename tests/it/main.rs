@@ -4,7 +4,9 @@ mod common;
 
 mod accounts;
 mod admin;
+mod browser;
 mod history;
+mod live;
 mod operations;
 mod rooms;
 mod uploads;

@@ -1,0 +1,577 @@
+//! The live room in a real browser: Debian's headless Chromium, driven through chromedriver,
+//! against a Confab process serving on loopback (SQLite; the data layer's own tests cover both
+//! databases). Under `CI=true` a missing Chromium fails these tests; elsewhere they are skipped.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+const PASSWORD: &str = "a browser password";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Chromium and chromedriver, or `None` (skip) outside CI.
+fn chromium() -> Option<(PathBuf, PathBuf)> {
+    let browser = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists());
+    let driver = ["/usr/bin/chromedriver"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists());
+    match (browser, driver) {
+        (Some(browser), Some(driver)) => Some((browser, driver)),
+        _ if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("Chromium and chromedriver are required under CI=true")
+        }
+        _ => {
+            eprintln!("skipped: Chromium or chromedriver is not installed");
+            None
+        }
+    }
+}
+
+/// A Confab process with its own data folder.
+struct Server {
+    child: Option<Child>,
+    _dir: tempfile::TempDir,
+    port: u16,
+    env: Vec<(&'static str, String)>,
+}
+
+impl Server {
+    fn new(settings: &[(&'static str, &str)]) -> Server {
+        let dir = tempfile::tempdir().expect("dir");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let port = free_port();
+        let mut env = vec![
+            (
+                "CONFAB_DATA_DIR",
+                dir.path().join("data").display().to_string(),
+            ),
+            (
+                "CONFAB_UPLOADS_DIR",
+                dir.path().join("uploads").display().to_string(),
+            ),
+            (
+                "CONFAB_STATIC_DIR",
+                root.join("static").display().to_string(),
+            ),
+            (
+                "ROCKET_TEMPLATE_DIR",
+                root.join("templates").display().to_string(),
+            ),
+            ("ROCKET_ADDRESS", "127.0.0.1".to_string()),
+            ("ROCKET_PORT", port.to_string()),
+            ("ROCKET_LOG_LEVEL", "off".to_string()),
+        ];
+        env.extend(settings.iter().map(|(k, v)| (*k, v.to_string())));
+        let server = Server {
+            child: None,
+            _dir: dir,
+            port,
+            env,
+        };
+        for args in [
+            vec!["user", "add", "ann", "ann@example.org"],
+            vec!["user", "add", "bob", "bob@example.org"],
+            vec!["room", "add", "general", "General"],
+            vec!["room", "member", "add", "general", "ann"],
+            vec!["room", "member", "add", "general", "bob"],
+        ] {
+            server.command(&args);
+        }
+        server
+    }
+
+    fn command(&self, args: &[&str]) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_confab"))
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run confab");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("{PASSWORD}\n").as_bytes())
+            .expect("password");
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "confab {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    async fn start(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_confab"))
+            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("serve");
+        self.child = Some(child);
+        for _ in 0..300 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("Confab did not start listening");
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A chromedriver process; each browser session it starts is a fresh headless Chromium.
+struct Driver {
+    child: Child,
+    port: u16,
+    browser: PathBuf,
+    profiles: tempfile::TempDir,
+}
+
+impl Driver {
+    async fn start() -> Option<Driver> {
+        let (browser, driver) = chromium()?;
+        let port = free_port();
+        let child = Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver");
+        // From here on, dropping the driver stops (and waits for) the process.
+        let driver = Driver {
+            child,
+            port,
+            browser,
+            profiles: tempfile::tempdir().expect("dir"),
+        };
+        for _ in 0..300 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(driver);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("chromedriver did not start");
+    }
+
+    async fn session(&self, javascript: bool) -> Client {
+        let profile = tempfile::Builder::new()
+            .tempdir_in(self.profiles.path())
+            .expect("profile")
+            .keep();
+        let mut options = json!({
+            "binary": self.browser,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--window-size=1000,800", format!("--user-data-dir={}", profile.display()),
+            ],
+        });
+        if !javascript {
+            options["prefs"] = json!({ "profile.managed_default_content_settings.javascript": 2 });
+        }
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert("goog:chromeOptions".into(), options);
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .expect("a browser session")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn login(browser: &Client, server: &Server, name: &str) {
+    browser
+        .goto(&server.url("/login"))
+        .await
+        .expect("login page");
+    browser
+        .find(Locator::Css("input[name=username]"))
+        .await
+        .expect("field")
+        .send_keys(name)
+        .await
+        .expect("type");
+    browser
+        .find(Locator::Css("input[name=password]"))
+        .await
+        .expect("field")
+        .send_keys(PASSWORD)
+        .await
+        .expect("type");
+    browser
+        .find(Locator::Css("form[action='/login'] button"))
+        .await
+        .expect("button")
+        .click()
+        .await
+        .expect("click");
+    wait_until(
+        browser,
+        "logged in",
+        "return document.querySelector('header.top form button') !== null",
+    )
+    .await;
+}
+
+/// Waits, a bounded number of rounds, until a script returns true.
+async fn wait_until(browser: &Client, what: &str, script: &str) {
+    for _ in 0..300 {
+        if let Ok(value) = browser.execute(script, vec![]).await {
+            if value.as_bool() == Some(true) {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let html = browser.source().await.unwrap_or_default();
+    panic!(
+        "timed out waiting for: {what}\n{}",
+        &html[..html.len().min(3000)]
+    );
+}
+
+/// A script expression: how many messages on the page have exactly this text.
+fn count_of(text: &str) -> String {
+    format!("[...document.querySelectorAll('li.message .body')].filter(e => e.textContent.trim() === {text:?}).length")
+}
+
+/// A script that is true once exactly one message has this text.
+fn shown_once(text: &str) -> String {
+    format!("return {} === 1", count_of(text))
+}
+
+async fn message_count(browser: &Client, text: &str) -> i64 {
+    browser
+        .execute(&format!("return {}", count_of(text)), vec![])
+        .await
+        .expect("script")
+        .as_i64()
+        .unwrap_or(-1)
+}
+
+async fn type_and_send(browser: &Client, text: &str) {
+    let box_ = browser
+        .find(Locator::Css("form.compose textarea"))
+        .await
+        .expect("message box");
+    box_.send_keys(text).await.expect("type");
+    box_.send_keys("\u{E007}").await.expect("enter");
+}
+
+const LIVE: &[(&str, &str)] = &[
+    ("CONFAB_POLL_MIN", "1"),
+    ("CONFAB_POLL_STEP", "1"),
+    ("CONFAB_POLL_MAX", "4"),
+    ("CONFAB_IDLE_AFTER", "3"),
+    ("CONFAB_POLL_WAIT_MAX", "2"),
+];
+
+#[rocket::async_test]
+async fn two_people_see_each_other_without_reloading() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let mut server = Server::new(LIVE);
+    server.start().await;
+    let ann = driver.session(true).await;
+    let bob = driver.session(true).await;
+    login(&ann, &server, "ann").await;
+    login(&bob, &server, "bob").await;
+    ann.goto(&server.url("/rooms/general")).await.expect("room");
+    bob.goto(&server.url("/rooms/general")).await.expect("room");
+    wait_until(
+        &ann,
+        "the live layer",
+        "return !document.getElementById('live-status').hidden",
+    )
+    .await;
+
+    type_and_send(&bob, "hello from bob").await;
+    wait_until(
+        &bob,
+        "bob's message on his page",
+        &shown_once("hello from bob"),
+    )
+    .await;
+    wait_until(
+        &ann,
+        "bob's message on ann's page",
+        &shown_once("hello from bob"),
+    )
+    .await;
+    assert_eq!(
+        ann.current_url().await.expect("url").path(),
+        "/rooms/general",
+        "no reload, no navigation"
+    );
+
+    // Shift+Enter is a new line; Enter sends.
+    let box_ = ann
+        .find(Locator::Css("form.compose textarea"))
+        .await
+        .expect("box");
+    box_.send_keys("line one").await.expect("type");
+    box_.send_keys("\u{E008}\u{E007}")
+        .await
+        .expect("shift+enter");
+    box_.send_keys("line two\u{E007}").await.expect("type");
+    wait_until(&bob, "ann's two-line message", "return [...document.querySelectorAll('li.message .body')].some(e => e.textContent.includes('line one') && e.textContent.includes('line two'))").await;
+
+    for (browser, text) in [(&ann, "hello from bob"), (&bob, "hello from bob")] {
+        assert_eq!(message_count(browser, text).await, 1, "never twice");
+    }
+    ann.close().await.ok();
+    bob.close().await.ok();
+}
+
+#[rocket::async_test]
+async fn without_javascript_the_page_still_posts_and_pages_back() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let mut server = Server::new(&[("CONFAB_PAGE_SIZE", "3")]);
+    server.start().await;
+    let plain = driver.session(false).await;
+    login(&plain, &server, "ann").await;
+    for i in 1..=7 {
+        plain
+            .goto(&server.url("/rooms/general"))
+            .await
+            .expect("room");
+        plain
+            .find(Locator::Css("form.compose textarea"))
+            .await
+            .expect("box")
+            .send_keys(&format!("plain {i}"))
+            .await
+            .expect("type");
+        plain
+            .find(Locator::Css("form.compose button[type=submit]"))
+            .await
+            .expect("send")
+            .click()
+            .await
+            .expect("click");
+        wait_until(
+            &plain,
+            "the posted message",
+            &shown_once(&format!("plain {i}")),
+        )
+        .await;
+    }
+    let hidden = plain
+        .execute(
+            "return document.getElementById('live-status').hidden",
+            vec![],
+        )
+        .await
+        .expect("script");
+    assert_eq!(hidden.as_bool(), Some(true), "the script did not run");
+    let mut pages = 1;
+    while let Ok(older) = plain.find(Locator::Css("nav.pager a[rel=prev]")).await {
+        older.click().await.expect("older");
+        pages += 1;
+        assert!(pages < 10);
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(
+        message_count(&plain, "plain 1").await,
+        1,
+        "the first message is reachable"
+    );
+    let text = plain
+        .find(Locator::Css("nav.pager"))
+        .await
+        .expect("pager")
+        .text()
+        .await
+        .expect("text");
+    assert!(text.contains("beginning"), "{text}");
+    plain.close().await.ok();
+}
+
+#[rocket::async_test]
+async fn an_idle_page_settles_at_poll_max_and_wakes_on_input() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let mut server = Server::new(LIVE);
+    server.start().await;
+    let ann = driver.session(true).await;
+    login(&ann, &server, "ann").await;
+    ann.goto(&server.url("/rooms/general")).await.expect("room");
+    wait_until(&ann, "an idle page polling at poll_max", "const s = document.getElementById('live-status'); return s.dataset.state === 'idle' && s.dataset.interval === '4'").await;
+    ann.find(Locator::Css("form.compose textarea"))
+        .await
+        .expect("box")
+        .send_keys("x")
+        .await
+        .expect("type");
+    wait_until(&ann, "an active page polling at poll_min again", "const s = document.getElementById('live-status'); return s.dataset.state === 'active' && Number(s.dataset.interval) < 4").await;
+    ann.close().await.ok();
+}
+
+#[rocket::async_test]
+async fn a_server_that_goes_away_is_caught_up_without_gaps_or_doubles() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let mut server = Server::new(LIVE);
+    server.start().await;
+    let ann = driver.session(true).await;
+    let bob = driver.session(true).await;
+    login(&ann, &server, "ann").await;
+    login(&bob, &server, "bob").await;
+    ann.goto(&server.url("/rooms/general")).await.expect("room");
+    bob.goto(&server.url("/rooms/general")).await.expect("room");
+    type_and_send(&bob, "before the outage").await;
+    wait_until(&ann, "the first message", &shown_once("before the outage")).await;
+
+    server.stop();
+    wait_until(
+        &ann,
+        "the reconnecting notice",
+        "return document.getElementById('live-status').classList.contains('offline')",
+    )
+    .await;
+    let notice = ann
+        .find(Locator::Id("live-state"))
+        .await
+        .expect("state")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(notice, "reconnecting…");
+
+    server.start().await;
+    // Bob's page reconnects too; his posts land while ann's page is still backing off.
+    wait_until(
+        &bob,
+        "bob reconnected",
+        "return !document.getElementById('live-status').classList.contains('offline')",
+    )
+    .await;
+    type_and_send(&bob, "after the outage 1").await;
+    wait_until(&bob, "bob's first", &shown_once("after the outage 1")).await;
+    type_and_send(&bob, "after the outage 2").await;
+    for text in ["after the outage 1", "after the outage 2"] {
+        wait_until(&ann, text, &shown_once(text)).await;
+    }
+    wait_until(
+        &ann,
+        "the notice gone",
+        "return !document.getElementById('live-status').classList.contains('offline')",
+    )
+    .await;
+    for text in [
+        "before the outage",
+        "after the outage 1",
+        "after the outage 2",
+    ] {
+        assert_eq!(message_count(&ann, text).await, 1, "{text} exactly once");
+    }
+    ann.close().await.ok();
+    bob.close().await.ok();
+}
+
+#[rocket::async_test]
+async fn a_hidden_tab_counts_unread_messages_in_its_title() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let mut server = Server::new(LIVE);
+    server.start().await;
+    let ann = driver.session(true).await;
+    let bob = driver.session(true).await;
+    login(&ann, &server, "ann").await;
+    login(&bob, &server, "bob").await;
+    ann.goto(&server.url("/rooms/general")).await.expect("room");
+    bob.goto(&server.url("/rooms/general")).await.expect("room");
+    let title = ann.title().await.expect("title");
+
+    // Ann opens another tab and looks at it: the room's tab is now hidden.
+    let room_tab = ann.window().await.expect("window");
+    ann.execute("window.open('/healthz', 'other')", vec![])
+        .await
+        .expect("open");
+    let other = ann
+        .windows()
+        .await
+        .expect("windows")
+        .into_iter()
+        .find(|w| *w != room_tab)
+        .expect("second tab");
+    ann.switch_to_window(other).await.expect("switch");
+    wait_until(
+        &ann,
+        "the room tab hidden",
+        "return window.opener.document.visibilityState === 'hidden'",
+    )
+    .await;
+
+    type_and_send(&bob, "are you there?").await;
+    type_and_send(&bob, "hello?").await;
+    wait_until(
+        &ann,
+        "the unread count in the title",
+        &format!(
+            "return window.opener.document.title === {:?}",
+            format!("(2) {title}")
+        ),
+    )
+    .await;
+
+    ann.switch_to_window(room_tab).await.expect("switch back");
+    ann.execute("window.open('', 'other').close()", vec![])
+        .await
+        .ok();
+    wait_until(
+        &ann,
+        "the title restored",
+        &format!("return document.title === {title:?}"),
+    )
+    .await;
+    ann.close().await.ok();
+    bob.close().await.ok();
+}

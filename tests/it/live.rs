@@ -1,0 +1,441 @@
+//! The live room's JSON: what changed after a cursor, held polls, posting, presence, and the
+//! promise that a poll with nothing new does no database work.
+
+use rocket::http::Status;
+use serde_json::Value;
+
+use crate::both_backends;
+use crate::common::{Backend, Browser, TestApp};
+
+both_backends!(
+    events_answer_what_changed,
+    empty_polls_touch_no_database,
+    a_post_wakes_held_polls,
+    the_api_posts_like_the_form,
+    presence_is_shown_and_saved_in_batches
+);
+
+fn json(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+/// The cursor the room page hands to its script.
+fn page_cursor(body: &str) -> String {
+    body.split(r#"data-cursor=""#)
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("data-cursor")
+        .to_string()
+}
+
+async fn post_json(
+    browser: &mut Browser<'_>,
+    app: &TestApp,
+    path: &str,
+    body: &str,
+    csrf: Option<&str>,
+) -> (Status, Value) {
+    let mut request = app
+        .client
+        .post(path.to_string())
+        .header(rocket::http::ContentType::JSON)
+        .body(body);
+    if let Some(token) = csrf {
+        request = request.header(rocket::http::Header::new("X-CSRF-Token", token.to_string()));
+    }
+    let response = request.cookies(browser.cookies()).dispatch().await;
+    let status = response.status();
+    let text = response.into_string().await.unwrap_or_default();
+    (
+        status,
+        if text.is_empty() {
+            Value::Null
+        } else {
+            json(&text)
+        },
+    )
+}
+
+async fn events_answer_what_changed(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let ann = app.user("ann", false).await;
+    let bob = app.user("bob", false).await;
+    let room = app.room("general", false, &[ann, bob]).await;
+    app.room("secret", true, &[bob]).await;
+
+    let mut anonymous = app.browser();
+    let page = anonymous.get("/api/rooms/general/events?after=0.0").await;
+    assert_eq!(page.status, Status::Unauthorized);
+    assert_eq!(json(&page.body)["error"], "Please log in.");
+
+    let mut browser = app.login("ann").await;
+    let page = browser.get("/rooms/general").await.expect(Status::Ok);
+    let cursor = page_cursor(&page.body);
+    assert!(page
+        .body
+        .contains(r#"<script type="module" src="/static/js/room.js"></script>"#));
+
+    let missing = browser.get("/api/rooms/secret/events?after=0.0").await;
+    assert_eq!(missing.status, Status::NotFound);
+    assert!(json(&missing.body)["error"].is_string());
+    for bad in ["abc", "1.x", "-5", ""] {
+        let page = browser
+            .get(&format!("/api/rooms/general/events?after={bad}"))
+            .await;
+        assert_eq!(page.status, Status::BadRequest, "{bad}");
+        assert!(json(&page.body)["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("cursor"));
+    }
+    browser
+        .get(&format!("/api/rooms/general/events?after={cursor}"))
+        .await
+        .expect(Status::NoContent);
+
+    let ids = app
+        .messages(room, bob, vec!["<b>hello</b> ann".into()])
+        .await;
+    // A change made behind the app's back (straight in the database) is not in memory; one made
+    // through the app is. Post through the app:
+    let mut bob_browser = app.login("bob").await;
+    bob_browser.get("/rooms/general").await;
+    bob_browser
+        .post("/rooms/general/messages", &[("body", "second")])
+        .await
+        .expect(Status::SeeOther);
+
+    let changed = browser
+        .get(&format!("/api/rooms/general/events?after={cursor}"))
+        .await
+        .expect(Status::Ok);
+    let events = json(&changed.body);
+    let messages = events["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 2, "both changes since the cursor: {events}");
+    assert_eq!(messages[0]["id"], ids[0]);
+    assert_eq!(messages[0]["author"], "bob");
+    let html = messages[0]["html"].as_str().expect("html");
+    assert!(
+        html.trim_start()
+            .starts_with(&format!(r#"<li class="message" id="m{}">"#, ids[0])),
+        "{html}"
+    );
+    assert!(
+        html.contains("&lt;b&gt;hello&lt;/b&gt; ann"),
+        "rendered by the page's own template, escaped"
+    );
+    assert_eq!(events["more"], false);
+    let next = events["cursor"].as_str().expect("cursor").to_string();
+    assert_ne!(next, cursor);
+    browser
+        .get(&format!("/api/rooms/general/events?after={next}"))
+        .await
+        .expect(Status::NoContent);
+
+    // Edits and deletions come through as changes of the same message.
+    let id = ids[0];
+    app.write(move |c| {
+        confab::chat::messages::delete(c, room, id, bob, false, confab::chat::now()).map(|_| ())
+    })
+    .await;
+    bob_browser.get("/rooms/general").await;
+    bob_browser
+        .post("/rooms/general/messages", &[("body", "third")])
+        .await
+        .expect(Status::SeeOther);
+    let events = json(
+        &browser
+            .get(&format!("/api/rooms/general/events?after={next}"))
+            .await
+            .expect(Status::Ok)
+            .body,
+    );
+    let deleted = events["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .find(|m| m["id"] == id)
+        .expect("the deleted message");
+    assert_eq!(deleted["deleted"], true);
+    assert!(deleted["html"]
+        .as_str()
+        .unwrap_or("")
+        .contains("message deleted"));
+}
+
+async fn empty_polls_touch_no_database(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let ann = app.user("ann", false).await;
+    app.room("general", false, &[ann]).await;
+    let mut browser = app.login("ann").await;
+    let page = browser.get("/rooms/general").await.expect(Status::Ok);
+    let cursor = page_cursor(&page.body);
+    // Warm up: the session check and the room are now in memory.
+    browser
+        .get(&format!("/api/rooms/general/events?after={cursor}"))
+        .await;
+
+    let before = app.db().queries();
+    for _ in 0..20 {
+        let page = browser
+            .get(&format!(
+                "/api/rooms/general/events?after={cursor}&state=active"
+            ))
+            .await;
+        assert!(
+            page.status == Status::NoContent || page.status == Status::Ok,
+            "{:?}",
+            page.status
+        );
+    }
+    // Presence may have changed once (the first poll), which answers 200 without a query too.
+    let polls = app.db().queries() - before;
+    assert_eq!(polls, 0, "20 polls with nothing new cost {polls} queries");
+
+    // A poll that finds a new message costs a bounded number of queries.
+    browser
+        .post("/rooms/general/messages", &[("body", "news")])
+        .await
+        .expect(Status::SeeOther);
+    let before = app.db().queries();
+    let page = browser
+        .get(&format!("/api/rooms/general/events?after={cursor}"))
+        .await
+        .expect(Status::Ok);
+    assert_eq!(
+        json(&page.body)["messages"].as_array().map(Vec::len),
+        Some(1)
+    );
+    let cost = app.db().queries() - before;
+    assert!(cost <= 3, "a poll with one new message cost {cost} queries");
+}
+
+async fn a_post_wakes_held_polls(backend: Backend) {
+    let Some(app) = TestApp::start_with(backend, &[("poll_wait_max", 3600)]).await else {
+        return;
+    };
+    let ann = app.user("ann", false).await;
+    let bob = app.user("bob", false).await;
+    app.room("general", false, &[ann, bob]).await;
+    let mut ann_browser = app.login("ann").await;
+    let mut carl_browser = app.login("bob").await;
+    let mut bob_browser = app.login("bob").await;
+    let cursor = page_cursor(&ann_browser.get("/rooms/general").await.body);
+    bob_browser.get("/rooms/general").await;
+    carl_browser.get("/rooms/general").await;
+    // Settle presence so that only the post can wake the held polls.
+    let cursor = match ann_browser
+        .get(&format!("/api/rooms/general/events?after={cursor}"))
+        .await
+    {
+        page if page.status == Status::Ok => json(&page.body)["cursor"]
+            .as_str()
+            .expect("cursor")
+            .to_string(),
+        _ => cursor,
+    };
+
+    let held = format!("/api/rooms/general/events?after={cursor}&wait=3600");
+    let (first, second, posted) =
+        tokio::join!(ann_browser.get(&held), carl_browser.get(&held), async {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            bob_browser
+                .post("/rooms/general/messages", &[("body", "wake up")])
+                .await
+        });
+    posted.expect(Status::SeeOther);
+    for page in [first, second] {
+        let events = json(&page.expect(Status::Ok).body);
+        let bodies: Vec<&str> = events["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .filter_map(|m| m["html"].as_str())
+            .collect();
+        assert!(
+            bodies.iter().any(|html| html.contains("wake up")),
+            "every held poll of the room is answered: {events}"
+        );
+    }
+}
+
+async fn the_api_posts_like_the_form(backend: Backend) {
+    let Some(app) =
+        TestApp::start_with(backend, &[("max_held_polls", 0), ("poll_wait_max", 3600)]).await
+    else {
+        return;
+    };
+    let ann = app.user("ann", false).await;
+    app.room("general", false, &[ann]).await;
+    let mut browser = app.login("ann").await;
+    let page = browser.get("/rooms/general").await.expect(Status::Ok);
+    let csrf = browser.csrf.clone().expect("token");
+
+    let (status, forged) = post_json(
+        &mut browser,
+        &app,
+        "/api/rooms/general/messages",
+        r#"{"body":"hi"}"#,
+        None,
+    )
+    .await;
+    assert_eq!(status, Status::Forbidden);
+    assert!(forged["error"].as_str().unwrap_or("").contains("expired"));
+    let (status, empty) = post_json(
+        &mut browser,
+        &app,
+        "/api/rooms/general/messages",
+        r#"{"body":"  "}"#,
+        Some(&csrf),
+    )
+    .await;
+    assert_eq!(status, Status::UnprocessableEntity);
+    assert_eq!(empty["error"], "A message can't be empty.");
+    let (status, _) = post_json(
+        &mut browser,
+        &app,
+        "/api/rooms/general/messages",
+        "{not json",
+        Some(&csrf),
+    )
+    .await;
+    assert!(
+        status == Status::BadRequest || status == Status::UnprocessableEntity,
+        "{status}"
+    );
+    let (status, _) = post_json(
+        &mut browser,
+        &app,
+        "/api/rooms/nowhere/messages",
+        r#"{"body":"x"}"#,
+        Some(&csrf),
+    )
+    .await;
+    assert_eq!(status, Status::NotFound);
+
+    let body = r#"{"body":"from the live page <i>", "client_id":"abcdef123456"}"#;
+    let (status, first) = post_json(
+        &mut browser,
+        &app,
+        "/api/rooms/general/messages",
+        body,
+        Some(&csrf),
+    )
+    .await;
+    assert_eq!(status, Status::Created);
+    assert!(first["html"]
+        .as_str()
+        .unwrap_or("")
+        .contains("from the live page &lt;i&gt;"));
+    let (_, second) = post_json(
+        &mut browser,
+        &app,
+        "/api/rooms/general/messages",
+        body,
+        Some(&csrf),
+    )
+    .await;
+    assert_eq!(first["id"], second["id"], "the same client_id posts once");
+
+    // With no room for held polls, a poll that asks to wait is answered at once (a long wait
+    // would make this test hang).
+    let cursor = page_cursor(&page.body);
+    let events = browser
+        .get(&format!(
+            "/api/rooms/general/events?after={cursor}&wait=3600"
+        ))
+        .await;
+    assert_eq!(events.status, Status::Ok, "the post above changed the room");
+    let now = json(&events.body)["cursor"]
+        .as_str()
+        .expect("cursor")
+        .to_string();
+    let held = tokio::time::timeout(
+        std::time::Duration::from_secs(600),
+        browser.get(&format!("/api/rooms/general/events?after={now}&wait=3600")),
+    )
+    .await
+    .expect("answered without being held");
+    assert_eq!(held.status, Status::NoContent);
+}
+
+async fn presence_is_shown_and_saved_in_batches(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let ann = app.user("ann", false).await;
+    let bob = app.user("bob", false).await;
+    app.room("general", false, &[ann, bob]).await;
+    let mut ann_browser = app.login("ann").await;
+    let cursor = page_cursor(&ann_browser.get("/rooms/general").await.body);
+    let page = ann_browser
+        .get("/api/rooms/general/events?after=0.0&state=idle")
+        .await
+        .expect(Status::Ok);
+    let presence = json(&page.body)["presence"].clone();
+    let states: Vec<(String, String)> = presence
+        .as_array()
+        .expect("presence")
+        .iter()
+        .map(|p| {
+            (
+                p["username"].as_str().unwrap_or("").to_string(),
+                p["state"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        vec![("ann".into(), "idle".into()), ("bob".into(), "away".into())]
+    );
+
+    let mut bob_browser = app.login("bob").await;
+    let room = bob_browser.get("/rooms/general").await.expect(Status::Ok);
+    assert!(
+        room.body.contains(r#"<li class="presence-idle">"#),
+        "ann shows as idle on bob's page"
+    );
+    let page = ann_browser
+        .get(&format!(
+            "/api/rooms/general/events?after={cursor}&state=active"
+        ))
+        .await
+        .expect(Status::Ok);
+    assert!(
+        page.body.contains(r#"{"username":"bob","state":"active""#),
+        "{}",
+        page.body
+    );
+
+    // Polls do not write; the batch does.
+    let seen = |app: &TestApp| {
+        let db = app.db().clone();
+        async move {
+            db.run(|c| {
+                Ok::<_, confab::error::Error>(
+                    confab::chat::users::find_by_username(c, "ann")?
+                        .expect("ann")
+                        .last_seen_at,
+                )
+            })
+            .await
+            .expect("read")
+        }
+    };
+    assert_eq!(seen(&app).await, None);
+    let live = app
+        .client
+        .rocket()
+        .state::<confab::live::Live>()
+        .expect("live")
+        .clone();
+    confab::jobs::presence::flush(app.db(), &live).await;
+    assert!(
+        seen(&app).await.is_some(),
+        "the batch wrote when ann was last seen"
+    );
+}
