@@ -8,6 +8,7 @@ pub mod commands;
 pub mod db;
 pub mod error;
 pub mod files;
+pub mod format;
 pub mod jobs;
 pub mod live;
 pub mod settings;

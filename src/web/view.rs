@@ -45,44 +45,6 @@ impl Layout {
     }
 }
 
-/// Escapes text for HTML element content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A message body as HTML: everything escaped, http(s) URLs turned into links; line breaks are kept
-/// by the stylesheet (`white-space: pre-wrap`). No other markup can get through.
-pub fn message_html(body: &str) -> String {
-    let mut finder = linkify::LinkFinder::new();
-    finder.kinds(&[linkify::LinkKind::Url]);
-    let mut out = String::with_capacity(body.len() + 16);
-    for span in finder.spans(body) {
-        let text = span.as_str();
-        let lower = text.to_ascii_lowercase();
-        if span.kind().is_some() && (lower.starts_with("http://") || lower.starts_with("https://"))
-        {
-            let href = escape(text);
-            out.push_str(&format!(
-                r#"<a href="{href}" rel="noopener noreferrer nofollow" target="_blank">{href}</a>"#
-            ));
-        } else {
-            out.push_str(&escape(text));
-        }
-    }
-    out
-}
-
 /// Percent-encodes text for a URL path segment or a `filename*` parameter.
 pub fn encode_uri_component(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -229,7 +191,7 @@ pub fn messages(
             MessageView {
                 id: m.id,
                 author: p.author.clone(),
-                html: message_html(&m.body),
+                html: crate::format::message_html(&m.body),
                 body: m.body.clone(),
                 posted,
                 day_heading,
@@ -246,28 +208,4 @@ pub fn messages(
             }
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn message_html_escapes_and_links() {
-        assert_eq!(
-            message_html("<b>hi</b> & \"you\""),
-            "&lt;b&gt;hi&lt;/b&gt; &amp; &quot;you&quot;"
-        );
-        let html = message_html("see https://example.org/a?b=1&c=<2> now");
-        assert!(
-            html.contains(r#"<a href="https://example.org/a?b=1&amp;c="#),
-            "{html}"
-        );
-        assert!(!html.contains("<2>"));
-        assert_eq!(message_html("javascript:alert(1)"), "javascript:alert(1)");
-        assert!(!message_html("ftp://example.org/x").contains("<a"));
-        assert!(
-            !message_html(r#"https://x.org/"onmouseover="alert(1)"#).contains(r#"" onmouseover"#)
-        );
-    }
 }

@@ -1,0 +1,325 @@
+//! How a message's text becomes HTML (a small, safe Markdown subset) and plain text (for search
+//! excerpts, exports and mail). One parser, one sanitiser, so a message reads the same everywhere.
+//!
+//! Allowed: emphasis, strong, inline code, code blocks, block quotes, lists, and links to http,
+//! https and mailto; bare URLs become links; a single newline is a line break. Raw HTML is shown as
+//! text, and whatever the parser produces goes through ammonia's allow-list.
+
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
+use pulldown_cmark::{CowStr, Event, Options, Parser, Tag, TagEnd};
+
+fn sanitizer() -> &'static ammonia::Builder<'static> {
+    static BUILDER: OnceLock<ammonia::Builder<'static>> = OnceLock::new();
+    BUILDER.get_or_init(|| {
+        let mut builder = ammonia::Builder::empty();
+        builder
+            .tags(HashSet::from([
+                "p",
+                "br",
+                "em",
+                "strong",
+                "code",
+                "pre",
+                "blockquote",
+                "ul",
+                "ol",
+                "li",
+                "a",
+            ]))
+            .tag_attributes(std::collections::HashMap::from([
+                ("a", HashSet::from(["href"])),
+                ("ol", HashSet::from(["start"])),
+            ]))
+            .url_schemes(HashSet::from(["http", "https", "mailto"]))
+            .url_relative(ammonia::UrlRelative::Deny)
+            .link_rel(Some("noopener noreferrer nofollow"));
+        builder
+    })
+}
+
+fn parser(body: &str) -> Parser<'_> {
+    Parser::new_ext(body, Options::ENABLE_STRIKETHROUGH)
+}
+
+/// Bare http(s) URLs in text become links (outside code and existing links).
+fn linkify(text: CowStr<'_>, out: &mut Vec<Event<'static>>) {
+    let mut finder = linkify::LinkFinder::new();
+    finder.kinds(&[linkify::LinkKind::Url]);
+    for span in finder.spans(&text) {
+        let part = span.as_str();
+        let lower = part.to_ascii_lowercase();
+        if span.kind().is_some() && (lower.starts_with("http://") || lower.starts_with("https://"))
+        {
+            let url = CowStr::from(part.to_string());
+            out.push(Event::Start(Tag::Link {
+                link_type: pulldown_cmark::LinkType::Autolink,
+                dest_url: url.clone(),
+                title: CowStr::from(""),
+                id: CowStr::from(""),
+            }));
+            out.push(Event::Text(url));
+            out.push(Event::End(TagEnd::Link));
+        } else {
+            out.push(Event::Text(CowStr::from(part.to_string())));
+        }
+    }
+}
+
+/// A message body as safe HTML.
+pub fn message_html(body: &str) -> String {
+    let mut events: Vec<Event<'static>> = Vec::new();
+    let (mut in_code, mut in_link) = (false, false);
+    for event in parser(body) {
+        match event {
+            // Raw HTML is text, never markup (its line breaks kept, its URLs linked).
+            Event::Html(html) | Event::InlineHtml(html) => {
+                for line in html.split_inclusive('\n') {
+                    linkify(
+                        CowStr::from(line.trim_end_matches('\n').to_string()),
+                        &mut events,
+                    );
+                    if line.ends_with('\n') {
+                        events.push(Event::HardBreak);
+                    }
+                }
+            }
+            Event::End(TagEnd::HtmlBlock) => {
+                if matches!(events.last(), Some(Event::HardBreak)) {
+                    events.pop();
+                }
+            }
+            Event::SoftBreak => events.push(Event::HardBreak),
+            Event::Text(text) if !in_code && !in_link => linkify(text, &mut events),
+            Event::Start(Tag::CodeBlock(_)) => {
+                in_code = true;
+                events.push(Event::Start(Tag::CodeBlock(
+                    pulldown_cmark::CodeBlockKind::Indented,
+                )));
+            }
+            Event::End(TagEnd::CodeBlock) => {
+                in_code = false;
+                events.push(Event::End(TagEnd::CodeBlock));
+            }
+            Event::Start(Tag::Link { .. }) => {
+                in_link = true;
+                events.push(event.into_static());
+            }
+            Event::End(TagEnd::Link) => {
+                in_link = false;
+                events.push(event.into_static());
+            }
+            // Images show as their link; headings and the rest keep only their text.
+            Event::Start(Tag::Image { dest_url, .. }) => {
+                in_link = true;
+                events.push(Event::Start(Tag::Link {
+                    link_type: pulldown_cmark::LinkType::Inline,
+                    dest_url: CowStr::from(dest_url.to_string()),
+                    title: CowStr::from(""),
+                    id: CowStr::from(""),
+                }));
+            }
+            Event::End(TagEnd::Image) => {
+                in_link = false;
+                events.push(Event::End(TagEnd::Link));
+            }
+            other => events.push(other.into_static()),
+        }
+    }
+    let mut html = String::with_capacity(body.len() * 2);
+    pulldown_cmark::html::push_html(&mut html, events.into_iter());
+    sanitizer().clean(&html).to_string().trim().to_string()
+}
+
+/// A message body as plain text: the words without the Markdown, one line per block.
+pub fn message_text(body: &str) -> String {
+    let mut text = String::with_capacity(body.len());
+    for event in parser(body) {
+        match event {
+            Event::Text(t) | Event::Code(t) | Event::Html(t) | Event::InlineHtml(t) => {
+                text.push_str(&t)
+            }
+            Event::SoftBreak | Event::HardBreak => text.push('\n'),
+            Event::End(
+                TagEnd::Paragraph
+                | TagEnd::Item
+                | TagEnd::CodeBlock
+                | TagEnd::BlockQuote(_)
+                | TagEnd::Heading(_),
+            ) => {
+                if !text.ends_with('\n') {
+                    text.push('\n');
+                }
+            }
+            _ => {}
+        }
+    }
+    text.trim().to_string()
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// An excerpt of plain text around the first of `terms`, escaped, with every term wrapped in
+/// `<mark>` (case-insensitive). At most about `width` characters.
+pub fn excerpt(text: &str, terms: &[String], width: usize) -> String {
+    let lower = text.to_lowercase();
+    // Lower-casing can change byte lengths (rarely); fall back to no highlighting then.
+    let comparable = lower.len() == text.len();
+    let terms: Vec<String> = terms
+        .iter()
+        .map(|t| t.to_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect();
+    let first = if comparable {
+        terms.iter().filter_map(|t| lower.find(t.as_str())).min()
+    } else {
+        None
+    };
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let start_char = match first {
+        Some(byte) => chars
+            .iter()
+            .position(|(b, _)| *b >= byte)
+            .unwrap_or(0)
+            .saturating_sub(width / 3),
+        None => 0,
+    };
+    let end_char = (start_char + width).min(chars.len());
+    let start = chars.get(start_char).map_or(text.len(), |(b, _)| *b);
+    let end = chars.get(end_char).map_or(text.len(), |(b, _)| *b);
+    let mut out = String::new();
+    if start > 0 {
+        out.push('…');
+    }
+    let mut at = start;
+    while at < end {
+        let hit = if comparable {
+            terms
+                .iter()
+                .filter(|t| {
+                    lower[at..end].starts_with(t.as_str()) && text.is_char_boundary(at + t.len())
+                })
+                .map(|t| t.len())
+                .max()
+        } else {
+            None
+        };
+        match hit {
+            Some(len) => {
+                out.push_str("<mark>");
+                out.push_str(&escape(&text[at..at + len]));
+                out.push_str("</mark>");
+                at += len;
+            }
+            None => {
+                let c = text[at..].chars().next().map_or(1, char::len_utf8);
+                out.push_str(&escape(&text[at..at + c]));
+                at += c;
+            }
+        }
+    }
+    if end < text.len() {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_subset() {
+        assert_eq!(
+            message_html("*a* **b** `c`"),
+            "<p><em>a</em> <strong>b</strong> <code>c</code></p>"
+        );
+        assert_eq!(
+            message_html("> quoted"),
+            "<blockquote>\n<p>quoted</p>\n</blockquote>"
+        );
+        assert_eq!(
+            message_html("- one\n- two"),
+            "<ul>\n<li>one</li>\n<li>two</li>\n</ul>"
+        );
+        assert_eq!(
+            message_html("```\nlet x = <y>;\n```"),
+            "<pre><code>let x = &lt;y&gt;;\n</code></pre>"
+        );
+        assert_eq!(
+            message_html("line one\nline two"),
+            "<p>line one<br>\nline two</p>"
+        );
+        assert_eq!(
+            message_html("***nested* emphasis**"),
+            "<p><strong><em>nested</em> emphasis</strong></p>"
+        );
+    }
+
+    #[test]
+    fn links_are_safe() {
+        assert_eq!(
+            message_html("see https://example.org/a?b=1&c=2"),
+            r#"<p>see <a href="https://example.org/a?b=1&amp;c=2" rel="noopener noreferrer nofollow">https://example.org/a?b=1&amp;c=2</a></p>"#
+        );
+        assert_eq!(
+            message_html("[x](javascript:alert(1))"),
+            "<p><a rel=\"noopener noreferrer nofollow\">x</a></p>"
+        );
+        assert_eq!(
+            message_html("[mail](mailto:a@example.org)"),
+            r#"<p><a href="mailto:a@example.org" rel="noopener noreferrer nofollow">mail</a></p>"#
+        );
+        assert!(!message_html("<script>alert(1)</script>").contains("<script"));
+        assert_eq!(message_html("<b>hi</b>"), "<p>&lt;b&gt;hi&lt;/b&gt;</p>");
+        assert_eq!(
+            message_html("<div>\nhttps://example.org\n</div>"),
+            "&lt;div&gt;<br>\n<a href=\"https://example.org\" rel=\"noopener noreferrer nofollow\">https://example.org</a><br>\n&lt;/div&gt;"
+        );
+        assert!(!message_html("<img src=x onerror=alert(1)>").contains("<img"));
+        assert!(!message_html("![pic](javascript:alert(1))").contains("javascript"));
+        assert_eq!(
+            message_html("`https://example.org`"),
+            "<p><code>https://example.org</code></p>"
+        );
+        assert!(!message_html("# Title").contains("<h1"));
+    }
+
+    #[test]
+    fn plain_text_and_excerpts() {
+        assert_eq!(
+            message_text("**bold** and `code`\n\n> quote"),
+            "bold and code\nquote"
+        );
+        let terms = vec!["fox".to_string()];
+        assert_eq!(
+            excerpt("The quick <brown> fox", &terms, 100),
+            "The quick &lt;brown&gt; <mark>fox</mark>"
+        );
+        let long = format!("{} needle {}", "a".repeat(300), "b".repeat(300));
+        let cut = excerpt(&long, &["NEEDLE".to_string()], 60);
+        assert!(
+            cut.starts_with('…') && cut.ends_with('…') && cut.contains("<mark>needle</mark>"),
+            "{cut}"
+        );
+        assert_eq!(
+            excerpt("ÄÖÜ straße", &["STRASSE".to_string()], 50),
+            "ÄÖÜ straße"
+        );
+    }
+}
