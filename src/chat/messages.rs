@@ -51,6 +51,8 @@ pub enum PageAt {
     After(i64),
     /// The messages around this id (a permalink); the id must be in the room.
     Around(i64),
+    /// The first messages posted at or after this time (jump to a date).
+    From(NaiveDateTime),
 }
 
 /// A page of history, oldest first.
@@ -83,6 +85,15 @@ pub fn page(conn: &mut AnyConnection, room_id: i64, at: PageAt, size: i64) -> Re
         PageAt::After(id) => {
             let mut rows: Vec<_> = base()
                 .filter(messages::id.gt(id))
+                .order(messages::id.asc())
+                .limit(size)
+                .load(conn)?;
+            rows.reverse();
+            rows
+        }
+        PageAt::From(at) => {
+            let mut rows: Vec<_> = base()
+                .filter(messages::created_at.ge(at))
                 .order(messages::id.asc())
                 .limit(size)
                 .load(conn)?;
@@ -299,4 +310,59 @@ pub fn changed_since(
         .into_iter()
         .map(|(message, author)| Posted { message, author })
         .collect())
+}
+
+/// Unread messages by others in a room, oldest first: those after `last_read_id`, not deleted, at
+/// most `limit`.
+pub fn unread(
+    conn: &mut AnyConnection,
+    room_id: i64,
+    reader_id: i64,
+    last_read_id: i64,
+    limit: i64,
+) -> Result<Vec<Posted>> {
+    let rows: Vec<(Message, String)> = messages::table
+        .inner_join(users::table)
+        .filter(messages::room_id.eq(room_id))
+        .filter(messages::id.gt(last_read_id))
+        .filter(messages::author_id.ne(reader_id))
+        .filter(messages::deleted_at.is_null())
+        .order(messages::id.asc())
+        .limit(limit)
+        .select((Message::as_select(), users::username))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(message, author)| Posted { message, author })
+        .collect())
+}
+
+/// The next `limit` messages of a room after `after_id`, oldest first (for exports).
+pub fn batch_after(
+    conn: &mut AnyConnection,
+    room_id: i64,
+    after_id: i64,
+    limit: i64,
+) -> Result<Vec<Posted>> {
+    let rows: Vec<(Message, String)> = messages::table
+        .inner_join(users::table)
+        .filter(messages::room_id.eq(room_id))
+        .filter(messages::id.gt(after_id))
+        .order(messages::id.asc())
+        .limit(limit)
+        .select((Message::as_select(), users::username))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(message, author)| Posted { message, author })
+        .collect())
+}
+
+/// The newest message id of a room (0 when it has none).
+pub fn newest_id(conn: &mut AnyConnection, room_id: i64) -> Result<i64> {
+    let newest: Option<i64> = messages::table
+        .filter(messages::room_id.eq(room_id))
+        .select(diesel::dsl::max(messages::id))
+        .first(conn)?;
+    Ok(newest.unwrap_or(0))
 }

@@ -6,6 +6,7 @@
 pub mod attachments;
 pub mod messages;
 pub mod rooms;
+pub mod search;
 pub mod sessions;
 pub mod text;
 pub mod tokens;

@@ -320,3 +320,13 @@ pub fn mark_read(conn: &mut AnyConnection, room_id: i64, user_id: i64, upto: i64
     .execute(conn)?;
     Ok(())
 }
+
+/// The rooms `user_id` is in, with their memberships, by name.
+pub fn memberships(conn: &mut AnyConnection, user_id: i64) -> Result<Vec<(Room, Membership)>> {
+    Ok(rooms::table
+        .inner_join(memberships::table)
+        .filter(memberships::user_id.eq(user_id))
+        .order(rooms::name)
+        .select((Room::as_select(), Membership::as_select()))
+        .load(conn)?)
+}

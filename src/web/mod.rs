@@ -3,6 +3,7 @@
 mod admin;
 mod api;
 mod auth;
+mod history;
 mod pages;
 pub mod session;
 mod settings;
@@ -112,6 +113,7 @@ pub fn stage(static_dir: std::path::PathBuf) -> AdHoc {
             .mount("/", settings::routes())
             .mount("/", uploads::routes())
             .mount("/", api::routes())
+            .mount("/", history::routes())
             .mount("/admin", admin::routes())
             .mount("/", rocket::routes![healthz, readyz])
             .mount("/static", FileServer::new(static_dir, Options::Missing))

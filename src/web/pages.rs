@@ -43,6 +43,7 @@ async fn home(
         .run(move |conn| Ok::<_, Error>((rooms::for_user(conn, uid)?, rooms::joinable(conn, uid)?)))
         .await?;
     let tz = user.user.tz();
+    let unread_total: i64 = mine.iter().map(|r| r.unread).sum();
     let mine: Vec<_> = mine
         .into_iter()
         .map(|s| {
@@ -52,7 +53,7 @@ async fn home(
         .collect();
     Ok(Template::render(
         "home",
-        context! { layout: Layout::new(&user, &csrf, flash), rooms: mine, joinable },
+        context! { layout: Layout::new(&user, &csrf, flash), rooms: mine, joinable, unread_total },
     ))
 }
 
@@ -83,7 +84,12 @@ pub(super) async fn render_room(
             let Some(membership) = membership else {
                 return Ok::<_, Error>((room, None));
             };
-            let page = messages::page(conn, room.id, at, size)?;
+            let mut page = messages::page(conn, room.id, at, size)?;
+            let mut at = at;
+            if matches!(at, PageAt::From(_)) && page.messages.is_empty() {
+                at = PageAt::Latest;
+                page = messages::page(conn, room.id, at, size)?;
+            }
             if at == PageAt::Latest {
                 if let Some(newest) = page.messages.last() {
                     rooms::mark_read(conn, room.id, uid, newest.message.id)?;
@@ -92,10 +98,10 @@ pub(super) async fn render_room(
             let members = rooms::members(conn, room.id)?;
             let ids: Vec<i64> = page.messages.iter().map(|m| m.message.id).collect();
             let files = attachments::for_messages(conn, &ids)?;
-            Ok((room, Some((membership, page, members, files))))
+            Ok((room, Some((membership, page, members, files, at))))
         })
         .await?;
-    let (room, Some((membership, page, members, files))) = loaded else {
+    let (room, Some((membership, page, members, files, shown))) = loaded else {
         return Ok(Template::render(
             "room_join",
             context! { layout, room: loaded.0 },
@@ -116,6 +122,8 @@ pub(super) async fn render_room(
         .into_iter()
         .map(|p| context! { username: p.username, state: p.state, last_seen: p.last_seen.map(|at| view::when(at, tz)) })
         .collect();
+    let notice = (matches!(at, PageAt::From(_)) && shown == PageAt::Latest)
+        .then_some("There are no messages on or after that day; here are the latest.");
     let marked = match at {
         PageAt::Around(id) => Some(id),
         _ => None,
@@ -144,7 +152,8 @@ pub(super) async fn render_room(
             messages: views,
             older,
             newer,
-            latest: at == PageAt::Latest,
+            latest: shown == PageAt::Latest,
+            notice,
             presence,
             token,
             poll: context! {
@@ -160,12 +169,14 @@ pub(super) async fn render_room(
     ))
 }
 
-/// Which page of history the room page shows: `?before=<id>`, `?after=<id>` or `?around=<id>`.
+/// Which page of history the room page shows: `?before=<id>`, `?after=<id>`, `?around=<id>` or
+/// `?date=YYYY-MM-DD` (a day in the reader's time zone).
 #[derive(Debug, FromForm)]
 struct Position {
     before: Option<i64>,
     after: Option<i64>,
     around: Option<i64>,
+    date: Option<String>,
 }
 
 #[get("/rooms/<slug>?<position..>")]
@@ -178,6 +189,13 @@ async fn room(
     app: App<'_>,
 ) -> Result<Template> {
     let at = match position {
+        Position {
+            date: Some(date), ..
+        } => {
+            let day = chrono::NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d")
+                .map_err(|_| Error::Invalid("A date looks like 2026-11-23.".into()))?;
+            PageAt::From(chat::search::day_start(day, user.user.tz()))
+        }
         Position {
             around: Some(id), ..
         } => PageAt::Around(id),

@@ -1,0 +1,317 @@
+//! Full-text search over the messages (and file names) of the rooms a member is in. The query
+//! language is words, "quoted phrases" and the operators `from:`, `in:`, `has:file`, `before:` and
+//! `after:`. Terms are reduced to letters and digits before they reach the database, so no query
+//! can be read as search syntax: SQLite FTS5 and PostgreSQL's `websearch_to_tsquery` both see
+//! quoted terms only.
+
+use chrono::{NaiveDate, NaiveDateTime, TimeZone};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamp};
+
+use crate::db::AnyConnection;
+use crate::error::Result;
+
+/// The most terms a query keeps.
+const MAX_TERMS: usize = 20;
+/// The longest query that is read; the rest is ignored.
+const MAX_QUERY_CHARS: usize = 1000;
+
+/// One thing to look for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Term {
+    /// A word.
+    Word(String),
+    /// Words in this order.
+    Phrase(Vec<String>),
+}
+
+/// A parsed search.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Query {
+    /// Words and phrases, all of which must match.
+    pub terms: Vec<Term>,
+    /// `from:<username>`.
+    pub from: Option<String>,
+    /// `in:<room-slug>`.
+    pub room: Option<String>,
+    /// `has:file`.
+    pub has_file: bool,
+    /// `before:YYYY-MM-DD`: messages before that day.
+    pub before: Option<NaiveDate>,
+    /// `after:YYYY-MM-DD`: messages on or after that day.
+    pub after: Option<NaiveDate>,
+    /// What could not be understood, in words for the searcher.
+    pub problems: Vec<String>,
+}
+
+/// The letter-and-digit runs of a piece of text, lower-cased.
+fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.chars().take(64).collect::<String>().to_lowercase())
+        .collect()
+}
+
+/// Splits a query into quoted phrases and whitespace-separated tokens.
+fn tokens(query: &str) -> Vec<(bool, String)> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    for c in query.chars() {
+        match c {
+            '"' => {
+                if !current.is_empty() {
+                    out.push((quoted, std::mem::take(&mut current)));
+                }
+                quoted = !quoted;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if !current.is_empty() {
+                    out.push((false, std::mem::take(&mut current)));
+                }
+            }
+            c => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        out.push((quoted, current));
+    }
+    out
+}
+
+fn date(key: &str, value: &str, problems: &mut Vec<String>) -> Option<NaiveDate> {
+    let parsed = NaiveDate::parse_from_str(value, "%Y-%m-%d").ok();
+    if parsed.is_none() {
+        problems.push(format!("`{key}:` needs a date like 2026-11-23."));
+    }
+    parsed
+}
+
+/// Reads a query as the searcher typed it.
+pub fn parse(input: &str) -> Query {
+    let input: String = input.chars().take(MAX_QUERY_CHARS).collect();
+    let mut query = Query::default();
+    for (quoted, token) in tokens(&input) {
+        if quoted {
+            let phrase = words(&token);
+            match phrase.len() {
+                0 => {}
+                1 => query.terms.extend(phrase.into_iter().map(Term::Word)),
+                _ => query.terms.push(Term::Phrase(phrase)),
+            }
+            continue;
+        }
+        let operator = token
+            .split_once(':')
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()));
+        match operator {
+            Some((key, value)) if key == "from" && !value.is_empty() => {
+                query.from = Some(value.to_lowercase())
+            }
+            Some((key, value)) if key == "in" && !value.is_empty() => {
+                query.room = Some(value.to_lowercase())
+            }
+            Some((key, value)) if key == "has" && value.eq_ignore_ascii_case("file") => {
+                query.has_file = true
+            }
+            Some((key, value)) if key == "before" => {
+                query.before = date("before", &value, &mut query.problems)
+            }
+            Some((key, value)) if key == "after" => {
+                query.after = date("after", &value, &mut query.problems)
+            }
+            _ => query
+                .terms
+                .extend(words(&token).into_iter().map(Term::Word)),
+        }
+    }
+    if query.terms.len() > MAX_TERMS {
+        query.terms.truncate(MAX_TERMS);
+        query
+            .problems
+            .push(format!("Only the first {MAX_TERMS} words were used."));
+    }
+    query
+}
+
+impl Query {
+    /// Every word to highlight in results.
+    pub fn highlight_words(&self) -> Vec<String> {
+        self.terms
+            .iter()
+            .flat_map(|t| match t {
+                Term::Word(w) => vec![w.clone()],
+                Term::Phrase(p) => p.clone(),
+            })
+            .collect()
+    }
+
+    /// The terms as a string both engines read the same way: each a quoted phrase, all required.
+    fn match_expression(&self) -> String {
+        self.terms
+            .iter()
+            .map(|t| match t {
+                Term::Word(w) => format!("\"{w}\""),
+                Term::Phrase(p) => format!("\"{}\"", p.join(" ")),
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// One result.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct Hit {
+    /// The message.
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    /// Its room's slug.
+    #[diesel(sql_type = Text)]
+    pub room_slug: String,
+    /// Its room's name.
+    #[diesel(sql_type = Text)]
+    pub room_name: String,
+    /// Its author.
+    #[diesel(sql_type = Text)]
+    pub author: String,
+    /// Its text.
+    #[diesel(sql_type = Text)]
+    pub body: String,
+    /// When it was posted.
+    #[diesel(sql_type = Timestamp)]
+    pub created_at: NaiveDateTime,
+    /// The file shared with it.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub file_name: Option<String>,
+}
+
+/// The UTC instant a local day starts in `tz`.
+pub fn day_start(day: NaiveDate, tz: chrono_tz::Tz) -> NaiveDateTime {
+    let midnight = day.and_hms_opt(0, 0, 0).unwrap_or_default();
+    tz.from_local_datetime(&midnight)
+        .earliest()
+        .map_or(midnight, |t| t.naive_utc())
+}
+
+const SQLITE: &str = "
+SELECT m.id, r.slug AS room_slug, r.name AS room_name, u.username AS author, m.body, m.created_at, a.file_name
+FROM message_search s
+JOIN messages m ON m.id = s.rowid
+JOIN memberships mb ON mb.room_id = m.room_id AND mb.user_id = ?1
+JOIN rooms r ON r.id = m.room_id
+JOIN users u ON u.id = m.author_id
+LEFT JOIN attachments a ON a.message_id = m.id
+WHERE message_search MATCH ?2
+  AND m.deleted_at IS NULL
+  AND (?3 IS NULL OR u.username = ?3)
+  AND (?4 IS NULL OR r.slug = ?4)
+  AND (?5 = 0 OR a.id IS NOT NULL)
+  AND (?6 IS NULL OR m.created_at >= ?6)
+  AND (?7 IS NULL OR m.created_at < ?7)
+  AND (?8 IS NULL OR m.id < ?8)
+ORDER BY m.id DESC
+LIMIT ?9";
+
+const POSTGRES: &str = "
+SELECT m.id, r.slug AS room_slug, r.name AS room_name, u.username AS author, m.body, m.created_at, a.file_name
+FROM messages m
+JOIN memberships mb ON mb.room_id = m.room_id AND mb.user_id = $1
+JOIN rooms r ON r.id = m.room_id
+JOIN users u ON u.id = m.author_id
+LEFT JOIN attachments a ON a.message_id = m.id
+WHERE (to_tsvector('simple', m.body) @@ websearch_to_tsquery('simple', $2)
+       OR to_tsvector('simple', translate(a.file_name, '._-', '   ')) @@ websearch_to_tsquery('simple', $2))
+  AND m.deleted_at IS NULL
+  AND ($3::text IS NULL OR u.username = $3)
+  AND ($4::text IS NULL OR r.slug = $4)
+  AND ($5 = false OR a.id IS NOT NULL)
+  AND ($6::timestamp IS NULL OR m.created_at >= $6)
+  AND ($7::timestamp IS NULL OR m.created_at < $7)
+  AND ($8::bigint IS NULL OR m.id < $8)
+ORDER BY m.id DESC
+LIMIT $9";
+
+/// Searches the rooms `user_id` is a member of, newest first, below `before_id` (keyset paging).
+/// Dates in the query are days in `tz`. The query must have at least one term.
+pub fn search(
+    conn: &mut AnyConnection,
+    user_id: i64,
+    query: &Query,
+    tz: chrono_tz::Tz,
+    before_id: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Hit>> {
+    let text = query.match_expression();
+    let after = query.after.map(|d| day_start(d, tz));
+    let before = query.before.map(|d| day_start(d, tz));
+    macro_rules! run {
+        ($sql:expr, $conn:expr) => {
+            diesel::sql_query($sql)
+                .bind::<BigInt, _>(user_id)
+                .bind::<Text, _>(&text)
+                .bind::<Nullable<Text>, _>(query.from.as_deref())
+                .bind::<Nullable<Text>, _>(query.room.as_deref())
+                .bind::<Bool, _>(query.has_file)
+                .bind::<Nullable<Timestamp>, _>(after)
+                .bind::<Nullable<Timestamp>, _>(before)
+                .bind::<Nullable<BigInt>, _>(before_id)
+                .bind::<BigInt, _>(limit)
+                .load::<Hit>($conn)?
+        };
+    }
+    Ok(match conn {
+        AnyConnection::Sqlite(conn) => run!(SQLITE, conn),
+        AnyConnection::Postgresql(conn) => run!(POSTGRES, conn),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_are_parsed_into_plain_terms() {
+        let q = parse(
+            r#"Deploy "release notes" from:Ann in:ops has:file before:2026-01-02 after:2025-12-01"#,
+        );
+        assert_eq!(
+            q.terms,
+            vec![
+                Term::Word("deploy".into()),
+                Term::Phrase(vec!["release".into(), "notes".into()])
+            ]
+        );
+        assert_eq!(
+            (q.from.as_deref(), q.room.as_deref(), q.has_file),
+            (Some("ann"), Some("ops"), true)
+        );
+        assert_eq!(q.before, NaiveDate::from_ymd_opt(2026, 1, 2));
+        assert_eq!(q.after, NaiveDate::from_ymd_opt(2025, 12, 1));
+        assert_eq!(q.match_expression(), r#""deploy" "release notes""#);
+    }
+
+    #[test]
+    fn hostile_queries_become_harmless_terms() {
+        let q = parse(r#"a%b_c \" OR 1=1; -- NEAR(x y) "unclosed * ^col:x"#);
+        assert!(
+            q.match_expression()
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == ' ' || c == '"'),
+            "{}",
+            q.match_expression()
+        );
+        assert!(parse("% _ \\ ' \" ;").terms.is_empty());
+        assert_eq!(parse(&"word ".repeat(5000)).terms.len(), MAX_TERMS);
+        let bad = parse("before:yesterday cats");
+        assert_eq!(bad.before, None);
+        assert_eq!(bad.problems.len(), 1);
+        assert_eq!(bad.terms, vec![Term::Word("cats".into())]);
+    }
+
+    #[test]
+    fn days_start_in_the_searchers_zone() {
+        let day = NaiveDate::from_ymd_opt(2026, 7, 1).expect("date");
+        let paris: chrono_tz::Tz = "Europe/Paris".parse().expect("tz");
+        assert_eq!(day_start(day, paris).to_string(), "2026-06-30 22:00:00");
+    }
+}
