@@ -8,5 +8,6 @@ mod browser;
 mod history;
 mod live;
 mod operations;
+mod reading;
 mod rooms;
 mod uploads;
