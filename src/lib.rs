@@ -11,6 +11,7 @@ pub mod files;
 pub mod format;
 pub mod jobs;
 pub mod live;
+pub mod mail;
 pub mod settings;
 pub mod web;
 
@@ -27,6 +28,7 @@ use db::Db;
 /// Assembles Confab: migrations at ignition, the database pool, templates and the web stage.
 pub fn app(settings: Settings) -> Rocket<Build> {
     let db = Db::new(&settings.database_url, settings.db_pool_size);
+    let mail = mail::Mail::from_settings(&settings).map(std::sync::Arc::new);
     let form_limit = web::session::form_limit(&settings);
     let figment = settings.figment.clone().merge(("limits.form", form_limit));
     let static_dir = settings.static_dir.clone();
@@ -56,6 +58,15 @@ pub fn app(settings: Settings) -> Rocket<Build> {
                 }
                 Err(e) => {
                     eprintln!("confab: migrations failed: {e}");
+                    Err(rocket)
+                }
+            }
+        }))
+        .attach(AdHoc::try_on_ignite("Mail", |rocket| async move {
+            match mail {
+                Ok(mail) => Ok(rocket.manage(mail)),
+                Err(e) => {
+                    eprintln!("confab: {e}");
                     Err(rocket)
                 }
             }

@@ -50,6 +50,28 @@ pub struct Settings {
     pub presence_flush_secs: u64,
     /// How long a session check is served from memory, in seconds.
     pub session_cache_secs: u64,
+    /// When set, mail goes through this SMTP server (`smtp://`, `smtps://`, `?tls=required`); otherwise it is written as `.eml` files under `mail_dir`.
+    pub smtp_url: Option<String>,
+    /// The sender of Confab's mail.
+    pub mail_from: String,
+    /// Where mail is written when there is no SMTP server (default `<data_dir>/mail`).
+    pub mail_dir: PathBuf,
+    /// How long one SMTP delivery may take, in seconds.
+    pub smtp_timeout_secs: u64,
+    /// Seconds without an active page after which a member is away.
+    pub away_after: u64,
+    /// How old the oldest unread message must be before an away member is alerted, in seconds.
+    pub alert_delay: u64,
+    /// The same for a mention, in seconds.
+    pub mention_alert_delay: u64,
+    /// How often alerts are planned and the outbox is sent, in seconds.
+    pub alert_tick: u64,
+    /// Whether the alert planner and the outbox sender run (tests drive them by hand).
+    pub jobs_enabled: bool,
+    /// Delivery attempts before a mail is marked failed.
+    pub outbox_max_attempts: i32,
+    /// The first retry delay, doubled after each failure, in seconds.
+    pub outbox_retry_secs: i64,
     /// Database connections per instance.
     pub db_pool_size: u32,
     /// Days a session stays valid without being used.
@@ -86,6 +108,17 @@ struct Raw {
     presence_timeout: u64,
     presence_flush_secs: u64,
     session_cache_secs: u64,
+    smtp_url: Option<String>,
+    mail_from: String,
+    mail_dir: Option<PathBuf>,
+    smtp_timeout_secs: u64,
+    away_after: u64,
+    alert_delay: u64,
+    mention_alert_delay: u64,
+    alert_tick: u64,
+    jobs_enabled: bool,
+    outbox_max_attempts: i32,
+    outbox_retry_secs: i64,
     db_pool_size: u32,
     session_days: i64,
     login_max_failures: i32,
@@ -147,6 +180,20 @@ impl Settings {
                 "must be at least poll_min, which must be at least 1",
             ));
         }
+        if raw.alert_tick == 0 {
+            return Err(invalid("alert_tick", "must be at least 1"));
+        }
+        if let Some(url) = &raw.smtp_url {
+            if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
+                return Err(invalid("smtp_url", "must start with smtp:// or smtps://"));
+            }
+        }
+        if raw.mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(invalid(
+                "mail_from",
+                "must be an address such as `Confab <confab@example.org>`",
+            ));
+        }
         if raw.presence_flush_secs == 0 {
             return Err(invalid("presence_flush_secs", "must be at least 1"));
         }
@@ -190,6 +237,10 @@ impl Settings {
         } else {
             figment
         };
+        let mail_dir = raw
+            .mail_dir
+            .clone()
+            .unwrap_or_else(|| raw.data_dir.join("mail"));
         Ok(Settings {
             data_dir: raw.data_dir,
             database_url,
@@ -210,6 +261,17 @@ impl Settings {
             presence_timeout: raw.presence_timeout,
             presence_flush_secs: raw.presence_flush_secs,
             session_cache_secs: raw.session_cache_secs,
+            smtp_url: raw.smtp_url,
+            mail_from: raw.mail_from,
+            smtp_timeout_secs: raw.smtp_timeout_secs,
+            away_after: raw.away_after,
+            alert_delay: raw.alert_delay,
+            mention_alert_delay: raw.mention_alert_delay,
+            alert_tick: raw.alert_tick,
+            jobs_enabled: raw.jobs_enabled,
+            outbox_max_attempts: raw.outbox_max_attempts,
+            outbox_retry_secs: raw.outbox_retry_secs,
+            mail_dir,
             db_pool_size: raw.db_pool_size,
             session_days: raw.session_days,
             login_max_failures: raw.login_max_failures,
@@ -244,6 +306,15 @@ fn defaults() -> serde_json::Value {
         "presence_timeout": 90,
         "presence_flush_secs": 30,
         "session_cache_secs": 60,
+        "mail_from": "Confab <confab@localhost>",
+        "smtp_timeout_secs": 10,
+        "away_after": 300,
+        "alert_delay": 600,
+        "mention_alert_delay": 120,
+        "alert_tick": 30,
+        "jobs_enabled": true,
+        "outbox_max_attempts": 8,
+        "outbox_retry_secs": 30,
         "db_pool_size": 10,
         "session_days": 30,
         "login_max_failures": 5,

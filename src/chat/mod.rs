@@ -3,8 +3,10 @@
 //! Plain synchronous functions over `&mut AnyConnection` with explicit inputs (`now`, the acting
 //! user); the caller chooses the transaction. Nothing in here knows about HTTP.
 
+pub mod alerts;
 pub mod attachments;
 pub mod messages;
+pub mod outbox;
 pub mod rooms;
 pub mod search;
 pub mod sessions;

@@ -46,6 +46,10 @@ pub struct Membership {
     pub last_read_id: i64,
     /// When they joined.
     pub joined_at: NaiveDateTime,
+    /// Email alerts for this room: `all`, `mentions` or `muted`.
+    pub alert_level: String,
+    /// The newest message an alert mail has covered.
+    pub alerted_through_id: i64,
 }
 
 /// A room in someone's room list.

@@ -44,6 +44,12 @@ pub struct User {
     pub last_seen_at: Option<NaiveDateTime>,
     /// When they last used a page (typed, scrolled, clicked).
     pub last_active_at: Option<NaiveDateTime>,
+    /// Email alerts: `on`, `digest` or `off`.
+    pub alert_mode: String,
+    /// The hour of their local day a digest goes out.
+    pub digest_hour: i32,
+    /// When the last alert mail was planned for them.
+    pub last_alert_at: Option<NaiveDateTime>,
 }
 
 impl User {
@@ -139,6 +145,26 @@ pub fn find_by_username(conn: &mut AnyConnection, username: &str) -> Result<Opti
         .select(User::as_select())
         .first(conn)
         .optional()?)
+}
+
+/// The active account with this username or email address, if exactly one has it.
+pub fn find_by_name_or_email(conn: &mut AnyConnection, who: &str) -> Result<Option<User>> {
+    let who = who.trim();
+    let found: Vec<User> = users::table
+        .filter(users::is_active.eq(true))
+        .filter(
+            users::username
+                .eq(who.to_lowercase())
+                .or(users::email.eq(who)),
+        )
+        .select(User::as_select())
+        .limit(2)
+        .load(conn)?;
+    Ok(if found.len() == 1 {
+        found.into_iter().next()
+    } else {
+        None
+    })
 }
 
 /// Every account, by name.

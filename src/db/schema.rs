@@ -14,6 +14,9 @@ diesel::table! {
         created_at -> Timestamp,
         last_seen_at -> Nullable<Timestamp>,
         last_active_at -> Nullable<Timestamp>,
+        alert_mode -> Text,
+        digest_hour -> Integer,
+        last_alert_at -> Nullable<Timestamp>,
     }
 }
 
@@ -60,6 +63,8 @@ diesel::table! {
         user_id -> BigInt,
         last_read_id -> BigInt,
         joined_at -> Timestamp,
+        alert_level -> Text,
+        alerted_through_id -> BigInt,
     }
 }
 
@@ -94,6 +99,27 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    outbox (id) {
+        id -> BigInt,
+        kind -> Text,
+        user_id -> Nullable<BigInt>,
+        recipient -> Text,
+        subject -> Text,
+        text_body -> Text,
+        html_body -> Text,
+        summary -> Text,
+        unsubscribe_url -> Nullable<Text>,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        locked_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(attachments -> messages (message_id));
 diesel::joinable!(attachments -> rooms (room_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -110,5 +136,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     rooms,
     memberships,
     messages,
-    attachments
+    attachments,
+    outbox
 );

@@ -1,5 +1,6 @@
 //! Background tasks, started at liftoff and ended with the server.
 
+pub mod alerts;
 pub mod presence;
 pub mod sweep;
 
@@ -30,6 +31,14 @@ pub fn stage() -> AdHoc {
                 return;
             };
             presence::start(db.clone(), live.clone(), flush_every, rocket.shutdown());
+            if let Some(mail) = rocket.state::<std::sync::Arc<crate::mail::Mail>>() {
+                alerts::start(
+                    db.clone(),
+                    mail.clone(),
+                    settings.clone(),
+                    rocket.shutdown(),
+                );
+            }
             let (db, store) = (db.clone(), store.clone());
             let stale_after = Duration::from_secs(settings.upload_stale_secs);
             let every = Duration::from_secs(settings.sweep_interval_secs);

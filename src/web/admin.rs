@@ -29,6 +29,7 @@ pub fn routes() -> Vec<Route> {
         add_member,
         remove_member,
         users_page,
+        outbox_page,
         create_user,
         deactivate_user,
         activate_user,
@@ -283,6 +284,27 @@ async fn users_page(
     ))
 }
 
+#[get("/outbox")]
+async fn outbox_page(admin: AdminUser, csrf: CsrfToken, db: &State<Db>) -> Result<Template> {
+    let rows = db
+        .run(|conn| crate::chat::outbox::undelivered(conn, 200))
+        .await?;
+    let tz = admin.0.user.tz();
+    let mails: Vec<_> = rows
+        .into_iter()
+        .map(|m| {
+            context! {
+                id: m.id, kind: m.kind, recipient: m.recipient, subject: m.subject, status: m.status,
+                attempts: m.attempts, last_error: m.last_error, created: crate::web::view::when(m.created_at, tz),
+            }
+        })
+        .collect();
+    Ok(Template::render(
+        "admin/outbox",
+        context! { layout: Layout::new(&admin.0, &csrf, None), mails },
+    ))
+}
+
 #[derive(FromForm)]
 struct NewUserForm {
     username: String,
@@ -314,6 +336,7 @@ async fn create_user(
     form: CsrfForm<NewUserForm>,
     db: &State<Db>,
     settings: &State<Settings>,
+    mail: &State<std::sync::Arc<crate::mail::Mail>>,
 ) -> Result<super::Reply> {
     let form = form.0;
     let checked = (|| {
@@ -336,12 +359,19 @@ async fn create_user(
     };
     let with_link = hash.is_none();
     let name = username.clone();
+    let mail = mail.inner().clone();
     let created = db
         .write(move |conn| {
             let now = chat::now();
             let id = users::create(conn, &name, &email, hash.as_deref(), form.admin, now)?;
             if with_link {
-                return tokens::issue(conn, id, tokens::SET_PASSWORD, now).map(Some);
+                // The link is shown to the admin and mailed to the person, through the outbox.
+                let token = tokens::issue(conn, id, tokens::SET_PASSWORD, now)?;
+                let invite = mail
+                    .link_mail("invite", &users::find(conn, id)?, &token)
+                    .map_err(Error::Internal)?;
+                crate::chat::outbox::enqueue(conn, &invite, now)?;
+                return Ok(Some(token));
             }
             Ok(None)
         })

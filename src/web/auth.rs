@@ -32,6 +32,8 @@ pub fn routes() -> Vec<Route> {
         logout,
         setup_page,
         setup,
+        forgot_page,
+        forgot,
         password_page,
         set_password
     ]
@@ -252,6 +254,48 @@ pub fn new_password(password: &str, confirm: &str) -> Result<()> {
         return Err(Error::Invalid("The two passwords do not match.".into()));
     }
     Ok(())
+}
+
+#[get("/password/forgot")]
+fn forgot_page(csrf: CsrfToken) -> Template {
+    Template::render(
+        "forgot",
+        context! { layout: Layout::anonymous(&csrf, None), sent: false },
+    )
+}
+
+#[derive(FromForm)]
+struct ForgotForm {
+    who: String,
+}
+
+/// Mails a reset link through the outbox. The answer is the same whether or not an account
+/// matched, so the page tells nobody which addresses have accounts.
+#[post("/password/forgot", data = "<form>")]
+async fn forgot(
+    form: CsrfForm<ForgotForm>,
+    db: &State<Db>,
+    mail: &State<std::sync::Arc<crate::mail::Mail>>,
+    csrf: CsrfToken,
+) -> Result<Template> {
+    let who = form.0.who;
+    let mail = mail.inner().clone();
+    db.write(move |conn| {
+        let Some(user) = users::find_by_name_or_email(conn, &who)? else {
+            return Ok(());
+        };
+        let now = chat::now();
+        let token = tokens::issue(conn, user.id, tokens::SET_PASSWORD, now)?;
+        let reset = mail
+            .link_mail("reset", &user, &token)
+            .map_err(Error::Internal)?;
+        crate::chat::outbox::enqueue(conn, &reset, now).map(|_| ())
+    })
+    .await?;
+    Ok(Template::render(
+        "forgot",
+        context! { layout: Layout::anonymous(&csrf, None), sent: true },
+    ))
 }
 
 #[get("/password/<token>")]

@@ -1,6 +1,7 @@
 //! The web layer: routes, guards, catchers and the response headers every page gets.
 
 mod admin;
+mod alerts;
 mod api;
 mod auth;
 mod history;
@@ -114,6 +115,7 @@ pub fn stage(static_dir: std::path::PathBuf) -> AdHoc {
             .mount("/", uploads::routes())
             .mount("/", api::routes())
             .mount("/", history::routes())
+            .mount("/", alerts::routes())
             .mount("/admin", admin::routes())
             .mount("/", rocket::routes![healthz, readyz])
             .mount("/static", FileServer::new(static_dir, Options::Missing))

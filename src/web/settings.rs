@@ -32,12 +32,20 @@ async fn page(
     db: &State<Db>,
 ) -> Result<Template> {
     let uid = user.user.id;
-    let list = db.run(move |conn| sessions::list(conn, uid)).await?;
+    let (list, memberships, sent) = db
+        .run(move |conn| {
+            Ok::<_, Error>((
+                sessions::list(conn, uid)?,
+                crate::chat::rooms::memberships(conn, uid)?,
+                crate::chat::outbox::recent_alerts(conn, uid, 20)?,
+            ))
+        })
+        .await?;
     let tz = user.user.tz();
     let sessions: Vec<_> = list
         .into_iter()
         .map(|s| {
-            rocket_dyn_templates::context! {
+            context! {
                 id: s.id,
                 user_agent: s.user_agent,
                 created: view::when(s.created_at, tz),
@@ -46,10 +54,30 @@ async fn page(
             }
         })
         .collect();
+    let rooms: Vec<_> = memberships
+        .into_iter()
+        .map(|(room, membership)| context! { slug: room.slug, name: room.name, level: membership.alert_level })
+        .collect();
+    let alerts: Vec<_> = sent
+        .into_iter()
+        .map(|mail| context! { when: view::when(mail.created_at, tz), subject: mail.subject, rooms: mail.summary, status: mail.status })
+        .collect();
     let zones: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect();
+    let u = &user.user;
     Ok(Template::render(
         "settings",
-        context! { layout: Layout::new(&user, &csrf, flash), time_zone: &user.user.time_zone, zones, sessions, email: &user.user.email },
+        context! {
+            layout: Layout::new(&user, &csrf, flash),
+            time_zone: &u.time_zone,
+            zones,
+            sessions,
+            email: &u.email,
+            alert_mode: &u.alert_mode,
+            digest_hour: u.digest_hour,
+            hours: (0..24).collect::<Vec<i32>>(),
+            rooms,
+            alerts,
+        },
     ))
 }
 

@@ -1,0 +1,198 @@
+//! The alert planner and the outbox sender, run on every `alert_tick` (both can also be driven by
+//! hand, as the tests do).
+
+use std::sync::Arc;
+
+use chrono::{Duration, NaiveDateTime};
+use rocket_dyn_templates::tera::Context;
+use serde::Serialize;
+
+use crate::chat::alerts::{self, Due, Rules};
+use crate::chat::outbox::{self, NewMail};
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::mail::Mail;
+use crate::settings::Settings;
+use crate::web::view;
+
+/// Messages listed per room in a summary; the rest is "and N more".
+const LATEST_PER_ROOM: usize = 3;
+/// Mails claimed per sender round.
+const SEND_BATCH: i64 = 50;
+
+/// The rules from settings.
+pub fn rules(settings: &Settings) -> Rules {
+    let secs = |s: u64| Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000));
+    Rules {
+        away_after: secs(settings.away_after),
+        alert_delay: secs(settings.alert_delay),
+        mention_delay: secs(settings.mention_alert_delay),
+    }
+}
+
+#[derive(Serialize)]
+struct MessageLine {
+    author: String,
+    time: String,
+    excerpt: String,
+    mention: bool,
+}
+
+#[derive(Serialize)]
+struct RoomSection {
+    name: String,
+    count: usize,
+    link: String,
+    messages: Vec<MessageLine>,
+    more: usize,
+    mentions: usize,
+}
+
+/// "Design", "Design and Ops", "Design and 2 more rooms".
+fn rooms_phrase(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [a, b] => format!("{a} and {b}"),
+        [first, rest @ ..] => format!("{first} and {} more rooms", rest.len()),
+    }
+}
+
+fn render(mail: &Mail, due: &Due) -> Result<NewMail> {
+    let tz = due.user.tz();
+    let sections: Vec<RoomSection> = due
+        .rooms
+        .iter()
+        .map(|room| {
+            let first = room.messages.first().map_or(0, |m| m.id);
+            let mut shown: Vec<_> = room.messages.iter().collect();
+            shown.sort_by_key(|m| (!m.mention, std::cmp::Reverse(m.id)));
+            let lines: Vec<MessageLine> = shown
+                .iter()
+                .take(LATEST_PER_ROOM)
+                .map(|m| {
+                    let text = crate::format::message_text(&m.body);
+                    let excerpt: String = text.chars().take(200).collect();
+                    let when = view::when(m.created_at, tz);
+                    MessageLine {
+                        author: m.author.clone(),
+                        time: format!("{} {}", when.day, when.time),
+                        excerpt: if text.chars().count() > 200 {
+                            format!("{excerpt}…")
+                        } else {
+                            excerpt
+                        },
+                        mention: m.mention,
+                    }
+                })
+                .collect();
+            RoomSection {
+                name: room.name.clone(),
+                count: room.messages.len(),
+                link: format!(
+                    "{}/rooms/{}?around={first}#m{first}",
+                    mail.public_url, room.slug
+                ),
+                more: room.messages.len().saturating_sub(lines.len()),
+                messages: lines,
+                mentions: room.messages.iter().filter(|m| m.mention).count(),
+            }
+        })
+        .collect();
+    let names: Vec<&str> = due.rooms.iter().map(|r| r.name.as_str()).collect();
+    let unsubscribe = mail.unsubscribe_url(due.user.id);
+    let mut context = Context::new();
+    context.insert("username", &due.user.username);
+    context.insert("count", &due.count());
+    context.insert("rooms_phrase", &rooms_phrase(&names));
+    context.insert("rooms", &sections);
+    context.insert("settings_url", &format!("{}/settings", mail.public_url));
+    context.insert("unsubscribe_url", &unsubscribe);
+    context.insert("digest", &(due.user.alert_mode == "digest"));
+    let rendered = mail.render("alert", &context).map_err(Error::Internal)?;
+    Ok(NewMail {
+        kind: "alert",
+        user_id: Some(due.user.id),
+        recipient: due.user.email.clone(),
+        rendered,
+        summary: names.join(", "),
+        unsubscribe_url: Some(unsubscribe),
+    })
+}
+
+/// Plans the alerts due at `now` and writes each into the outbox; returns how many were written.
+pub async fn plan(db: &Db, mail: &Mail, settings: &Settings, now: NaiveDateTime) -> Result<usize> {
+    let rules = rules(settings);
+    let due = db.run(move |conn| alerts::due(conn, now, &rules)).await?;
+    let mut written = 0;
+    for due in due {
+        let new_mail = render(mail, &due)?;
+        match db
+            .write(move |conn| alerts::record(conn, &due, &new_mail, now))
+            .await
+        {
+            Ok(_) => written += 1,
+            // Another instance planned the same alert first.
+            Err(Error::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(written)
+}
+
+/// Delivers the due outbox rows; returns how many were delivered.
+pub async fn send(db: &Db, mail: &Mail, settings: &Settings, now: NaiveDateTime) -> Result<usize> {
+    let lease =
+        Duration::seconds(i64::try_from(settings.smtp_timeout_secs * 3 + 30).unwrap_or(120));
+    let claimed = db
+        .write(move |conn| outbox::claim(conn, now, lease, SEND_BATCH))
+        .await?;
+    let mut delivered = 0;
+    let (max_attempts, first_retry) = (
+        settings.outbox_max_attempts,
+        Duration::seconds(settings.outbox_retry_secs),
+    );
+    for row in claimed {
+        let outcome = mail.deliver(&row).await;
+        let when = crate::chat::now();
+        match outcome {
+            Ok(()) => {
+                let id = row.id;
+                db.write(move |conn| outbox::mark_sent(conn, id, when))
+                    .await?;
+                delivered += 1;
+            }
+            Err(error) => {
+                log::warn!("delivering mail {} to {}: {error}", row.id, row.recipient);
+                db.write(move |conn| {
+                    outbox::mark_attempt_failed(conn, &row, &error, when, max_attempts, first_retry)
+                })
+                .await?;
+            }
+        }
+    }
+    Ok(delivered)
+}
+
+/// Starts the planner and sender loop (when `jobs_enabled`).
+pub fn start(db: Db, mail: Arc<Mail>, settings: Settings, mut shutdown: rocket::Shutdown) {
+    if !settings.jobs_enabled {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(std::time::Duration::from_secs(settings.alert_tick));
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = &mut shutdown => break,
+            }
+            let now = crate::chat::now();
+            if let Err(e) = plan(&db, &mail, &settings, now).await {
+                log::warn!("planning alerts: {e}");
+            }
+            if let Err(e) = send(&db, &mail, &settings, now).await {
+                log::warn!("sending mail: {e}");
+            }
+        }
+    });
+}
