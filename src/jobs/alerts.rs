@@ -154,7 +154,8 @@ pub async fn send(db: &Db, mail: &Mail, settings: &Settings, now: NaiveDateTime)
     );
     for row in claimed {
         let outcome = mail.deliver(&row).await;
-        let when = crate::chat::now();
+        // The tick's own clock, so that retries are timed from the round that made them.
+        let when = now;
         match outcome {
             Ok(()) => {
                 let id = row.id;

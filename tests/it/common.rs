@@ -216,7 +216,8 @@ impl TestDatabase {
             .merge(("uploads_dir", self.dir.path().join("uploads")))
             .merge(("log_level", "off"))
             .merge(("login_slowdown_ms", 0))
-            .merge(("db_pool_size", 4));
+            .merge(("db_pool_size", 4))
+            .merge(("jobs_enabled", false));
         let figment = extra.iter().fold(figment, |figment, (key, value)| {
             figment.merge((*key, *value))
         });
@@ -243,6 +244,38 @@ impl TestApp {
             .await
             .expect("valid rocket");
         Some(TestApp { client, database })
+    }
+
+    /// Starts Confab delivering mail to an SMTP server (the tests' sink).
+    pub async fn start_with_smtp(
+        backend: Backend,
+        extra: &[(&str, i64)],
+        smtp_url: String,
+    ) -> Option<TestApp> {
+        let database = TestDatabase::new(backend)?;
+        let mut settings = database.settings(extra);
+        settings.smtp_url = Some(smtp_url);
+        let client = Client::untracked(confab::app(settings))
+            .await
+            .expect("valid rocket");
+        Some(TestApp { client, database })
+    }
+
+    /// The app's settings.
+    pub fn settings(&self) -> &confab::Settings {
+        self.client
+            .rocket()
+            .state::<confab::Settings>()
+            .expect("settings")
+    }
+
+    /// The app's mail service.
+    pub fn mail(&self) -> std::sync::Arc<confab::mail::Mail> {
+        self.client
+            .rocket()
+            .state::<std::sync::Arc<confab::mail::Mail>>()
+            .expect("mail")
+            .clone()
     }
 
     /// The app's database pool.

@@ -4,10 +4,12 @@ mod common;
 
 mod accounts;
 mod admin;
+mod alerts;
 mod browser;
 mod history;
 mod live;
 mod operations;
 mod reading;
 mod rooms;
+mod smtp;
 mod uploads;

@@ -1,0 +1,701 @@
+//! Email alerts against a real SMTP server on loopback: who gets a summary and when, what it says,
+//! retries, several planners and senders at once, unsubscribing and password resets.
+//!
+//! The jobs are driven by hand with an explicit "now", so the tests move through hours and days
+//! without waiting.
+
+use chrono::{Duration, NaiveDateTime, TimeZone};
+use confab::chat::{self, messages, outbox};
+use confab::db::schema::{outbox as outbox_table, users};
+use confab::jobs::alerts::{plan, send};
+use diesel::prelude::*;
+use rocket::http::Status;
+
+use crate::both_backends;
+use crate::common::{Backend, TestApp};
+use crate::smtp::SmtpSink;
+
+both_backends!(
+    an_away_member_gets_one_summary_then_at_most_one_a_day,
+    reading_in_time_or_being_present_means_no_mail,
+    muted_rooms_and_mentions_only,
+    a_digest_goes_out_at_the_local_hour,
+    refused_mail_is_retried_and_delivered_once,
+    two_planners_and_two_senders_send_each_mail_once,
+    unsubscribing_takes_a_post_and_a_real_token,
+    password_reset_end_to_end,
+    without_smtp_mail_is_written_to_files,
+);
+
+async fn start(backend: Backend) -> Option<(TestApp, SmtpSink)> {
+    let sink = SmtpSink::start().await;
+    let app = TestApp::start_with_smtp(backend, &[], sink.url()).await?;
+    Some((app, sink))
+}
+
+fn minutes(n: i64) -> NaiveDateTime {
+    chat::now() + Duration::minutes(n)
+}
+
+async fn plan_at(app: &TestApp, now: NaiveDateTime) -> usize {
+    plan(app.db(), &app.mail(), app.settings(), now)
+        .await
+        .expect("plan")
+}
+
+async fn send_at(app: &TestApp, now: NaiveDateTime) -> usize {
+    send(app.db(), &app.mail(), app.settings(), now)
+        .await
+        .expect("send")
+}
+
+async fn outbox_rows(app: &TestApp) -> Vec<outbox::OutboxRow> {
+    app.write(|c| {
+        Ok(outbox_table::table
+            .order(outbox_table::id)
+            .select(outbox::OutboxRow::as_select())
+            .load(c)?)
+    })
+    .await
+}
+
+async fn an_away_member_gets_one_summary_then_at_most_one_a_day(backend: Backend) {
+    let Some((app, sink)) = start(backend).await else {
+        return;
+    };
+    let ann = app.user("ann", false).await;
+    let bob = app.user("bob", false).await;
+    let design = app.room("design", false, &[ann, bob]).await;
+    let ops = app.room("ops", false, &[ann, bob]).await;
+    let in_design = app
+        .messages(
+            design,
+            bob,
+            vec!["first idea".into(), "second idea".into(), "oops".into()],
+        )
+        .await;
+    app.messages(ops, bob, vec!["deploy at 5".into()]).await;
+    app.messages(design, ann, vec!["ann's own words".into()])
+        .await;
+    // Bob keeps his alerts off: this test follows ann's mail.
+    app.write(move |c| {
+        diesel::update(users::table.find(bob))
+            .set(users::alert_mode.eq("off"))
+            .execute(c)?;
+        Ok(())
+    })
+    .await;
+    let (gone, edited) = (in_design[2], in_design[1]);
+    app.write(move |c| messages::delete(c, design, gone, bob, false, chat::now()).map(|_| ()))
+        .await;
+    app.write(move |c| {
+        messages::edit(c, design, edited, bob, "second idea, improved", chat::now())
+    })
+    .await;
+
+    assert_eq!(
+        plan_at(&app, minutes(5)).await,
+        0,
+        "not due before alert_delay"
+    );
+    assert_eq!(plan_at(&app, minutes(11)).await, 1);
+    assert_eq!(plan_at(&app, minutes(11)).await, 0, "planned once");
+    assert_eq!(send_at(&app, minutes(11)).await, 1);
+    let mails = sink.mails();
+    assert_eq!(mails.len(), 1);
+    let mail = &mails[0];
+    assert_eq!(mail.to, vec!["ann@example.org".to_string()]);
+    assert_eq!(
+        mail.header("Subject").as_deref(),
+        Some("3 new messages in DESIGN and OPS")
+    );
+    assert_eq!(
+        mail.header("Auto-Submitted").as_deref(),
+        Some("auto-generated")
+    );
+    assert!(mail
+        .header("Message-ID")
+        .unwrap_or_default()
+        .starts_with("<confab-alert-"));
+    assert_eq!(
+        mail.header("List-Id").as_deref(),
+        Some("Confab alerts <alerts.127.0.0.1>")
+    );
+    assert_eq!(
+        mail.header("List-Unsubscribe-Post").as_deref(),
+        Some("List-Unsubscribe=One-Click")
+    );
+    let unsubscribe = mail.header("List-Unsubscribe").expect("unsubscribe header");
+    assert!(
+        unsubscribe.starts_with("<http://127.0.0.1:8000/unsubscribe/"),
+        "{unsubscribe}"
+    );
+    let text = mail.text();
+    let first = in_design[0];
+    assert!(
+        text.contains(&format!(
+            "http://127.0.0.1:8000/rooms/design?around={first}#m{first}"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("DESIGN: 2 new") && text.contains("OPS: 1 new"),
+        "{text}"
+    );
+    assert!(
+        text.contains("second idea, improved")
+            && !text.contains("oops")
+            && !text.contains("ann's own"),
+        "{text}"
+    );
+    assert!(text.contains("http://127.0.0.1:8000/settings"), "{text}");
+
+    // Still away: newer messages wait for the next day.
+    app.messages(ops, bob, vec!["later news".into()]).await;
+    assert_eq!(
+        plan_at(&app, minutes(60)).await,
+        0,
+        "at most one more a day while away"
+    );
+    assert_eq!(
+        plan_at(&app, minutes(25 * 60)).await,
+        1,
+        "a day later, one more"
+    );
+    send_at(&app, minutes(25 * 60)).await;
+    let mails = sink.mails();
+    assert_eq!(mails.len(), 2);
+    assert_eq!(
+        mails[1].header("Subject").as_deref(),
+        Some("1 new message in OPS"),
+        "only what is new since the last mail"
+    );
+
+    // Coming back resets the daily rule.
+    let back = minutes(26 * 60);
+    app.write(move |c| {
+        diesel::update(users::table.find(ann))
+            .set(users::last_active_at.eq(back))
+            .execute(c)?;
+        Ok(())
+    })
+    .await;
+    app.messages(ops, bob, vec!["after you left again".into()])
+        .await;
+    assert_eq!(plan_at(&app, minutes(26 * 60 + 20)).await, 1);
+
+    // The settings page lists the mails.
+    let mut browser = app.login("ann").await;
+    let settings = browser.get("/settings").await.expect(Status::Ok);
+    assert!(
+        settings.body.contains("3 new messages in DESIGN and OPS")
+            && settings.body.contains("DESIGN, OPS")
+    );
+}
+
+async fn reading_in_time_or_being_present_means_no_mail(backend: Backend) {
+    let Some((app, sink)) = start(backend).await else {
+        return;
+    };
+    let ann = app.user("ann", false).await;
+    let bob = app.user("bob", false).await;
+    let carl = app.user("carl", false).await;
+    let room = app.room("general", false, &[ann, bob, carl]).await;
+    app.messages(room, bob, vec!["hello all".into()]).await;
+
+    // Ann reads the room before the delay; carl has a page open and is active.
+    let mut ann_browser = app.login("ann").await;
+    ann_browser.get("/rooms/general").await.expect(Status::Ok);
+    let mut carl_browser = app.login("carl").await;
+    carl_browser.get("/rooms/general").await.expect(Status::Ok);
+    let live = app
+        .client
+        .rocket()
+        .state::<confab::live::Live>()
+        .expect("live")
+        .clone();
+    confab::jobs::presence::flush(app.db(), &live).await;
+    // Carl's presence is in the database now. Something new arrives that ann reads in time and
+    // carl does not.
+    app.messages(room, bob, vec!["for carl".into()]).await;
+    ann_browser.get("/rooms/general").await.expect(Status::Ok);
+    let read_back = app
+        .write(move |c| {
+            Ok(users::table
+                .find(carl)
+                .select(users::last_active_at)
+                .first::<Option<NaiveDateTime>>(c)?)
+        })
+        .await;
+    assert!(read_back.is_some(), "presence was written in a batch");
+
+    assert_eq!(
+        plan_at(&app, minutes(3)).await,
+        0,
+        "carl is present, ann has read, nothing is due yet"
+    );
+    // Carl stays present; only when he has been away for away_after does a mail become due.
+    let active = chat::now() + Duration::minutes(8);
+    app.write(move |c| {
+        diesel::update(users::table.find(carl))
+            .set(users::last_active_at.eq(active))
+            .execute(c)?;
+        Ok(())
+    })
+    .await;
+    assert_eq!(
+        plan_at(&app, minutes(11)).await,
+        0,
+        "present members get no mail"
+    );
+    assert_eq!(
+        plan_at(&app, minutes(14)).await,
+        1,
+        "away for five minutes: carl's mail is due; ann's never is"
+    );
+    send_at(&app, minutes(14)).await;
+    let mails = sink.mails();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].to, vec!["carl@example.org".to_string()]);
+}
+
+async fn muted_rooms_and_mentions_only(backend: Backend) {
+    let Some((app, sink)) = start(backend).await else {
+        return;
+    };
+    let ann = app.user("ann", false).await;
+    let bob = app.user("bob", false).await;
+    app.room("design", false, &[ann, bob]).await;
+    app.room("ops", false, &[ann, bob]).await;
+    app.room("random", false, &[ann, bob]).await;
+    let mut browser = app.login("ann").await;
+    browser.get("/settings").await.expect(Status::Ok);
+    browser
+        .post("/settings/rooms/random/alerts", &[("level", "muted")])
+        .await
+        .expect(Status::SeeOther);
+    browser
+        .post("/settings/rooms/design/alerts", &[("level", "mentions")])
+        .await
+        .expect(Status::SeeOther);
+    browser
+        .post("/settings/rooms/design/alerts", &[("level", "loud")])
+        .await
+        .expect(Status::SeeOther);
+    assert!(browser
+        .get("/settings")
+        .await
+        .body
+        .contains("Choose all messages, mentions only, or muted."));
+
+    let ids = |app: &TestApp, slug: &'static str| {
+        let db = app.db().clone();
+        async move {
+            db.run(move |c| {
+                Ok::<_, confab::error::Error>(confab::chat::rooms::find_by_slug(c, slug)?.id)
+            })
+            .await
+            .expect("room")
+        }
+    };
+    let (design, random) = (ids(&app, "design").await, ids(&app, "random").await);
+    app.messages(random, bob, vec!["cat pictures".into()]).await;
+    app.messages(
+        design,
+        bob,
+        vec!["a design thought".into(), "@ann what do you think?".into()],
+    )
+    .await;
+
+    // The mention is due after mention_alert_delay, before alert_delay.
+    assert_eq!(plan_at(&app, minutes(3)).await, 1);
+    send_at(&app, minutes(3)).await;
+    let mails = sink.mails();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(
+        mails[0].header("Subject").as_deref(),
+        Some("1 new message in DESIGN")
+    );
+    let text = mails[0].text();
+    assert!(
+        text.contains("@ann what do you think?") && text.contains("mentions you"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("a design thought") && !text.contains("cat pictures"),
+        "muted and non-mentions are left out"
+    );
+}
+
+async fn a_digest_goes_out_at_the_local_hour(backend: Backend) {
+    let Some((app, sink)) = start(backend).await else {
+        return;
+    };
+    let ann = app.user("ann", false).await;
+    let bob = app.user("bob", false).await;
+    let room = app.room("general", false, &[ann, bob]).await;
+    app.write(move |c| {
+        diesel::update(users::table.find(ann))
+            .set((
+                users::time_zone.eq("Asia/Tokyo"),
+                users::last_active_at.eq(chat::now()),
+            ))
+            .execute(c)?;
+        Ok(())
+    })
+    .await;
+    let mut browser = app.login("ann").await;
+    browser.get("/settings").await;
+    browser
+        .post(
+            "/settings/alerts",
+            &[("mode", "digest"), ("digest_hour", "9")],
+        )
+        .await
+        .expect(Status::SeeOther);
+    browser
+        .post(
+            "/settings/alerts",
+            &[("mode", "digest"), ("digest_hour", "25")],
+        )
+        .await
+        .expect(Status::SeeOther);
+    assert!(browser
+        .get("/settings")
+        .await
+        .body
+        .contains("an hour from 0 to 23"));
+    app.messages(room, bob, vec!["news for the digest".into()])
+        .await;
+
+    // 09:xx in Tokyo is 00:xx UTC.
+    let tokyo: chrono_tz::Tz = "Asia/Tokyo".parse().expect("tz");
+    let tomorrow = tokyo.from_utc_datetime(&chat::now()).date_naive() + Duration::days(1);
+    let at = |hour: u32, minute: u32| {
+        tokyo
+            .from_local_datetime(&tomorrow.and_hms_opt(hour, minute, 0).expect("time"))
+            .single()
+            .expect("time")
+            .naive_utc()
+    };
+    assert_eq!(plan_at(&app, at(8, 59)).await, 0, "not before the hour");
+    assert_eq!(
+        plan_at(&app, at(10, 5)).await,
+        0,
+        "not after the hour either"
+    );
+    assert_eq!(
+        plan_at(&app, at(9, 1)).await,
+        1,
+        "at 9 in Tokyo, even while present"
+    );
+    assert_eq!(plan_at(&app, at(9, 30)).await, 0, "once a day");
+    send_at(&app, at(9, 30)).await;
+    assert!(sink.mails()[0].text().contains("Your daily digest"));
+}
+
+async fn refused_mail_is_retried_and_delivered_once(backend: Backend) {
+    let Some((app, sink)) = start(backend).await else {
+        return;
+    };
+    let ann = app.user("ann", false).await;
+    let bob = app.user("bob", false).await;
+    let room = app.room("general", false, &[ann, bob]).await;
+    app.messages(room, bob, vec!["are you there".into()]).await;
+    assert_eq!(plan_at(&app, minutes(11)).await, 1);
+
+    sink.refuse_next(usize::MAX);
+    assert_eq!(send_at(&app, minutes(11)).await, 0);
+    let row = outbox_rows(&app).await.remove(0);
+    assert_eq!((row.status.as_str(), row.attempts), ("pending", 1));
+    assert!(
+        row.last_error.as_deref().unwrap_or("").contains("451"),
+        "{:?}",
+        row.last_error
+    );
+    assert_eq!(
+        send_at(&app, minutes(11)).await,
+        0,
+        "not retried before its backoff"
+    );
+    assert_eq!(
+        send_at(&app, minutes(12)).await,
+        0,
+        "second attempt refused too"
+    );
+    assert_eq!(outbox_rows(&app).await[0].attempts, 2);
+    sink.refuse_next(0);
+    assert_eq!(
+        send_at(&app, minutes(12) + Duration::seconds(40)).await,
+        0,
+        "the backoff doubled"
+    );
+    assert_eq!(send_at(&app, minutes(15)).await, 1);
+    let row = outbox_rows(&app).await.remove(0);
+    assert_eq!((row.status.as_str(), row.attempts), ("sent", 3));
+    assert_eq!(sink.mails().len(), 1, "exactly one delivered");
+    assert_eq!(send_at(&app, minutes(60)).await, 0);
+
+    // A mail that never goes through ends as failed, on the admin page.
+    app.write(move |c| {
+        diesel::update(users::table.find(ann))
+            .set(users::email.eq("not an address"))
+            .execute(c)?;
+        Ok(())
+    })
+    .await;
+    app.messages(room, bob, vec!["again".into()]).await;
+    assert_eq!(plan_at(&app, minutes(26 * 60)).await, 1);
+    let mut when = minutes(26 * 60);
+    for _ in 0..8 {
+        send_at(&app, when).await;
+        when += Duration::days(2);
+    }
+    let failed = outbox_rows(&app).await.pop().expect("row");
+    assert_eq!((failed.status.as_str(), failed.attempts), ("failed", 8));
+    app.user("admin", true).await;
+    let mut admin = app.login("admin").await;
+    let page = admin.get("/admin/outbox").await.expect(Status::Ok);
+    assert!(page.body.contains("failed") && page.body.contains("not an address"));
+}
+
+async fn two_planners_and_two_senders_send_each_mail_once(backend: Backend) {
+    let Some((app, sink)) = start(backend).await else {
+        return;
+    };
+    let bob = app.user("bob", false).await;
+    let mut members = vec![bob];
+    for i in 0..12 {
+        members.push(app.user(&format!("member{i}"), false).await);
+    }
+    let room = app.room("general", false, &members).await;
+    app.messages(room, bob, (0..5).map(|i| format!("news {i}")).collect())
+        .await;
+
+    // A second Confab instance on the same database, as behind a load balancer.
+    let mut settings = app.database.settings(&[]);
+    settings.smtp_url = Some(sink.url());
+    let other = rocket::local::asynchronous::Client::untracked(confab::app(settings))
+        .await
+        .expect("second instance");
+    let other_db = other
+        .rocket()
+        .state::<confab::db::Db>()
+        .expect("db")
+        .clone();
+    let other_mail = other
+        .rocket()
+        .state::<std::sync::Arc<confab::mail::Mail>>()
+        .expect("mail")
+        .clone();
+    let other_settings = other
+        .rocket()
+        .state::<confab::Settings>()
+        .expect("settings")
+        .clone();
+
+    let now = minutes(11);
+    let mail = app.mail();
+    let (a, b) = tokio::join!(
+        plan(app.db(), &mail, app.settings(), now),
+        plan(&other_db, &other_mail, &other_settings, now)
+    );
+    assert_eq!(
+        a.expect("plan") + b.expect("plan"),
+        12,
+        "one mail per away member, whichever instance wrote it"
+    );
+    assert_eq!(outbox_rows(&app).await.len(), 12);
+    let (a, b) = tokio::join!(
+        send(app.db(), &mail, app.settings(), now),
+        send(&other_db, &other_mail, &other_settings, now)
+    );
+    assert_eq!(a.expect("send") + b.expect("send"), 12);
+    let mut to: Vec<String> = sink.mails().into_iter().flat_map(|m| m.to).collect();
+    to.sort();
+    let before = to.len();
+    to.dedup();
+    assert_eq!((before, to.len()), (12, 12), "twelve mails, no one twice");
+}
+
+async fn unsubscribing_takes_a_post_and_a_real_token(backend: Backend) {
+    let Some((app, _sink)) = start(backend).await else {
+        return;
+    };
+    let ann = app.user("ann", false).await;
+    let url = app.mail().unsubscribe_url(ann);
+    let path = url.trim_start_matches("http://127.0.0.1:8000").to_string();
+    let mode = |app: &TestApp| {
+        let db = app.db().clone();
+        async move {
+            db.run(move |c| {
+                Ok::<_, confab::error::Error>(
+                    users::table
+                        .find(ann)
+                        .select(users::alert_mode)
+                        .first::<String>(c)?,
+                )
+            })
+            .await
+            .expect("mode")
+        }
+    };
+
+    let mut scanner = app.browser();
+    let page = scanner.get(&path).await.expect(Status::Ok);
+    assert!(page.body.contains("Stop email alerts"));
+    assert_eq!(mode(&app).await, "on", "opening the link changes nothing");
+
+    let (id, signature) = path
+        .trim_start_matches("/unsubscribe/")
+        .split_once('.')
+        .expect("token");
+    let other = app.user("bob", false).await;
+    for forged in [
+        format!("/unsubscribe/{other}.{signature}"),
+        format!("/unsubscribe/{id}.{}", "0".repeat(32)),
+        "/unsubscribe/garbage".into(),
+        format!("/unsubscribe/{id}"),
+    ] {
+        scanner.get(&forged).await.expect(Status::BadRequest);
+        let response = app.client.post(forged.clone()).dispatch().await;
+        assert_eq!(response.status(), Status::BadRequest, "{forged}");
+    }
+    assert_eq!(mode(&app).await, "on");
+
+    // A mail client's one-click POST: no cookies, no form token, just the signed link.
+    let response = app
+        .client
+        .post(path.clone())
+        .header(rocket::http::ContentType::Form)
+        .body("List-Unsubscribe=One-Click")
+        .dispatch()
+        .await;
+    assert_eq!(response.status(), Status::Ok);
+    assert!(response
+        .into_string()
+        .await
+        .unwrap_or_default()
+        .contains("You are unsubscribed"));
+    assert_eq!(mode(&app).await, "off");
+    assert_eq!(mode_of(&app, other).await, "on");
+}
+
+async fn mode_of(app: &TestApp, id: i64) -> String {
+    app.write(move |c| {
+        Ok(users::table
+            .find(id)
+            .select(users::alert_mode)
+            .first::<String>(c)?)
+    })
+    .await
+}
+
+async fn password_reset_end_to_end(backend: Backend) {
+    let Some((app, sink)) = start(backend).await else {
+        return;
+    };
+    app.user("ann", false).await;
+    let mut browser = app.browser();
+    let login = browser.get("/login").await.expect(Status::Ok);
+    assert!(login.body.contains("/password/forgot"));
+    browser.get("/password/forgot").await.expect(Status::Ok);
+    let unknown = browser
+        .post("/password/forgot", &[("who", "nobody@example.org")])
+        .await
+        .expect(Status::Ok);
+    let known = browser
+        .post("/password/forgot", &[("who", "ann@example.org")])
+        .await
+        .expect(Status::Ok);
+    assert_eq!(
+        unknown
+            .body
+            .replace(&browser.csrf.clone().unwrap_or_default(), ""),
+        known
+            .body
+            .replace(&browser.csrf.clone().unwrap_or_default(), ""),
+        "the same answer either way"
+    );
+    assert_eq!(send_at(&app, minutes(0)).await, 1);
+    let mails = sink.mails();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(
+        mails[0].header("Subject").as_deref(),
+        Some("Reset your Confab password")
+    );
+    assert_eq!(
+        mails[0].header("List-Unsubscribe"),
+        None,
+        "no unsubscribe link on account mail"
+    );
+    let text = mails[0].text();
+    let token = text
+        .split("/password/")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_hexdigit()).next())
+        .expect("a link")
+        .to_string();
+
+    let mut ann = app.browser();
+    ann.get(&format!("/password/{token}"))
+        .await
+        .expect(Status::Ok);
+    ann.post(
+        &format!("/password/{token}"),
+        &[
+            ("password", "my new password"),
+            ("confirm", "my new password"),
+        ],
+    )
+    .await
+    .expect(Status::SeeOther);
+    let mut again = app.browser();
+    again.get("/login").await;
+    again
+        .post(
+            "/login",
+            &[("username", "ann"), ("password", "my new password")],
+        )
+        .await
+        .expect(Status::SeeOther);
+}
+
+async fn without_smtp_mail_is_written_to_files(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    app.user("admin", true).await;
+    let mut admin = app.login("admin").await;
+    admin.get("/admin/users").await.expect(Status::Ok);
+    admin
+        .post(
+            "/admin/users",
+            &[
+                ("username", "newbie"),
+                ("email", "newbie@example.org"),
+                ("password", ""),
+            ],
+        )
+        .await
+        .expect(Status::Ok);
+    assert_eq!(
+        send_at(&app, minutes(0)).await,
+        1,
+        "the invitation goes through the outbox"
+    );
+    let dir = app.settings().mail_dir.clone();
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("mail folder")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(files[0].extension().and_then(|e| e.to_str()), Some("eml"));
+    let mail = std::fs::read_to_string(&files[0]).expect("read");
+    assert!(
+        mail.contains("Subject: You are invited to Confab")
+            && mail.contains("To: newbie@example.org"),
+        "{mail}"
+    );
+}
