@@ -27,7 +27,12 @@ fn sanitizer() -> &'static ammonia::Builder<'static> {
                 "ol",
                 "li",
                 "a",
+                "span",
             ]))
+            .allowed_classes(std::collections::HashMap::from([(
+                "span",
+                HashSet::from(["mention"]),
+            )]))
             .tag_attributes(std::collections::HashMap::from([
                 ("a", HashSet::from(["href"])),
                 ("ol", HashSet::from(["start"])),
@@ -62,8 +67,39 @@ fn linkify(text: CowStr<'_>, out: &mut Vec<Event<'static>>) {
             out.push(Event::Text(url));
             out.push(Event::End(TagEnd::Link));
         } else {
-            out.push(Event::Text(CowStr::from(part.to_string())));
+            mentions(part, out);
         }
+    }
+}
+
+/// `@username` becomes a highlighted mention; everything else stays text.
+fn mentions(text: &str, out: &mut Vec<Event<'static>>) {
+    let is_name = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
+    let mut rest = text;
+    while let Some(at) = rest.find('@') {
+        let before_ok = rest[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !c.is_alphanumeric());
+        let name: String = rest[at + 1..].chars().take_while(|c| is_name(*c)).collect();
+        let name = name.trim_end_matches('.');
+        if before_ok
+            && (2..=32).contains(&name.len())
+            && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        {
+            out.push(Event::Text(CowStr::from(rest[..at].to_string())));
+            out.push(Event::Html(CowStr::from(format!(
+                r#"<span class="mention">@{}</span>"#,
+                escape(name)
+            ))));
+            rest = &rest[at + 1 + name.len()..];
+        } else {
+            out.push(Event::Text(CowStr::from(rest[..=at].to_string())));
+            rest = &rest[at + 1..];
+        }
+    }
+    if !rest.is_empty() {
+        out.push(Event::Text(CowStr::from(rest.to_string())));
     }
 }
 
@@ -294,6 +330,23 @@ mod tests {
             "<p><code>https://example.org</code></p>"
         );
         assert!(!message_html("# Title").contains("<h1"));
+    }
+
+    #[test]
+    fn mentions_are_highlighted() {
+        assert_eq!(
+            message_html("hi @ann, see this"),
+            r#"<p>hi <span class="mention">@ann</span>, see this</p>"#
+        );
+        assert_eq!(
+            message_html("mail ann@example.org"),
+            "<p>mail ann@example.org</p>"
+        );
+        assert_eq!(
+            message_html("thanks @bob."),
+            r#"<p>thanks <span class="mention">@bob</span>.</p>"#
+        );
+        assert_eq!(message_html("`@ann`"), "<p><code>@ann</code></p>");
     }
 
     #[test]
