@@ -209,19 +209,25 @@ pub fn escape(text: &str) -> String {
 /// An excerpt of plain text around the first of `terms`, escaped, with every term wrapped in
 /// `<mark>` (case-insensitive). At most about `width` characters.
 pub fn excerpt(text: &str, terms: &[String], width: usize) -> String {
-    let lower = text.to_lowercase();
-    // Lower-casing can change byte lengths (rarely); fall back to no highlighting then.
-    let comparable = lower.len() == text.len();
+    // Lower-case character by character, keeping each character's byte length, so that a byte
+    // offset in one string is a character boundary in the other.
+    let fold = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                c.to_lowercase()
+                    .next()
+                    .filter(|l| l.len_utf8() == c.len_utf8())
+                    .unwrap_or(c)
+            })
+            .collect()
+    };
+    let lower = fold(text);
     let terms: Vec<String> = terms
         .iter()
-        .map(|t| t.to_lowercase())
+        .map(|t| fold(t))
         .filter(|t| !t.is_empty())
         .collect();
-    let first = if comparable {
-        terms.iter().filter_map(|t| lower.find(t.as_str())).min()
-    } else {
-        None
-    };
+    let first = terms.iter().filter_map(|t| lower.find(t.as_str())).min();
     let chars: Vec<(usize, char)> = text.char_indices().collect();
     let start_char = match first {
         Some(byte) => chars
@@ -240,30 +246,21 @@ pub fn excerpt(text: &str, terms: &[String], width: usize) -> String {
     }
     let mut at = start;
     while at < end {
-        let hit = if comparable {
-            terms
-                .iter()
-                .filter(|t| {
-                    lower[at..end].starts_with(t.as_str()) && text.is_char_boundary(at + t.len())
-                })
-                .map(|t| t.len())
-                .max()
+        let hit = terms
+            .iter()
+            .filter(|t| lower[at..end].starts_with(t.as_str()))
+            .map(|t| t.len())
+            .max();
+        let len = hit.unwrap_or_else(|| text[at..].chars().next().map_or(1, char::len_utf8));
+        let piece = escape(&text[at..at + len]);
+        if hit.is_some() {
+            out.push_str("<mark>");
+            out.push_str(&piece);
+            out.push_str("</mark>");
         } else {
-            None
-        };
-        match hit {
-            Some(len) => {
-                out.push_str("<mark>");
-                out.push_str(&escape(&text[at..at + len]));
-                out.push_str("</mark>");
-                at += len;
-            }
-            None => {
-                let c = text[at..].chars().next().map_or(1, char::len_utf8);
-                out.push_str(&escape(&text[at..at + c]));
-                at += c;
-            }
+            out.push_str(&piece);
         }
+        at += len;
     }
     if end < text.len() {
         out.push('…');

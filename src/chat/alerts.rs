@@ -81,12 +81,19 @@ pub fn mentions(body: &str, username: &str) -> bool {
     let lower = body.to_lowercase();
     let is_name = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
     lower.match_indices(&needle).any(|(at, _)| {
-        let before = lower[..at].chars().next_back();
-        let after = lower[at + needle.len()..].chars().next();
-        !before.is_some_and(|c| c.is_alphanumeric())
-            && !after.is_some_and(|c| is_name(c) && c != '.')
-            || after == Some('.')
-                && !lower[at + needle.len() + 1..].starts_with(|c: char| is_name(c))
+        let before_ok = !lower[..at]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_alphanumeric());
+        let rest = &lower[at + needle.len()..];
+        let mut following = rest.chars();
+        let after_ok = match following.next() {
+            None => true,
+            // A full stop ends the name unless the name goes on after it (`@ann.bob`).
+            Some('.') => !following.next().is_some_and(is_name),
+            Some(c) => !is_name(c),
+        };
+        before_ok && after_ok
     })
 }
 
@@ -321,5 +328,7 @@ mod tests {
         assert!(!mentions("mail ann@example.org", "ann"));
         assert!(!mentions("hi ann", "ann"));
         assert!(mentions("cc @ann.b", "ann.b"));
+        assert!(!mentions("hi @ann.bob", "ann"));
+        assert!(!mentions("x@ann.", "ann"));
     }
 }

@@ -70,7 +70,7 @@ pub fn post(
     now: NaiveDateTime,
 ) -> Result<(i64, bool)> {
     if let Some(client_id) = client_id {
-        if let Some((id, _)) = messages::find_by_client_id(conn, author_id, client_id)? {
+        if let Some(id) = messages::find_by_client_id(conn, room_id, author_id, client_id)? {
             return Ok((id, false));
         }
     }

@@ -5,7 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::dsl::exists;
 use diesel::prelude::*;
 
-use crate::db::schema::{messages, rooms, users};
+use crate::db::schema::{memberships, messages, rooms, users};
 use crate::db::AnyConnection;
 use crate::error::{Error, Result};
 
@@ -152,16 +152,18 @@ pub fn get(conn: &mut AnyConnection, room_id: i64, id: i64) -> Result<Posted> {
     Ok(Posted { message, author })
 }
 
-/// The message an author already posted with this form token, if any: (message id, room id).
+/// The message an author already posted in this room with this form token, if any.
 pub fn find_by_client_id(
     conn: &mut AnyConnection,
+    room_id: i64,
     author_id: i64,
     client_id: &str,
-) -> Result<Option<(i64, i64)>> {
+) -> Result<Option<i64>> {
     Ok(messages::table
+        .filter(messages::room_id.eq(room_id))
         .filter(messages::author_id.eq(author_id))
         .filter(messages::client_id.eq(client_id))
-        .select((messages::id, messages::room_id))
+        .select(messages::id)
         .first(conn)
         .optional()?)
 }
@@ -206,7 +208,7 @@ pub fn post(
     now: NaiveDateTime,
 ) -> Result<i64> {
     if let Some(client_id) = client_id {
-        if let Some((id, _)) = find_by_client_id(conn, author_id, client_id)? {
+        if let Some(id) = find_by_client_id(conn, room_id, author_id, client_id)? {
             return Ok(id);
         }
     }
@@ -291,15 +293,21 @@ pub fn delete(
 }
 
 /// The messages of a room changed after `cursor` (new, edited, deleted), in the order they changed,
-/// at most `limit` of them.
+/// at most `limit` of them, for `reader_id` only while they are a member (checked here, in the
+/// database, whatever a cache believes).
 pub fn changed_since(
     conn: &mut AnyConnection,
     room_id: i64,
+    reader_id: i64,
     cursor: i64,
     limit: i64,
 ) -> Result<Vec<Posted>> {
+    let member = memberships::table
+        .filter(memberships::room_id.eq(room_id))
+        .filter(memberships::user_id.eq(reader_id));
     let rows: Vec<(Message, String)> = messages::table
         .inner_join(users::table)
+        .filter(diesel::dsl::exists(member))
         .filter(messages::room_id.eq(room_id))
         .filter(messages::revision.gt(cursor))
         .order(messages::revision.asc())

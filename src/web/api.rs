@@ -125,12 +125,13 @@ async fn member_room(app: &App<'_>, slug: &str, uid: i64) -> Result<i64> {
 }
 
 #[allow(clippy::too_many_arguments)]
-#[get("/api/rooms/<slug>/events?<after>&<wait>&<state>")]
+#[get("/api/rooms/<slug>/events?<after>&<wait>&<state>&<latest>")]
 async fn events(
     slug: &str,
     after: Option<&str>,
     wait: Option<u64>,
     state: Option<&str>,
+    latest: Option<bool>,
     user: CurrentUser,
     csrf: CsrfToken,
     app: App<'_>,
@@ -141,8 +142,10 @@ async fn events(
     })?;
     let uid = user.user.id;
     let room_id = member_room(&app, slug, uid).await?;
-    app.live
-        .seen(room_id, uid, Activity::parse(state), chat::now());
+    let activity = Activity::parse(state);
+    app.live.seen(room_id, uid, activity, chat::now());
+    // An active reader of the latest page has read what this poll delivers.
+    let reads = latest == Some(true) && activity == Activity::Active;
     let mut token = app.live.token(room_id).ok_or(Error::NotFound)?;
     let wait = Duration::from_secs(wait.unwrap_or(0).min(app.settings.poll_wait_max));
     if token == after && !wait.is_zero() {
@@ -157,9 +160,17 @@ async fn events(
     let (changed, files) = if token.cursor > after.cursor {
         app.db
             .run(move |conn| {
-                let changed =
-                    messages::changed_since(conn, room_id, after.cursor, CHANGES_PER_ANSWER + 1)?;
+                let changed = messages::changed_since(
+                    conn,
+                    room_id,
+                    uid,
+                    after.cursor,
+                    CHANGES_PER_ANSWER + 1,
+                )?;
                 let ids: Vec<i64> = changed.iter().map(|p| p.message.id).collect();
+                if let Some(newest) = ids.iter().max().filter(|_| reads) {
+                    rooms::mark_read(conn, room_id, uid, *newest)?;
+                }
                 Ok::<_, Error>((changed, attachments::for_messages(conn, &ids)?))
             })
             .await?

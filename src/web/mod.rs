@@ -96,13 +96,23 @@ impl<'r> FromRequest<'r> for UserAgent {
     }
 }
 
-/// Runs CPU-heavy work (password hashing) on the blocking pool.
+/// Runs CPU-heavy work (password hashing, thumbnails) on the blocking pool, at most one job per
+/// core at a time, so that a flood of logins or images cannot exhaust memory.
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
-    tokio::task::spawn_blocking(f)
+    static CPU: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let permit = CPU
+        .get_or_init(|| tokio::sync::Semaphore::new(cores))
+        .acquire()
         .await
-        .map_err(|e| Error::Internal(e.to_string()))?
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let result = tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    drop(permit);
+    result
 }
 
 /// The web stage: routes, static files, catchers and security headers.

@@ -110,11 +110,13 @@ pub(super) async fn render_room(
     let now = chat::now();
     app.live.load(&room.slug, room.id, room.cursor, members);
     app.live.seen(room.id, uid, Activity::Active, now);
-    let token = app
-        .live
-        .token(room.id)
-        .map(|t| t.to_string())
-        .unwrap_or_default();
+    // The page's own cursor, read with its messages: never ahead of what the page shows.
+    let presence_version = app.live.token(room.id).map_or(0, |t| t.presence);
+    let token = crate::live::Token {
+        cursor: room.cursor,
+        presence: presence_version,
+    }
+    .to_string();
     let tz = user.user.tz();
     let presence: Vec<_> = app
         .live

@@ -317,7 +317,7 @@ fn spawn_thumbnail(db: Db, store: FileStore, live: Live, stored_name: String) {
     tokio::spawn(async move {
         let maker = store.clone();
         let name = stored_name.clone();
-        let made = tokio::task::spawn_blocking(move || maker.make_thumbnail(&name))
+        let made = super::blocking(move || Ok(maker.make_thumbnail(&name)))
             .await
             .ok()
             .flatten();

@@ -117,7 +117,7 @@ function start(room) {
     let changed = false;
     let more = false;
     try {
-      const url = `/api/rooms/${encodeURIComponent(slug)}/events?after=${encodeURIComponent(cursor)}&wait=${wait}&state=${state}`;
+      const url = `/api/rooms/${encodeURIComponent(slug)}/events?after=${encodeURIComponent(cursor)}&wait=${wait}&state=${state}&latest=${onLatest}`;
       const response = await fetch(url, { signal: mine.signal, headers: { Accept: "application/json" } });
       if (response.status === 401) {
         location.href = `/login?next=${encodeURIComponent(location.pathname)}`;
