@@ -37,6 +37,7 @@ pub fn app(settings: Settings) -> Rocket<Build> {
             token: chat::random_token(),
         })
         .manage(files::FileStore::new(settings.uploads_dir.clone()))
+        .manage(jobs::listen::Stop::default())
         .manage(live::Live::new(
             settings.max_held_polls,
             Duration::from_secs(settings.presence_timeout),

@@ -1,6 +1,7 @@
 //! Background tasks, started at liftoff and ended with the server.
 
 pub mod alerts;
+pub mod listen;
 pub mod presence;
 pub mod sweep;
 
@@ -31,6 +32,17 @@ pub fn stage() -> AdHoc {
                 return;
             };
             presence::start(db.clone(), live.clone(), flush_every, rocket.shutdown());
+            if let (crate::db::DatabaseUrl::Postgres(url), Some(listen::Stop(stop))) =
+                (&settings.database_url, rocket.state::<listen::Stop>())
+            {
+                let stop = stop.clone();
+                listen::start(url.clone(), live.clone(), stop.clone());
+                let shutdown = rocket.shutdown();
+                tokio::spawn(async move {
+                    shutdown.await;
+                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                });
+            }
             if let Some(mail) = rocket.state::<std::sync::Arc<crate::mail::Mail>>() {
                 alerts::start(
                     db.clone(),

@@ -399,7 +399,16 @@ pub struct Browser<'c> {
     pub csrf: Option<String>,
 }
 
-impl Browser<'_> {
+impl<'c> Browser<'c> {
+    /// A browser with no cookies yet, on any client.
+    pub fn on(client: &'c Client) -> Browser<'c> {
+        Browser {
+            client,
+            cookies: Vec::new(),
+            csrf: None,
+        }
+    }
+
     async fn finish(&mut self, response: LocalResponse<'_>) -> Page {
         for cookie in response.cookies().iter() {
             self.cookies.retain(|c| c.name() != cookie.name());

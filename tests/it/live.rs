@@ -439,3 +439,63 @@ async fn presence_is_shown_and_saved_in_batches(backend: Backend) {
         "the batch wrote when ann was last seen"
     );
 }
+
+#[rocket::async_test]
+async fn a_post_on_one_instance_wakes_polls_on_another() {
+    let Some(app) = TestApp::start_with(Backend::Postgres, &[("poll_wait_max", 3600)]).await else {
+        return;
+    };
+    let ann = app.user("ann", false).await;
+    let bob = app.user("bob", false).await;
+    app.room("general", false, &[ann, bob]).await;
+    // A second instance on the same database, as behind a load balancer.
+    let other = rocket::local::asynchronous::Client::untracked(confab::app(
+        app.database.settings(&[("poll_wait_max", 3600)]),
+    ))
+    .await
+    .expect("second instance");
+    let mut ann_browser = app.login("ann").await;
+    let cursor = page_cursor(&ann_browser.get("/rooms/general").await.body);
+    let settled = ann_browser
+        .get(&format!("/api/rooms/general/events?after={cursor}"))
+        .await;
+    let cursor = if settled.status == Status::Ok {
+        json(&settled.body)["cursor"]
+            .as_str()
+            .expect("cursor")
+            .to_string()
+    } else {
+        cursor
+    };
+
+    // Bob posts through the other instance, with his own session there.
+    let mut bob_there = Browser::on(&other);
+    bob_there.get("/login").await;
+    bob_there
+        .post(
+            "/login",
+            &[("username", "bob"), ("password", crate::common::PASSWORD)],
+        )
+        .await
+        .expect(Status::SeeOther);
+    bob_there.get("/rooms/general").await.expect(Status::Ok);
+    let held = format!("/api/rooms/general/events?after={cursor}&wait=3600");
+    // Without the other instance's notification the held poll would wait an hour: fail instead.
+    let waiting = tokio::time::timeout(std::time::Duration::from_secs(120), ann_browser.get(&held));
+    let (page, posted) = tokio::join!(waiting, async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        bob_there
+            .post(
+                "/rooms/general/messages",
+                &[("body", "from the other instance")],
+            )
+            .await
+    });
+    posted.expect(Status::SeeOther);
+    let page = page.expect("the held poll was woken by the other instance's post");
+    let events = json(&page.expect(Status::Ok).body);
+    assert!(
+        events.to_string().contains("from the other instance"),
+        "{events}"
+    );
+}
