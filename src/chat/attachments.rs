@@ -74,7 +74,7 @@ pub fn post(
             return Ok((id, false));
         }
     }
-    let message_id = messages::post(conn, room_id, author_id, caption, client_id, now)?;
+    let (message_id, _) = messages::post(conn, room_id, author_id, caption, client_id, now)?;
     let (width, height) = match file.dimensions {
         Some((w, h)) => (i32::try_from(w).ok(), i32::try_from(h).ok()),
         None => (None, None),

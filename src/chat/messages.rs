@@ -197,8 +197,9 @@ fn advance_cursor(
     })
 }
 
-/// Posts a message (the body already validated) and returns its id. With a `client_id` (the
-/// form's one-time token) a second post of the same form returns the first message instead.
+/// Posts a message (the body already validated) and returns its id and the room's new cursor.
+/// With a `client_id` (the form's one-time token) a second post of the same form returns the first
+/// message instead (and the room's cursor as it is).
 pub fn post(
     conn: &mut AnyConnection,
     room_id: i64,
@@ -206,10 +207,14 @@ pub fn post(
     body: &str,
     client_id: Option<&str>,
     now: NaiveDateTime,
-) -> Result<i64> {
+) -> Result<(i64, i64)> {
     if let Some(client_id) = client_id {
         if let Some(id) = find_by_client_id(conn, room_id, author_id, client_id)? {
-            return Ok(id);
+            let cursor = rooms::table
+                .find(room_id)
+                .select(rooms::cursor)
+                .first(conn)?;
+            return Ok((id, cursor));
         }
     }
     let revision = advance_cursor(conn, room_id, Some(now))?;
@@ -224,6 +229,7 @@ pub fn post(
         ))
         .returning(messages::id)
         .get_result(conn)
+        .map(|id| (id, revision))
         .map_err(|e| {
             if super::is_unique_violation(&e) {
                 Error::Conflict("This message was already sent.".into())

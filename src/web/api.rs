@@ -133,7 +133,7 @@ async fn events(
     state: Option<&str>,
     latest: Option<bool>,
     user: CurrentUser,
-    csrf: CsrfToken,
+    cookies: &rocket::http::CookieJar<'_>,
     app: App<'_>,
     templates: Metadata<'_>,
 ) -> Result<EventsReply> {
@@ -189,7 +189,14 @@ async fn events(
     };
     Ok(EventsReply::Changed(Json(Events {
         cursor: cursor.to_string(),
-        messages: render(&templates, changed, &files, &user, slug, &csrf)?,
+        messages: render(
+            &templates,
+            changed,
+            &files,
+            &user,
+            slug,
+            &CsrfToken::existing(cookies),
+        )?,
         presence: app.live.presence(room_id, chat::now()),
         more,
     })))
@@ -214,26 +221,18 @@ async fn post_message(
     templates: Metadata<'_>,
 ) -> Result<(Status, Json<MessageJson>)> {
     let message = message.into_inner();
-    let uid = user.user.id;
-    let (id, room_id) = pages::post_to_room(
+    let posted = pages::post_to_room(
         &app,
         slug,
-        uid,
+        &user,
         &message.body,
         pages::client_id(message.client_id),
     )
     .await?;
-    let (posted, files) = app
-        .db
-        .run(move |conn| {
-            let posted = messages::get(conn, room_id, id)?;
-            Ok::<_, Error>((posted, attachments::for_messages(conn, &[id])?))
-        })
-        .await?;
     let mut rendered = render(
         &templates,
         std::slice::from_ref(&posted),
-        &files,
+        &[],
         &user,
         slug,
         &csrf,

@@ -236,24 +236,26 @@ pub(super) fn client_id(raw: Option<String>) -> Option<String> {
     })
 }
 
-/// Posts a message as `uid` (form or live page alike) and wakes the room's pollers. Returns the
-/// message id and the room id.
+/// Posts a message as `user` (form or live page alike) and wakes the room's pollers. Returns the
+/// message as stored, without reading it back.
 pub(super) async fn post_to_room(
     app: &App<'_>,
     slug: &str,
-    uid: i64,
+    user: &CurrentUser,
     body: &str,
     client_id: Option<String>,
-) -> Result<(i64, i64)> {
+) -> Result<messages::Posted> {
     let body = text::message_body(body, app.settings.max_message_chars)?;
     let now = chat::now();
+    let uid = user.user.id;
     let post = |client_id: Option<String>| {
         let (slug, body) = (slug.to_string(), body.clone());
         app.db.write(move |conn| {
             let (room, _) = rooms::for_member(conn, &slug, uid)?;
-            let id = messages::post(conn, room.id, uid, &body, client_id.as_deref(), now)?;
+            let (id, cursor) =
+                messages::post(conn, room.id, uid, &body, client_id.as_deref(), now)?;
             rooms::mark_read(conn, room.id, uid, id)?;
-            Ok::<_, Error>((id, room.id, rooms::cursor(conn, room.id)?))
+            Ok::<_, Error>((id, room.id, cursor))
         })
     };
     let (id, room_id, cursor) = match post(client_id.clone()).await {
@@ -262,7 +264,20 @@ pub(super) async fn post_to_room(
         other => other?,
     };
     app.live.advance(room_id, cursor);
-    Ok((id, room_id))
+    let message = messages::Message {
+        id,
+        room_id,
+        author_id: uid,
+        body,
+        revision: cursor,
+        created_at: now,
+        edited_at: None,
+        deleted_at: None,
+    };
+    Ok(messages::Posted {
+        message,
+        author: user.user.username.clone(),
+    })
 }
 
 #[post("/rooms/<slug>/messages", data = "<form>")]
@@ -274,17 +289,10 @@ async fn post_message(
     app: App<'_>,
 ) -> Result<Reply> {
     let form = form.0;
-    match post_to_room(
-        &app,
-        &slug,
-        user.user.id,
-        &form.body,
-        client_id(form.client_id),
-    )
-    .await
-    {
-        Ok((id, _)) => Ok(Reply::Redirect(Redirect::to(format!(
-            "/rooms/{slug}#m{id}"
+    match post_to_room(&app, &slug, &user, &form.body, client_id(form.client_id)).await {
+        Ok(posted) => Ok(Reply::Redirect(Redirect::to(format!(
+            "/rooms/{slug}#m{}",
+            posted.message.id
         )))),
         Err(Error::Invalid(error)) => {
             let draft = Draft {

@@ -331,7 +331,9 @@ impl TestApp {
         self.write(move |c| {
             bodies
                 .iter()
-                .map(|b| chat::messages::post(c, room_id, author, b, None, chat::now()))
+                .map(|b| {
+                    chat::messages::post(c, room_id, author, b, None, chat::now()).map(|(id, _)| id)
+                })
                 .collect()
         })
         .await
