@@ -219,8 +219,11 @@ JOIN memberships mb ON mb.room_id = m.room_id AND mb.user_id = $1
 JOIN rooms r ON r.id = m.room_id
 JOIN users u ON u.id = m.author_id
 LEFT JOIN attachments a ON a.message_id = m.id
-WHERE (to_tsvector('simple', m.body) @@ websearch_to_tsquery('simple', $2)
-       OR to_tsvector('simple', translate(a.file_name, '._-', '   ')) @@ websearch_to_tsquery('simple', $2))
+WHERE m.id IN (
+        SELECT id FROM messages WHERE to_tsvector('simple', body) @@ websearch_to_tsquery('simple', $2)
+        UNION
+        SELECT message_id FROM attachments
+        WHERE to_tsvector('simple', translate(file_name, '._-', '   ')) @@ websearch_to_tsquery('simple', $2))
   AND m.deleted_at IS NULL
   AND ($3::text IS NULL OR u.username = $3)
   AND ($4::text IS NULL OR r.slug = $4)
