@@ -5,7 +5,8 @@ use chrono::NaiveDateTime;
 use diesel::dsl::exists;
 use diesel::prelude::*;
 
-use crate::db::schema::{memberships, messages, rooms, users};
+use super::attachments::Attachment;
+use crate::db::schema::{attachments, memberships, messages, rooms, users};
 use crate::db::AnyConnection;
 use crate::error::{Error, Result};
 
@@ -299,31 +300,41 @@ pub fn delete(
 }
 
 /// The messages of a room changed after `cursor` (new, edited, deleted), in the order they changed,
-/// at most `limit` of them, for `reader_id` only while they are a member (checked here, in the
-/// database, whatever a cache believes).
+/// at most `limit` of them, with their attachments, in one query; for `reader_id` only while they
+/// are a member (checked here, in the database, whatever a cache believes).
 pub fn changed_since(
     conn: &mut AnyConnection,
     room_id: i64,
     reader_id: i64,
     cursor: i64,
     limit: i64,
-) -> Result<Vec<Posted>> {
+) -> Result<(Vec<Posted>, Vec<Attachment>)> {
     let member = memberships::table
         .filter(memberships::room_id.eq(room_id))
         .filter(memberships::user_id.eq(reader_id));
-    let rows: Vec<(Message, String)> = messages::table
+    let rows: Vec<(Message, String, Option<Attachment>)> = messages::table
         .inner_join(users::table)
+        .left_join(attachments::table)
         .filter(diesel::dsl::exists(member))
         .filter(messages::room_id.eq(room_id))
         .filter(messages::revision.gt(cursor))
         .order(messages::revision.asc())
         .limit(limit)
-        .select((Message::as_select(), users::username))
+        .select((
+            Message::as_select(),
+            users::username,
+            Option::<Attachment>::as_select(),
+        ))
         .load(conn)?;
-    Ok(rows
+    let mut files = Vec::new();
+    let posted = rows
         .into_iter()
-        .map(|(message, author)| Posted { message, author })
-        .collect())
+        .map(|(message, author, file)| {
+            files.extend(file);
+            Posted { message, author }
+        })
+        .collect();
+    Ok((posted, files))
 }
 
 /// Unread messages by others in a room, oldest first: those after `last_read_id`, not deleted, at

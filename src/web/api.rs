@@ -160,18 +160,17 @@ async fn events(
     let (changed, files) = if token.cursor > after.cursor {
         app.db
             .run(move |conn| {
-                let changed = messages::changed_since(
+                let (changed, files) = messages::changed_since(
                     conn,
                     room_id,
                     uid,
                     after.cursor,
                     CHANGES_PER_ANSWER + 1,
                 )?;
-                let ids: Vec<i64> = changed.iter().map(|p| p.message.id).collect();
-                if let Some(newest) = ids.iter().max().filter(|_| reads) {
-                    rooms::mark_read(conn, room_id, uid, *newest)?;
+                if let Some(newest) = changed.iter().map(|p| p.message.id).max().filter(|_| reads) {
+                    rooms::mark_read(conn, room_id, uid, newest)?;
                 }
-                Ok::<_, Error>((changed, attachments::for_messages(conn, &ids)?))
+                Ok::<_, Error>((changed, files))
             })
             .await?
     } else {
