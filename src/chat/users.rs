@@ -53,18 +53,6 @@ pub struct User {
 }
 
 impl User {
-    /// Seconds until this account accepts login attempts again, if it is locked now.
-    pub fn locked_for(
-        &self,
-        now: NaiveDateTime,
-        max_failures: i32,
-        lockout_secs: i64,
-    ) -> Option<i64> {
-        let last = self.last_failed_login_at?;
-        let remaining = (last + chrono::Duration::seconds(lockout_secs) - now).num_seconds();
-        (self.failed_logins >= max_failures && remaining > 0).then_some(remaining)
-    }
-
     /// The user's time zone, UTC if the stored name is unknown.
     pub fn tz(&self) -> chrono_tz::Tz {
         self.time_zone.parse().unwrap_or(chrono_tz::UTC)
@@ -214,8 +202,10 @@ pub fn set_time_zone(conn: &mut AnyConnection, id: i64, time_zone: &str) -> Resu
     Ok(())
 }
 
-/// Counts a failed login. A count older than `window_start` starts again from one. Returns the new count.
-pub fn record_failed_login(
+/// Counts a login attempt (before its password is checked; a success clears it with
+/// [`clear_failed_logins`]). A count older than `window_start` starts again from one. Returns the
+/// new count.
+pub fn count_login_attempt(
     conn: &mut AnyConnection,
     id: i64,
     now: NaiveDateTime,

@@ -77,15 +77,22 @@ async fn login(
     let user = db
         .run(move |conn| users::find_by_username(conn, &name))
         .await?;
-    if let Some(remaining) = user.as_ref().and_then(|u| {
-        u.locked_for(
-            now,
-            settings.login_max_failures,
-            settings.login_lockout_secs,
-        )
-    }) {
+    // Every attempt on an account is counted before the password is checked, in one statement, so
+    // that guesses sent in parallel cannot slip past the limit; a success clears the count.
+    let window_start = now - Duration::seconds(settings.login_lockout_secs);
+    let attempts = match &user {
+        Some(found) => {
+            let id = found.id;
+            Some(
+                db.write(move |conn| users::count_login_attempt(conn, id, now, window_start))
+                    .await?,
+            )
+        }
+        None => None,
+    };
+    if attempts.is_some_and(|n| n > settings.login_max_failures) {
         return Err(Error::TooManyRequests {
-            retry_after_secs: remaining,
+            retry_after_secs: settings.login_lockout_secs,
         });
     }
     let hash = user.as_ref().and_then(|u| u.password_hash.clone());
@@ -106,29 +113,24 @@ async fn login(
             ))))
         }
         found => {
-            let mut message = "Wrong username or password.";
-            if let Some(user) = found {
-                if matches {
-                    message = "This account is deactivated. Please ask an admin.";
-                } else {
-                    let window_start = now - Duration::seconds(settings.login_lockout_secs);
-                    let failures = db
-                        .write(move |conn| {
-                            users::record_failed_login(conn, user.id, now, window_start)
-                        })
-                        .await?;
-                    if failures > 2 {
-                        let delay = settings.login_slowdown_ms * (failures as u64 - 2);
-                        tokio::time::sleep(std::time::Duration::from_millis(delay.min(5_000)))
-                            .await;
-                    }
-                    if failures >= settings.login_max_failures {
-                        return Err(Error::TooManyRequests {
-                            retry_after_secs: settings.login_lockout_secs,
-                        });
-                    }
+            // A right password for a deactivated account says so; anything else is one message.
+            let deactivated = found.is_some() && matches;
+            if let (false, Some(failures)) = (deactivated, attempts) {
+                if failures > 2 {
+                    let delay = settings.login_slowdown_ms * (failures as u64 - 2);
+                    tokio::time::sleep(std::time::Duration::from_millis(delay.min(5_000))).await;
+                }
+                if failures >= settings.login_max_failures {
+                    return Err(Error::TooManyRequests {
+                        retry_after_secs: settings.login_lockout_secs,
+                    });
                 }
             }
+            let message = if deactivated {
+                "This account is deactivated. Please ask an admin."
+            } else {
+                "Wrong username or password."
+            };
             let page = Template::render(
                 "login",
                 context! {

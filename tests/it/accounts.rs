@@ -10,6 +10,7 @@ both_backends!(
     sessions_can_be_revoked,
     forged_forms_are_refused,
     failed_logins_are_throttled,
+    parallel_guesses_are_all_counted,
     first_run_setup_link,
     one_time_password_link
 );
@@ -368,4 +369,47 @@ async fn one_time_password_link(backend: Backend) {
         )
         .await
         .expect(Status::SeeOther);
+}
+
+async fn parallel_guesses_are_all_counted(backend: Backend) {
+    let Some(app) = TestApp::start_with(
+        backend,
+        &[("login_max_failures", 3), ("login_lockout_secs", 600)],
+    )
+    .await
+    else {
+        return;
+    };
+    app.user("ann", false).await;
+    let mut browsers = Vec::new();
+    for _ in 0..12 {
+        let mut browser = app.browser();
+        browser.get("/login").await;
+        browsers.push(browser);
+    }
+    let guesses = browsers.iter_mut().enumerate().map(|(i, browser)| {
+        let guess = format!("guess number {i}");
+        async move {
+            browser
+                .post("/login", &[("username", "ann"), ("password", &guess)])
+                .await
+                .status
+        }
+    });
+    let answers = rocket::futures::future::join_all(guesses).await;
+    let checked = answers
+        .iter()
+        .filter(|s| **s == Status::Unauthorized)
+        .count();
+    assert!(
+        checked <= 2,
+        "at most two guesses get a plain answer before the lock: {answers:?}"
+    );
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|s| **s == Status::TooManyRequests)
+            .count(),
+        12 - checked
+    );
 }
