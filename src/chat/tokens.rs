@@ -9,8 +9,12 @@ use crate::db::schema::{user_tokens, users};
 use crate::db::AnyConnection;
 use crate::error::{Error, Result};
 
-/// What a one-time link lets its holder do: set the password of the account it names.
+/// A link an admin made (an invitation or a reset): set the password of the account it names.
 pub const SET_PASSWORD: &str = "set_password";
+
+/// A link the person asked for with "forgot password": the same power, kept apart so that asking
+/// for one never cancels an admin's invitation.
+pub const RESET: &str = "reset";
 
 /// How long a one-time link stays valid.
 pub const VALID_FOR_DAYS: i64 = 7;
@@ -42,17 +46,12 @@ pub fn issue(
     Ok(token)
 }
 
-/// The active account an unused, unexpired token of `purpose` belongs to.
-pub fn find(
-    conn: &mut AnyConnection,
-    token: &str,
-    purpose: &str,
-    now: NaiveDateTime,
-) -> Result<(i64, User)> {
+/// The active account an unused, unexpired password link belongs to (either kind).
+pub fn find(conn: &mut AnyConnection, token: &str, now: NaiveDateTime) -> Result<(i64, User)> {
     user_tokens::table
         .inner_join(users::table)
         .filter(user_tokens::token_hash.eq(hash_token(token)))
-        .filter(user_tokens::purpose.eq(purpose))
+        .filter(user_tokens::purpose.eq_any([SET_PASSWORD, RESET]))
         .filter(user_tokens::used_at.is_null())
         .filter(user_tokens::expires_at.gt(now))
         .filter(users::is_active.eq(true))
@@ -75,4 +74,22 @@ pub fn consume(conn: &mut AnyConnection, token_id: i64, now: NaiveDateTime) -> R
         return Err(Error::NotFound);
     }
     Ok(())
+}
+
+/// Whether a link of `purpose` was made for the account since `since` and is still unused
+/// (so that "forgot password" cannot flood an inbox).
+pub fn recently_issued(
+    conn: &mut AnyConnection,
+    user_id: i64,
+    purpose: &str,
+    since: NaiveDateTime,
+) -> Result<bool> {
+    Ok(diesel::select(diesel::dsl::exists(
+        user_tokens::table
+            .filter(user_tokens::user_id.eq(user_id))
+            .filter(user_tokens::purpose.eq(purpose))
+            .filter(user_tokens::used_at.is_null())
+            .filter(user_tokens::created_at.gt(since)),
+    ))
+    .get_result(conn)?)
 }

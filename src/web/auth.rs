@@ -287,7 +287,11 @@ async fn forgot(
             return Ok(());
         };
         let now = chat::now();
-        let token = tokens::issue(conn, user.id, tokens::SET_PASSWORD, now)?;
+        // One reset mail per account per ten minutes; asking again meanwhile sends nothing more.
+        if tokens::recently_issued(conn, user.id, tokens::RESET, now - Duration::minutes(10))? {
+            return Ok(());
+        }
+        let token = tokens::issue(conn, user.id, tokens::RESET, now)?;
         let reset = mail
             .link_mail("reset", &user, &token)
             .map_err(Error::Internal)?;
@@ -304,7 +308,7 @@ async fn forgot(
 async fn password_page(token: String, db: &State<Db>, csrf: CsrfToken) -> Result<Template> {
     let lookup = token.clone();
     let (_, user) = db
-        .run(move |conn| tokens::find(conn, &lookup, tokens::SET_PASSWORD, chat::now()))
+        .run(move |conn| tokens::find(conn, &lookup, chat::now()))
         .await?;
     Ok(Template::render(
         "password",
@@ -332,7 +336,7 @@ async fn set_password(
 ) -> Result<Reply> {
     let lookup = token.clone();
     let (_, user) = db
-        .run(move |conn| tokens::find(conn, &lookup, tokens::SET_PASSWORD, chat::now()))
+        .run(move |conn| tokens::find(conn, &lookup, chat::now()))
         .await?;
     let form = form.0;
     if let Err(Error::Invalid(message)) = new_password(&form.password, &form.confirm) {
@@ -348,7 +352,7 @@ async fn set_password(
     let session_token = db
         .write(move |conn| {
             let now = chat::now();
-            let (token_id, user) = tokens::find(conn, &token, tokens::SET_PASSWORD, now)?;
+            let (token_id, user) = tokens::find(conn, &token, now)?;
             tokens::consume(conn, token_id, now)?;
             users::set_password(conn, user.id, &hash)?;
             sessions::revoke_all(conn, user.id, None)?;
