@@ -41,6 +41,12 @@ pub struct Posted {
     pub author: String,
 }
 
+impl From<(Message, String)> for Posted {
+    fn from((message, author): (Message, String)) -> Posted {
+        Posted { message, author }
+    }
+}
+
 /// Which page of a room's history to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PageAt {
@@ -76,55 +82,47 @@ pub fn page(conn: &mut AnyConnection, room_id: i64, at: PageAt, size: i64) -> Re
             .select((Message::as_select(), users::username))
             .into_boxed()
     };
+    let oldest_first = |rows: Vec<(Message, String)>| rows.into_iter().rev().collect::<Vec<_>>();
     let rows: Vec<(Message, String)> = match at {
-        PageAt::Latest => base().order(messages::id.desc()).limit(size).load(conn)?,
-        PageAt::Before(id) => base()
-            .filter(messages::id.lt(id))
-            .order(messages::id.desc())
+        PageAt::Latest => oldest_first(base().order(messages::id.desc()).limit(size).load(conn)?),
+        PageAt::Before(id) => oldest_first(
+            base()
+                .filter(messages::id.lt(id))
+                .order(messages::id.desc())
+                .limit(size)
+                .load(conn)?,
+        ),
+        PageAt::After(id) => base()
+            .filter(messages::id.gt(id))
+            .order(messages::id.asc())
             .limit(size)
             .load(conn)?,
-        PageAt::After(id) => {
-            let mut rows: Vec<_> = base()
-                .filter(messages::id.gt(id))
-                .order(messages::id.asc())
-                .limit(size)
-                .load(conn)?;
-            rows.reverse();
-            rows
-        }
-        PageAt::From(at) => {
-            let mut rows: Vec<_> = base()
-                .filter(messages::created_at.ge(at))
-                .order(messages::id.asc())
-                .limit(size)
-                .load(conn)?;
-            rows.reverse();
-            rows
-        }
+        PageAt::From(at) => base()
+            .filter(messages::created_at.ge(at))
+            .order(messages::id.asc())
+            .limit(size)
+            .load(conn)?,
         PageAt::Around(id) => {
             get(conn, room_id, id)?;
             let newer = size / 2;
-            let mut rows: Vec<_> = base()
-                .filter(messages::id.gt(id))
-                .order(messages::id.asc())
-                .limit(newer)
-                .load(conn)?;
-            rows.reverse();
-            rows.extend(
+            let mut rows = oldest_first(
                 base()
                     .filter(messages::id.le(id))
                     .order(messages::id.desc())
                     .limit(size - newer)
                     .load(conn)?,
             );
+            rows.extend(
+                base()
+                    .filter(messages::id.gt(id))
+                    .order(messages::id.asc())
+                    .limit(newer)
+                    .load(conn)?,
+            );
             rows
         }
     };
-    let messages: Vec<Posted> = rows
-        .into_iter()
-        .rev()
-        .map(|(message, author)| Posted { message, author })
-        .collect();
+    let messages: Vec<Posted> = rows.into_iter().map(Posted::from).collect();
     let in_room = messages::table.filter(messages::room_id.eq(room_id));
     let (has_older, has_newer) = match (messages.first(), messages.last()) {
         (Some(first), Some(last)) => (
@@ -356,10 +354,7 @@ pub fn unread(
         .limit(limit)
         .select((Message::as_select(), users::username))
         .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(message, author)| Posted { message, author })
-        .collect())
+    Ok(rows.into_iter().map(Posted::from).collect())
 }
 
 /// The next `limit` messages of a room after `after_id`, oldest first (for exports).
@@ -377,10 +372,7 @@ pub fn batch_after(
         .limit(limit)
         .select((Message::as_select(), users::username))
         .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(message, author)| Posted { message, author })
-        .collect())
+    Ok(rows.into_iter().map(Posted::from).collect())
 }
 
 /// The newest message id of a room (0 when it has none).

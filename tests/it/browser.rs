@@ -254,6 +254,17 @@ async fn login(browser: &Client, server: &Server, name: &str) {
     .await;
 }
 
+/// A browser with JavaScript on, logged in as `name`, showing the room `general`.
+async fn in_room(driver: &Driver, server: &Server, name: &str) -> Client {
+    let browser = driver.session(true).await;
+    login(&browser, server, name).await;
+    browser
+        .goto(&server.url("/rooms/general"))
+        .await
+        .expect("room");
+    browser
+}
+
 /// Waits, a bounded number of rounds, until a script returns true.
 async fn wait_until(browser: &Client, what: &str, script: &str) {
     for _ in 0..300 {
@@ -314,12 +325,8 @@ async fn two_people_see_each_other_without_reloading() {
     };
     let mut server = Server::new(LIVE);
     server.start().await;
-    let ann = driver.session(true).await;
-    let bob = driver.session(true).await;
-    login(&ann, &server, "ann").await;
-    login(&bob, &server, "bob").await;
-    ann.goto(&server.url("/rooms/general")).await.expect("room");
-    bob.goto(&server.url("/rooms/general")).await.expect("room");
+    let ann = in_room(&driver, &server, "ann").await;
+    let bob = in_room(&driver, &server, "bob").await;
     wait_until(
         &ann,
         "the live layer",
@@ -438,9 +445,7 @@ async fn an_idle_page_settles_at_poll_max_and_wakes_on_input() {
     };
     let mut server = Server::new(LIVE);
     server.start().await;
-    let ann = driver.session(true).await;
-    login(&ann, &server, "ann").await;
-    ann.goto(&server.url("/rooms/general")).await.expect("room");
+    let ann = in_room(&driver, &server, "ann").await;
     wait_until(&ann, "an idle page polling at poll_max", "const s = document.getElementById('live-status'); return s.dataset.state === 'idle' && s.dataset.interval === '4'").await;
     ann.find(Locator::Css("form.compose textarea"))
         .await
@@ -459,12 +464,8 @@ async fn a_server_that_goes_away_is_caught_up_without_gaps_or_doubles() {
     };
     let mut server = Server::new(LIVE);
     server.start().await;
-    let ann = driver.session(true).await;
-    let bob = driver.session(true).await;
-    login(&ann, &server, "ann").await;
-    login(&bob, &server, "bob").await;
-    ann.goto(&server.url("/rooms/general")).await.expect("room");
-    bob.goto(&server.url("/rooms/general")).await.expect("room");
+    let ann = in_room(&driver, &server, "ann").await;
+    let bob = in_room(&driver, &server, "bob").await;
     type_and_send(&bob, "before the outage").await;
     wait_until(&ann, "the first message", &shown_once("before the outage")).await;
 
@@ -522,12 +523,8 @@ async fn a_hidden_tab_counts_unread_messages_in_its_title() {
     };
     let mut server = Server::new(LIVE);
     server.start().await;
-    let ann = driver.session(true).await;
-    let bob = driver.session(true).await;
-    login(&ann, &server, "ann").await;
-    login(&bob, &server, "bob").await;
-    ann.goto(&server.url("/rooms/general")).await.expect("room");
-    bob.goto(&server.url("/rooms/general")).await.expect("room");
+    let ann = in_room(&driver, &server, "ann").await;
+    let bob = in_room(&driver, &server, "bob").await;
     let title = ann.title().await.expect("title");
 
     // Ann opens another tab and looks at it: the room's tab is now hidden.
