@@ -6,8 +6,8 @@ pub mod schema;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::r2d2::{ManageConnection, Pool};
@@ -141,43 +141,118 @@ where
     }
 }
 
-/// Counts the statements a connection sends, so that tests and the benchmark can see how many
-/// queries a request costs.
-struct QueryCounter(Arc<AtomicU64>);
+/// How long a connection whose last statement succeeded is trusted without a check on checkout.
+const TRUSTED_FOR: Duration = Duration::from_secs(2);
+
+/// Counts the statements a connection sends (so that tests and the benchmark can see how many
+/// queries a request costs), and notes how its last statement went.
+struct QueryCounter {
+    queries: Arc<AtomicU64>,
+    errors: Arc<AtomicU64>,
+    health: Arc<Health>,
+}
 
 impl diesel::connection::Instrumentation for QueryCounter {
     fn on_connection_event(&mut self, event: diesel::connection::InstrumentationEvent<'_>) {
-        if let diesel::connection::InstrumentationEvent::StartQuery { .. } = event {
-            self.0.fetch_add(1, Ordering::Relaxed);
+        match event {
+            diesel::connection::InstrumentationEvent::StartQuery { .. } => {
+                self.queries.fetch_add(1, Ordering::Relaxed);
+            }
+            diesel::connection::InstrumentationEvent::FinishQuery { error: None, .. } => {
+                self.health
+                    .record(Some((Instant::now(), self.errors.load(Ordering::SeqCst))));
+            }
+            diesel::connection::InstrumentationEvent::FinishQuery { error: Some(_), .. } => {
+                self.errors.fetch_add(1, Ordering::SeqCst);
+                self.health.record(None);
+            }
+            _ => {}
         }
     }
 }
 
-/// The r2d2 manager: opens connections of the backend the URL names, and nothing else.
+/// When a connection's last statement succeeded, and how many errors the pool had seen by then;
+/// `None` after a failure.
+#[derive(Default)]
+struct Health(Mutex<Option<(Instant, u64)>>);
+
+impl Health {
+    fn record(&self, last: Option<(Instant, u64)>) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = last;
+        }
+    }
+
+    /// Trusted: it succeeded moments ago, and no connection of the pool has failed since (when the
+    /// database goes away, every connection is checked again, not only the one that saw it).
+    fn trusted(&self, pool_errors: u64) -> bool {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|last| *last)
+            .is_some_and(|(at, seen)| at.elapsed() < TRUSTED_FOR && seen == pool_errors)
+    }
+}
+
+/// A pooled connection with its health; it dereferences to the [`AnyConnection`] it holds.
+pub struct Pooled {
+    conn: AnyConnection,
+    health: Arc<Health>,
+}
+
+impl std::ops::Deref for Pooled {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Pooled {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.conn
+    }
+}
+
+/// The r2d2 manager: opens connections of the backend the URL names, and nothing else. A connection
+/// is checked (`SELECT 1`) on checkout unless its last statement succeeded moments ago with no
+/// error in the pool since, so a busy pool pays no extra round trip while one that sat idle, or
+/// just saw an error, is tested first.
 pub struct Manager {
     url: DatabaseUrl,
     queries: Arc<AtomicU64>,
+    errors: Arc<AtomicU64>,
 }
 
 impl ManageConnection for Manager {
-    type Connection = AnyConnection;
+    type Connection = Pooled;
     type Error = diesel::r2d2::Error;
 
-    fn connect(&self) -> Result<AnyConnection, Self::Error> {
+    fn connect(&self) -> Result<Pooled, Self::Error> {
         let mut conn = connect(&self.url).map_err(diesel::r2d2::Error::ConnectionError)?;
-        conn.set_instrumentation(QueryCounter(self.queries.clone()));
-        Ok(conn)
+        let health = Arc::new(Health::default());
+        conn.set_instrumentation(QueryCounter {
+            queries: self.queries.clone(),
+            errors: self.errors.clone(),
+            health: health.clone(),
+        });
+        Ok(Pooled { conn, health })
     }
 
-    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), Self::Error> {
-        conn.batch_execute("SELECT 1")
+    fn is_valid(&self, pooled: &mut Pooled) -> Result<(), Self::Error> {
+        if pooled.health.trusted(self.errors.load(Ordering::SeqCst)) {
+            return Ok(());
+        }
+        pooled
+            .conn
+            .batch_execute("SELECT 1")
             .map_err(diesel::r2d2::Error::QueryError)
     }
 
-    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+    fn has_broken(&self, pooled: &mut Pooled) -> bool {
         std::thread::panicking()
             || <AnyConnection as Connection>::TransactionManager::is_broken_transaction_manager(
-                conn,
+                &mut pooled.conn,
             )
     }
 }
@@ -212,8 +287,9 @@ pub enum Backend {
 }
 
 impl Db {
-    /// Builds the pool without connecting yet; the first use connects. Each checkout checks the
-    /// connection first, so that connections broken while the database was away are replaced.
+    /// Builds the pool without connecting yet; the first use connects. Checkouts check connections
+    /// that are not known to be good (see [`Manager`]), so that those broken while the database
+    /// was away are replaced.
     pub fn new(url: &DatabaseUrl, size: u32) -> Db {
         let queries = Arc::new(AtomicU64::new(0));
         let pool = Pool::builder()
@@ -223,6 +299,7 @@ impl Db {
             .build_unchecked(Manager {
                 url: url.clone(),
                 queries: queries.clone(),
+                errors: Arc::new(AtomicU64::new(0)),
             });
         let backend = match url {
             DatabaseUrl::Postgres(_) => Backend::Postgres,
@@ -236,7 +313,7 @@ impl Db {
         }
     }
 
-    /// How many statements this pool's connections have sent (including the check on checkout).
+    /// How many statements this pool's connections have sent (including checks on checkout).
     pub fn queries(&self) -> u64 {
         self.queries.load(Ordering::Relaxed)
     }

@@ -334,6 +334,43 @@ async fn two_processes_migrate_one_fresh_postgres_database() {
 }
 
 #[rocket::async_test]
+async fn connections_the_database_dropped_are_replaced() {
+    let Some(app) = TestApp::start(Backend::Postgres).await else {
+        return;
+    };
+    app.user("ann", false).await;
+    let mut browser = app.login("ann").await;
+    browser.get("/").await.expect(Status::Ok);
+    browser.get("/settings").await.expect(Status::Ok);
+
+    // The server ends every connection of this database, as a restart would.
+    let name = app
+        .database
+        .postgres
+        .as_ref()
+        .expect("postgres")
+        .name
+        .clone();
+    let mut admin = crate::common::pg_admin().expect("admin");
+    admin
+        .batch_execute(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        ))
+        .expect("terminate");
+
+    // A connection trusted from its last use may fail one request; that error has every pooled
+    // connection checked again before reuse, so the next requests get fresh ones.
+    let first = browser.get("/").await;
+    assert!(
+        [Status::Ok, Status::ServiceUnavailable].contains(&first.status),
+        "{}",
+        first.status
+    );
+    browser.get("/").await.expect(Status::Ok);
+    browser.get("/settings").await.expect(Status::Ok);
+}
+
+#[rocket::async_test]
 async fn a_database_that_goes_away_answers_503() {
     let Some(app) = TestApp::start(Backend::Postgres).await else {
         return;
