@@ -5,7 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::Serialize;
 
-use super::messages;
+use super::messages::{self, NotPosted, Stored};
 use crate::db::schema::{attachments, memberships, messages as messages_table, rooms};
 use crate::db::AnyConnection;
 use crate::error::{Error, Result};
@@ -58,31 +58,26 @@ pub struct NewFile {
     pub dimensions: Option<(u32, u32)>,
 }
 
-/// Posts an upload as a message with its caption. Returns the message id and whether this call
-/// created it (`false`: the same form was sent before, and its file is the one kept).
+/// Posts an upload as a message with its caption, by a member of room `slug` (see
+/// [`messages::post`]); a resent form is [`NotPosted::Duplicate`], and its first file is the one kept.
 pub fn post(
     conn: &mut AnyConnection,
-    room_id: i64,
+    slug: &str,
     author_id: i64,
     caption: &str,
     client_id: Option<&str>,
     file: &NewFile,
     now: NaiveDateTime,
-) -> Result<(i64, bool)> {
-    if let Some(client_id) = client_id {
-        if let Some(id) = messages::find_by_client_id(conn, room_id, author_id, client_id)? {
-            return Ok((id, false));
-        }
-    }
-    let (message_id, _) = messages::post(conn, room_id, author_id, caption, client_id, now)?;
+) -> std::result::Result<Stored, NotPosted> {
+    let stored = messages::post(conn, slug, author_id, caption, client_id, now)?;
     let (width, height) = match file.dimensions {
         Some((w, h)) => (i32::try_from(w).ok(), i32::try_from(h).ok()),
         None => (None, None),
     };
     diesel::insert_into(attachments::table)
         .values((
-            attachments::message_id.eq(message_id),
-            attachments::room_id.eq(room_id),
+            attachments::message_id.eq(stored.id),
+            attachments::room_id.eq(stored.room_id),
             attachments::file_name.eq(&file.file_name),
             attachments::stored_name.eq(&file.stored_name),
             attachments::content_type.eq(&file.content_type),
@@ -93,7 +88,7 @@ pub fn post(
             attachments::created_at.eq(now),
         ))
         .execute(conn)?;
-    Ok((message_id, true))
+    Ok(stored)
 }
 
 /// The attachments of these messages.

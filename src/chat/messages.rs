@@ -2,7 +2,6 @@
 //! reader must see moves the room's cursor forward and stamps the message with it.
 
 use chrono::NaiveDateTime;
-use diesel::dsl::exists;
 use diesel::prelude::*;
 
 use super::attachments::Attachment;
@@ -73,33 +72,41 @@ pub struct Page {
     pub has_newer: bool,
 }
 
-/// Reads one page of a room's history by keyset (never OFFSET).
+/// Reads one page of a room's history by keyset (never OFFSET), walking the `(room_id, id)` index.
+///
+/// The room is matched with `eq_any` and the order names `room_id` as well as `id`. PostgreSQL
+/// treats `room_id = $1` as a constant and drops it from the order, which lets it walk the primary
+/// key instead and skip every newer message of other rooms (slow for a room whose messages are old);
+/// with `room_id = ANY($1)` only the `(room_id, id)` index gives the order. SQLite uses that index
+/// either way.
 pub fn page(conn: &mut AnyConnection, room_id: i64, at: PageAt, size: i64) -> Result<Page> {
     let base = || {
         messages::table
             .inner_join(users::table)
-            .filter(messages::room_id.eq(room_id))
+            .filter(messages::room_id.eq_any(vec![room_id]))
             .select((Message::as_select(), users::username))
             .into_boxed()
     };
+    let newest_first = (messages::room_id.desc(), messages::id.desc());
+    let oldest_first_order = (messages::room_id.asc(), messages::id.asc());
     let oldest_first = |rows: Vec<(Message, String)>| rows.into_iter().rev().collect::<Vec<_>>();
     let rows: Vec<(Message, String)> = match at {
-        PageAt::Latest => oldest_first(base().order(messages::id.desc()).limit(size).load(conn)?),
+        PageAt::Latest => oldest_first(base().order(newest_first).limit(size).load(conn)?),
         PageAt::Before(id) => oldest_first(
             base()
                 .filter(messages::id.lt(id))
-                .order(messages::id.desc())
+                .order(newest_first)
                 .limit(size)
                 .load(conn)?,
         ),
         PageAt::After(id) => base()
             .filter(messages::id.gt(id))
-            .order(messages::id.asc())
+            .order(oldest_first_order)
             .limit(size)
             .load(conn)?,
         PageAt::From(at) => base()
             .filter(messages::created_at.ge(at))
-            .order(messages::id.asc())
+            .order(oldest_first_order)
             .limit(size)
             .load(conn)?,
         PageAt::Around(id) => {
@@ -108,14 +115,14 @@ pub fn page(conn: &mut AnyConnection, room_id: i64, at: PageAt, size: i64) -> Re
             let mut rows = oldest_first(
                 base()
                     .filter(messages::id.le(id))
-                    .order(messages::id.desc())
+                    .order(newest_first)
                     .limit(size - newer)
                     .load(conn)?,
             );
             rows.extend(
                 base()
                     .filter(messages::id.gt(id))
-                    .order(messages::id.asc())
+                    .order(oldest_first_order)
                     .limit(newer)
                     .load(conn)?,
             );
@@ -123,13 +130,27 @@ pub fn page(conn: &mut AnyConnection, room_id: i64, at: PageAt, size: i64) -> Re
         }
     };
     let messages: Vec<Posted> = rows.into_iter().map(Posted::from).collect();
-    let in_room = messages::table.filter(messages::room_id.eq(room_id));
+    // Probes of one row each, by the same index (PostgreSQL plans `EXISTS` without the order).
+    let in_room = || {
+        messages::table
+            .filter(messages::room_id.eq_any(vec![room_id]))
+            .select(messages::id)
+            .into_boxed()
+    };
     let (has_older, has_newer) = match (messages.first(), messages.last()) {
         (Some(first), Some(last)) => (
-            diesel::select(exists(in_room.filter(messages::id.lt(first.message.id))))
-                .get_result(conn)?,
-            diesel::select(exists(in_room.filter(messages::id.gt(last.message.id))))
-                .get_result(conn)?,
+            in_room()
+                .filter(messages::id.lt(first.message.id))
+                .order(newest_first)
+                .first::<i64>(conn)
+                .optional()?
+                .is_some(),
+            in_room()
+                .filter(messages::id.gt(last.message.id))
+                .order(oldest_first_order)
+                .first::<i64>(conn)
+                .optional()?
+                .is_some(),
         ),
         _ => (false, false),
     };
@@ -151,91 +172,142 @@ pub fn get(conn: &mut AnyConnection, room_id: i64, id: i64) -> Result<Posted> {
     Ok(Posted { message, author })
 }
 
-/// The message an author already posted in this room with this form token, if any.
-pub fn find_by_client_id(
-    conn: &mut AnyConnection,
-    room_id: i64,
-    author_id: i64,
-    client_id: &str,
-) -> Result<Option<i64>> {
-    Ok(messages::table
-        .filter(messages::room_id.eq(room_id))
-        .filter(messages::author_id.eq(author_id))
-        .filter(messages::client_id.eq(client_id))
-        .select(messages::id)
-        .first(conn)
-        .optional()?)
-}
-
 /// Moves a room's cursor one step forward and returns it; an archived room takes no changes.
-fn advance_cursor(
-    conn: &mut AnyConnection,
-    room_id: i64,
-    posted_at: Option<NaiveDateTime>,
-) -> Result<i64> {
+fn advance_cursor(conn: &mut AnyConnection, room_id: i64) -> Result<i64> {
     let room = rooms::table
         .find(room_id)
         .filter(rooms::archived_at.is_null());
-    let cursor = match posted_at {
-        Some(at) => diesel::update(room)
-            .set((
-                rooms::cursor.eq(rooms::cursor + 1),
-                rooms::last_message_at.eq(at),
-            ))
-            .returning(rooms::cursor)
-            .get_result(conn),
-        None => diesel::update(room)
-            .set(rooms::cursor.eq(rooms::cursor + 1))
-            .returning(rooms::cursor)
-            .get_result(conn),
-    };
-    cursor.optional()?.ok_or_else(|| {
-        Error::Invalid(
-            "This room is archived: it keeps its history but takes no new messages.".into(),
-        )
-    })
+    diesel::update(room)
+        .set(rooms::cursor.eq(rooms::cursor + 1))
+        .returning(rooms::cursor)
+        .get_result(conn)
+        .optional()?
+        .ok_or_else(archived)
 }
 
-/// Posts a message (the body already validated) and returns its id and the room's new cursor.
-/// With a `client_id` (the form's one-time token) a second post of the same form returns the first
-/// message instead (and the room's cursor as it is).
+/// A message just stored, or the one an earlier send of the same form stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    /// The room it is in.
+    pub room_id: i64,
+    /// Its id.
+    pub id: i64,
+    /// The room's cursor with it.
+    pub cursor: i64,
+}
+
+/// Why a post stored nothing new. Either way the caller's transaction must roll back.
+#[derive(Debug)]
+pub enum NotPosted {
+    /// The same form (its `client_id`) was sent before: this is the message it stored.
+    Duplicate(Stored),
+    /// The post failed.
+    Failed(Error),
+}
+
+impl From<Error> for NotPosted {
+    fn from(e: Error) -> NotPosted {
+        NotPosted::Failed(e)
+    }
+}
+
+impl From<diesel::result::Error> for NotPosted {
+    fn from(e: diesel::result::Error) -> NotPosted {
+        NotPosted::Failed(e.into())
+    }
+}
+
+impl From<crate::db::DbUnavailable> for NotPosted {
+    fn from(e: crate::db::DbUnavailable) -> NotPosted {
+        NotPosted::Failed(e.into())
+    }
+}
+
+impl NotPosted {
+    /// A duplicate is the message the first send stored; only a failure is an error.
+    pub fn into_stored(result: std::result::Result<Stored, NotPosted>) -> Result<(Stored, bool)> {
+        match result {
+            Ok(stored) => Ok((stored, true)),
+            Err(NotPosted::Duplicate(stored)) => Ok((stored, false)),
+            Err(NotPosted::Failed(e)) => Err(e),
+        }
+    }
+}
+
+fn archived() -> Error {
+    Error::Invalid("This room is archived: it keeps its history but takes no new messages.".into())
+}
+
+/// Posts a message (the body already validated) by a member of room `slug`, in two statements: one
+/// moves the room's cursor forward (only for a member, only while the room is open), one stores the
+/// message. The author's read marker follows by trigger. With a `client_id` (the form's one-time
+/// token) a second send of the same form is [`NotPosted::Duplicate`].
 pub fn post(
     conn: &mut AnyConnection,
-    room_id: i64,
+    slug: &str,
     author_id: i64,
     body: &str,
     client_id: Option<&str>,
     now: NaiveDateTime,
-) -> Result<(i64, i64)> {
-    if let Some(client_id) = client_id {
-        if let Some(id) = find_by_client_id(conn, room_id, author_id, client_id)? {
-            let cursor = rooms::table
-                .find(room_id)
-                .select(rooms::cursor)
-                .first(conn)?;
-            return Ok((id, cursor));
-        }
-    }
-    let revision = advance_cursor(conn, room_id, Some(now))?;
-    diesel::insert_into(messages::table)
+) -> std::result::Result<Stored, NotPosted> {
+    let member_of = memberships::table
+        .filter(memberships::user_id.eq(author_id))
+        .select(memberships::room_id);
+    let advanced: Option<(i64, i64)> = diesel::update(
+        rooms::table
+            .filter(rooms::slug.eq(slug))
+            .filter(rooms::archived_at.is_null())
+            .filter(rooms::id.eq_any(member_of)),
+    )
+    .set((
+        rooms::cursor.eq(rooms::cursor + 1),
+        rooms::last_message_at.eq(now),
+    ))
+    .returning((rooms::id, rooms::cursor))
+    .get_result(conn)
+    .optional()?;
+    let Some((room_id, cursor)) = advanced else {
+        // Not a member ("not found"), or the room is archived.
+        super::rooms::for_member(conn, slug, author_id)?;
+        return Err(archived().into());
+    };
+    // A resent form updates nothing and returns the row it stored first (upserts are not part of
+    // the multi-backend dialect, so the statement goes to the backend's own connection).
+    let insert = diesel::insert_into(messages::table)
         .values((
             messages::room_id.eq(room_id),
             messages::author_id.eq(author_id),
             messages::body.eq(body),
             messages::client_id.eq(client_id),
-            messages::revision.eq(revision),
+            messages::revision.eq(cursor),
             messages::created_at.eq(now),
         ))
-        .returning(messages::id)
-        .get_result(conn)
-        .map(|id| (id, revision))
-        .map_err(|e| {
-            if super::is_unique_violation(&e) {
-                Error::Conflict("This message was already sent.".into())
-            } else {
-                e.into()
-            }
-        })
+        .on_conflict((messages::author_id, messages::client_id))
+        .do_update()
+        .set(messages::client_id.eq(diesel::upsert::excluded(messages::client_id)))
+        .returning((messages::id, messages::room_id, messages::revision));
+    let (id, stored_room, revision): (i64, i64, i64) = match conn {
+        AnyConnection::Postgresql(pg) => insert.get_result(pg)?,
+        AnyConnection::Sqlite(sqlite) => insert.get_result(sqlite)?,
+    };
+    if revision == cursor {
+        return Ok(Stored {
+            room_id,
+            id,
+            cursor,
+        });
+    }
+    if stored_room != room_id {
+        return Err(Error::Conflict(
+            "This form was already used in another room; reload the page.".into(),
+        )
+        .into());
+    }
+    Err(NotPosted::Duplicate(Stored {
+        room_id,
+        id,
+        cursor: cursor - 1,
+    }))
 }
 
 /// Replaces the text of one's own message (the body already validated).
@@ -257,7 +329,7 @@ pub fn edit(
     if current.message.body == body {
         return Ok(());
     }
-    let revision = advance_cursor(conn, room_id, None)?;
+    let revision = advance_cursor(conn, room_id)?;
     diesel::update(messages::table.find(id))
         .set((
             messages::body.eq(body),
@@ -286,7 +358,7 @@ pub fn delete(
     if current.message.deleted_at.is_some() {
         return Ok(None);
     }
-    let revision = advance_cursor(conn, room_id, None)?;
+    let revision = advance_cursor(conn, room_id)?;
     diesel::update(messages::table.find(id))
         .set((
             messages::body.eq(""),
@@ -336,7 +408,7 @@ pub fn changed_since(
 }
 
 /// Unread messages by others in a room, oldest first: those after `last_read_id`, not deleted, at
-/// most `limit`.
+/// most `limit` (by the `(room_id, id)` index, as [`page`] explains).
 pub fn unread(
     conn: &mut AnyConnection,
     room_id: i64,
@@ -346,18 +418,19 @@ pub fn unread(
 ) -> Result<Vec<Posted>> {
     let rows: Vec<(Message, String)> = messages::table
         .inner_join(users::table)
-        .filter(messages::room_id.eq(room_id))
+        .filter(messages::room_id.eq_any(vec![room_id]))
         .filter(messages::id.gt(last_read_id))
         .filter(messages::author_id.ne(reader_id))
         .filter(messages::deleted_at.is_null())
-        .order(messages::id.asc())
+        .order((messages::room_id.asc(), messages::id.asc()))
         .limit(limit)
         .select((Message::as_select(), users::username))
         .load(conn)?;
     Ok(rows.into_iter().map(Posted::from).collect())
 }
 
-/// The next `limit` messages of a room after `after_id`, oldest first (for exports).
+/// The next `limit` messages of a room after `after_id`, oldest first (for exports; by the
+/// `(room_id, id)` index, as [`page`] explains).
 pub fn batch_after(
     conn: &mut AnyConnection,
     room_id: i64,
@@ -366,9 +439,9 @@ pub fn batch_after(
 ) -> Result<Vec<Posted>> {
     let rows: Vec<(Message, String)> = messages::table
         .inner_join(users::table)
-        .filter(messages::room_id.eq(room_id))
+        .filter(messages::room_id.eq_any(vec![room_id]))
         .filter(messages::id.gt(after_id))
-        .order(messages::id.asc())
+        .order((messages::room_id.asc(), messages::id.asc()))
         .limit(limit)
         .select((Message::as_select(), users::username))
         .load(conn)?;

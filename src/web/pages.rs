@@ -11,7 +11,7 @@ use rocket_dyn_templates::{context, Template};
 use super::session::{Csrf, CsrfForm, CsrfToken, CurrentUser};
 use super::view::{self, Layout};
 use super::{App, Reply};
-use crate::chat::messages::{self, PageAt};
+use crate::chat::messages::{self, NotPosted, PageAt};
 use crate::chat::{self, attachments, rooms, text};
 use crate::error::{Error, Result};
 use crate::live::Activity;
@@ -248,22 +248,24 @@ pub(super) async fn post_to_room(
     let body = text::message_body(body, app.settings.max_message_chars)?;
     let now = chat::now();
     let uid = user.user.id;
-    let post = |client_id: Option<String>| {
-        let (slug, body) = (slug.to_string(), body.clone());
-        app.db.write(move |conn| {
-            let (room, _) = rooms::for_member(conn, &slug, uid)?;
-            let (id, cursor) =
-                messages::post(conn, room.id, uid, &body, client_id.as_deref(), now)?;
-            rooms::mark_read(conn, room.id, uid, id)?;
-            Ok::<_, Error>((id, room.id, cursor))
+    let (slug, stored_body) = (slug.to_string(), body.clone());
+    let result = app
+        .db
+        .write(move |conn| {
+            messages::post(conn, &slug, uid, &stored_body, client_id.as_deref(), now)
         })
-    };
-    let (id, room_id, cursor) = match post(client_id.clone()).await {
-        // The same form arrived twice at once and the other copy won: this one finds it.
-        Err(Error::Conflict(_)) if client_id.is_some() => post(client_id).await?,
-        other => other?,
-    };
-    app.live.advance(room_id, cursor);
+        .await;
+    let (
+        messages::Stored {
+            room_id,
+            id,
+            cursor,
+        },
+        created,
+    ) = NotPosted::into_stored(result)?;
+    if created {
+        app.live.advance(room_id, cursor);
+    }
     let message = messages::Message {
         id,
         room_id,

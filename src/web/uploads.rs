@@ -16,7 +16,7 @@ use super::session::{verify_csrf, CsrfToken, CurrentUser};
 use super::view::Layout;
 use super::{pages, App, Reply};
 use crate::chat::attachments::{self, NewFile};
-use crate::chat::messages::PageAt;
+use crate::chat::messages::{self, NotPosted, PageAt};
 use crate::chat::{self, rooms, text};
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -268,27 +268,28 @@ async fn store_upload(
         dimensions,
     };
     let now = chat::now();
-    let write = |client_id: Option<String>| {
-        let (slug, file, caption) = (slug.to_string(), file.clone(), caption.clone());
-        db.write(move |conn| {
-            let (room, _) = rooms::for_member(conn, &slug, uid)?;
-            let (id, created) = attachments::post(
+    let (slug, stored) = (slug.to_string(), file.clone());
+    let result = db
+        .write(move |conn| {
+            attachments::post(
                 conn,
-                room.id,
+                &slug,
                 uid,
                 &caption,
                 client_id.as_deref(),
-                &file,
+                &stored,
                 now,
-            )?;
-            Ok::<_, Error>((id, created, room.id, rooms::cursor(conn, room.id)?))
+            )
         })
-    };
-    let (id, created, room_id, cursor) = match write(client_id.clone()).await {
-        // The same form arrived twice at once and the other copy won: this one finds it.
-        Err(Error::Conflict(_)) if client_id.is_some() => write(client_id).await?,
-        other => other?,
-    };
+        .await;
+    let (
+        messages::Stored {
+            room_id,
+            id,
+            cursor,
+        },
+        created,
+    ) = NotPosted::into_stored(result)?;
     if !created {
         // A resubmitted form: the first copy's file is the one kept; this one goes with `received.temp`.
         return Ok(id);

@@ -329,10 +329,16 @@ impl TestApp {
     /// Posts messages straight through the domain (for long histories).
     pub async fn messages(&self, room_id: i64, author: i64, bodies: Vec<String>) -> Vec<i64> {
         self.write(move |c| {
+            use diesel::{ExpressionMethods, QueryDsl};
+            let slug: String = confab::db::schema::rooms::table
+                .filter(confab::db::schema::rooms::id.eq(room_id))
+                .select(confab::db::schema::rooms::slug)
+                .first(c)?;
             bodies
                 .iter()
                 .map(|b| {
-                    chat::messages::post(c, room_id, author, b, None, chat::now()).map(|(id, _)| id)
+                    let posted = chat::messages::post(c, &slug, author, b, None, chat::now());
+                    chat::messages::NotPosted::into_stored(posted).map(|(stored, _)| stored.id)
                 })
                 .collect()
         })

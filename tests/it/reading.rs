@@ -83,15 +83,16 @@ async fn search_finds_words_phrases_and_operators(backend: Backend) {
                 sha256: "0".repeat(64),
                 dimensions: None,
             };
-            attachments::post(
+            let posted = attachments::post(
                 c,
-                general,
+                "general",
                 bob,
                 "numbers attached",
                 None,
                 &file,
                 chat::now(),
-            )
+            );
+            messages::NotPosted::into_stored(posted).map(|(stored, created)| (stored.id, created))
         })
         .await;
     set_created(&app, quarterly, at("2025-01-15 12:00")).await;
@@ -444,7 +445,8 @@ async fn export_is_complete_and_in_order(backend: Backend) {
             sha256: "0".repeat(64),
             dimensions: None,
         };
-        attachments::post(c, general, ann, "", None, &file, chat::now())
+        let posted = attachments::post(c, "general", ann, "", None, &file, chat::now());
+        messages::NotPosted::into_stored(posted).map(|_| ())
     })
     .await;
 

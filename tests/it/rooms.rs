@@ -200,4 +200,21 @@ async fn room_list_shows_unread_counts(backend: Backend) {
     );
     let again = browser.get("/rooms/general").await.expect(Status::Ok);
     assert!(!again.body.contains("New since your last visit"));
+
+    // Posting having read everything leaves nothing unread; posting with others' messages unread
+    // leaves those unread.
+    app.messages(room, ann, vec!["all caught up".into()]).await;
+    let home = browser.get("/").await.expect(Status::Ok);
+    assert!(!home.body.contains("class=\"badge\""), "{}", home.body);
+    app.messages(room, bob, vec!["four".into(), "five".into()])
+        .await;
+    app.messages(room, ann, vec!["without reading".into()])
+        .await;
+    let home = browser.get("/").await.expect(Status::Ok);
+    assert!(
+        home.body
+            .contains(r#"<span class="badge" title="unread messages">2</span>"#),
+        "{}",
+        home.body
+    );
 }
