@@ -3,9 +3,10 @@
 //! `alert_delay` old, or a mention is `mention_alert_delay` old; after that at most one more a day
 //! until they come back. Digest members get one summary a day at their chosen local hour.
 //!
-//! Planning reads everything in two queries, whatever the number of members; recording is one
-//! transaction per mail that also writes the outbox row, and refuses if another planner got there
-//! first.
+//! A planning round costs the same few statements whatever the number of members: one transaction of
+//! two reads and three writes that records every alert and writes every mail into the outbox. The
+//! round keeps other planners out (an advisory lock on PostgreSQL, the write lock on SQLite), so that
+//! of several instances one plans at a time.
 
 use std::collections::BTreeMap;
 
@@ -55,8 +56,6 @@ pub struct RoomDue {
     pub name: String,
     /// The messages covered, oldest first.
     pub messages: Vec<Pending>,
-    /// `alerted_through_id` as read (the record refuses if it moved).
-    pub previous_through: i64,
 }
 
 /// An alert that is due.
@@ -101,7 +100,6 @@ type Row = (
     i64,
     String,
     i64,
-    i64,
     String,
     String,
     i64,
@@ -145,7 +143,6 @@ pub fn due(conn: &mut AnyConnection, now: NaiveDateTime, rules: &Rules) -> Resul
         .select((
             memberships::user_id,
             memberships::alert_level,
-            memberships::alerted_through_id,
             rooms::id,
             rooms::slug,
             rooms::name,
@@ -160,7 +157,7 @@ pub fn due(conn: &mut AnyConnection, now: NaiveDateTime, rules: &Rules) -> Resul
         .iter()
         .map(|u| (u.id, u.username.as_str()))
         .collect();
-    for (user_id, level, through, room_id, slug, name, id, author, body, created_at) in rows {
+    for (user_id, level, room_id, slug, name, id, author, body, created_at) in rows {
         let mention = mentions(&body, names.get(&user_id).copied().unwrap_or(""));
         if level == "mentions" && !mention {
             continue;
@@ -174,7 +171,6 @@ pub fn due(conn: &mut AnyConnection, now: NaiveDateTime, rules: &Rules) -> Resul
                 slug,
                 name,
                 messages: Vec::new(),
-                previous_through: through,
             });
         room.messages.push(Pending {
             id,
@@ -239,38 +235,82 @@ fn is_due(user: &User, rooms: &[RoomDue], now: NaiveDateTime, rules: &Rules) -> 
     ripe && daily_ok
 }
 
-/// Records an alert and writes its mail into the outbox, in the caller's transaction. Refuses with
-/// a conflict when another planner recorded an alert for the same rooms meanwhile.
-pub fn record(
+/// A fixed key for the PostgreSQL advisory lock held by a planning round ("alerts" in ASCII).
+const PLANNER_LOCK: i64 = 0x616c_6572_7473;
+
+diesel::define_sql_function! {
+    /// PostgreSQL: takes a lock until the end of the transaction, if no one else holds it.
+    fn pg_try_advisory_xact_lock(key: diesel::sql_types::BigInt) -> diesel::sql_types::Bool;
+}
+
+/// Plans one round at `now`: finds who is due (at most `limit` of them; the rest are due again next
+/// round), renders each mail with `render`, and records them all, in one transaction that keeps other
+/// planners out (an advisory lock on PostgreSQL, the write lock on SQLite). Returns how many were
+/// written; none while another instance is planning. Run it outside a transaction.
+pub fn plan(
     conn: &mut AnyConnection,
-    due: &Due,
-    mail: &NewMail,
     now: NaiveDateTime,
-) -> Result<i64> {
-    for room in &due.rooms {
-        let through = room
-            .messages
-            .iter()
-            .map(|m| m.id)
-            .max()
-            .unwrap_or(room.previous_through);
-        let moved = diesel::update(
-            memberships::table
-                .find((room.room_id, due.user.id))
-                .filter(memberships::alerted_through_id.eq(room.previous_through)),
-        )
-        .set(memberships::alerted_through_id.eq(through))
-        .execute(conn)?;
-        if moved == 0 {
-            return Err(Error::Conflict(
-                "another planner recorded this alert".into(),
-            ));
+    rules: &Rules,
+    limit: usize,
+    render: impl Fn(&Due) -> Result<NewMail>,
+) -> Result<usize> {
+    let round = |conn: &mut AnyConnection| -> Result<Option<(Vec<Due>, Vec<NewMail>)>> {
+        let mut due = due(conn, now, rules)?;
+        due.truncate(limit);
+        if due.is_empty() {
+            return Ok(None);
         }
+        let mails = due.iter().map(&render).collect::<Result<Vec<_>>>()?;
+        Ok(Some((due, mails)))
+    };
+    match conn {
+        AnyConnection::Postgresql(_) => conn.transaction(|conn| {
+            let AnyConnection::Postgresql(pg) = conn else {
+                return Ok(0);
+            };
+            let locked = diesel::select(pg_try_advisory_xact_lock(PLANNER_LOCK)).get_result(pg)?;
+            match round(conn)? {
+                Some((due, mails)) if locked => record(conn, &due, &mails, now),
+                _ => Ok(0),
+            }
+        }),
+        // SQLite's immediate transaction already keeps any other planner out.
+        AnyConnection::Sqlite(_) => crate::db::write_transaction(conn, |conn| match round(conn)? {
+            Some((due, mails)) => record(conn, &due, &mails, now),
+            None => Ok(0),
+        }),
     }
-    diesel::update(users::table.find(due.user.id))
+}
+
+/// Records the alerts and writes their mails into the outbox, in the caller's transaction, in three
+/// statements. Each member is marked alerted through the newest message this round covered: every
+/// message up to it that could alert them was read in the same query, so none is skipped.
+fn record(
+    conn: &mut AnyConnection,
+    due: &[Due],
+    mails: &[NewMail],
+    now: NaiveDateTime,
+) -> Result<usize> {
+    let members: Vec<i64> = due.iter().map(|d| d.user.id).collect();
+    let through = due
+        .iter()
+        .flat_map(|d| &d.rooms)
+        .flat_map(|r| &r.messages)
+        .map(|m| m.id)
+        .max()
+        .unwrap_or(0);
+    diesel::update(
+        memberships::table
+            .filter(memberships::user_id.eq_any(&members))
+            .filter(memberships::alert_level.ne("muted"))
+            .filter(memberships::alerted_through_id.lt(through)),
+    )
+    .set(memberships::alerted_through_id.eq(through))
+    .execute(conn)?;
+    diesel::update(users::table.filter(users::id.eq_any(&members)))
         .set(users::last_alert_at.eq(now))
         .execute(conn)?;
-    outbox::enqueue(conn, mail, now)
+    outbox::enqueue_all(conn, mails, now)
 }
 
 /// Sets a member's alert mode (`on`, `digest` or `off`) and digest hour.

@@ -84,6 +84,37 @@ pub fn enqueue(conn: &mut AnyConnection, mail: &NewMail, now: NaiveDateTime) -> 
         .get_result(conn)?)
 }
 
+/// Writes several mails into the outbox in one statement; returns how many.
+pub fn enqueue_all(
+    conn: &mut AnyConnection,
+    mails: &[NewMail],
+    now: NaiveDateTime,
+) -> Result<usize> {
+    let rows: Vec<_> = mails
+        .iter()
+        .map(|mail| {
+            (
+                outbox::kind.eq(mail.kind),
+                outbox::user_id.eq(mail.user_id),
+                outbox::recipient.eq(&mail.recipient),
+                outbox::subject.eq(&mail.rendered.subject),
+                outbox::text_body.eq(&mail.rendered.text),
+                outbox::html_body.eq(&mail.rendered.html),
+                outbox::summary.eq(&mail.summary),
+                outbox::unsubscribe_url.eq(&mail.unsubscribe_url),
+                outbox::next_attempt_at.eq(now),
+                outbox::created_at.eq(now),
+            )
+        })
+        .collect();
+    // Multi-row inserts are not part of the multi-backend dialect: each backend runs its own.
+    let insert = diesel::insert_into(outbox::table).values(rows);
+    Ok(match conn {
+        AnyConnection::Postgresql(pg) => insert.execute(pg)?,
+        AnyConnection::Sqlite(sqlite) => insert.execute(sqlite)?,
+    })
+}
+
 #[derive(QueryableByName)]
 struct Claimed {
     #[diesel(sql_type = BigInt)]

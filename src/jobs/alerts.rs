@@ -17,6 +17,8 @@ use crate::web::view;
 
 /// Messages listed per room in a summary; the rest is "and N more".
 const LATEST_PER_ROOM: usize = 3;
+/// Alerts written per planning round; more wait for the next tick.
+const PLAN_BATCH: usize = 500;
 /// Mails claimed per sender round.
 const SEND_BATCH: i64 = 50;
 
@@ -120,24 +122,17 @@ fn render(mail: &Mail, due: &Due) -> Result<NewMail> {
     })
 }
 
-/// Plans the alerts due at `now` and writes each into the outbox; returns how many were written.
-pub async fn plan(db: &Db, mail: &Mail, settings: &Settings, now: NaiveDateTime) -> Result<usize> {
-    let rules = rules(settings);
-    let due = db.run(move |conn| alerts::due(conn, now, &rules)).await?;
-    let mut written = 0;
-    for due in due {
-        let new_mail = render(mail, &due)?;
-        match db
-            .write(move |conn| alerts::record(conn, &due, &new_mail, now))
-            .await
-        {
-            Ok(_) => written += 1,
-            // Another instance planned the same alert first.
-            Err(Error::Conflict(_)) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(written)
+/// Plans the alerts due at `now` and writes them into the outbox (one round, see
+/// [`alerts::plan`]); returns how many were written.
+pub async fn plan(
+    db: &Db,
+    mail: &Arc<Mail>,
+    settings: &Settings,
+    now: NaiveDateTime,
+) -> Result<usize> {
+    let (rules, mail) = (rules(settings), mail.clone());
+    db.run(move |conn| alerts::plan(conn, now, &rules, PLAN_BATCH, |due| render(&mail, due)))
+        .await
 }
 
 /// Delivers the due outbox rows; returns how many were delivered.

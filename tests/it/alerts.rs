@@ -22,6 +22,7 @@ both_backends!(
     a_digest_goes_out_at_the_local_hour,
     refused_mail_is_retried_and_delivered_once,
     two_planners_and_two_senders_send_each_mail_once,
+    a_round_writes_at_most_its_limit,
     unsubscribing_takes_a_post_and_a_real_token,
     password_reset_end_to_end,
     without_smtp_mail_is_written_to_files,
@@ -698,4 +699,51 @@ async fn without_smtp_mail_is_written_to_files(backend: Backend) {
             && mail.contains("To: newbie@example.org"),
         "{mail}"
     );
+}
+
+async fn a_round_writes_at_most_its_limit(backend: Backend) {
+    let Some((app, _sink)) = start(backend).await else {
+        return;
+    };
+    let bob = app.user("bob", false).await;
+    let mut members = vec![bob];
+    for i in 0..5 {
+        members.push(app.user(&format!("member{i}"), false).await);
+    }
+    let room = app.room("general", false, &members).await;
+    app.messages(room, bob, vec!["news".into()]).await;
+
+    let rules = confab::jobs::alerts::rules(app.settings());
+    let now = minutes(11);
+    let mut rounds = Vec::new();
+    for _ in 0..4 {
+        let written = app
+            .db()
+            .run(move |c| {
+                chat::alerts::plan(c, now, &rules, 2, |due| {
+                    Ok(outbox::NewMail {
+                        kind: "alert",
+                        user_id: Some(due.user.id),
+                        recipient: due.user.email.clone(),
+                        rendered: confab::mail::Rendered {
+                            subject: format!("{} new", due.count()),
+                            text: String::new(),
+                            html: String::new(),
+                        },
+                        summary: String::new(),
+                        unsubscribe_url: None,
+                    })
+                })
+            })
+            .await
+            .expect("plan");
+        rounds.push(written);
+    }
+    assert_eq!(rounds, vec![2, 2, 1, 0], "five members due, two per round");
+    let rows = outbox_rows(&app).await;
+    assert_eq!(rows.len(), 5);
+    let mut recipients: Vec<_> = rows.iter().map(|r| r.recipient.clone()).collect();
+    recipients.sort();
+    recipients.dedup();
+    assert_eq!(recipients.len(), 5, "each member once");
 }
