@@ -44,6 +44,8 @@ pub struct Settings {
     pub poll_wait_max: u64,
     /// Polls held open at once, server-wide; more are answered at once.
     pub max_held_polls: usize,
+    /// The longest one search may run on PostgreSQL, in milliseconds.
+    pub search_timeout_ms: u64,
     /// Seconds without a poll after which a member shows as away.
     pub presence_timeout: u64,
     /// How often presence is written to the database, in seconds.
@@ -105,6 +107,7 @@ struct Raw {
     idle_after: u64,
     poll_wait_max: u64,
     max_held_polls: usize,
+    search_timeout_ms: u64,
     presence_timeout: u64,
     presence_flush_secs: u64,
     session_cache_secs: u64,
@@ -179,6 +182,9 @@ impl Settings {
                 "poll_max",
                 "must be at least poll_min, which must be at least 1",
             ));
+        }
+        if raw.search_timeout_ms == 0 {
+            return Err(invalid("search_timeout_ms", "must be at least 1"));
         }
         if raw.alert_tick == 0 {
             return Err(invalid("alert_tick", "must be at least 1"));
@@ -258,6 +264,7 @@ impl Settings {
             idle_after: raw.idle_after,
             poll_wait_max: raw.poll_wait_max,
             max_held_polls: raw.max_held_polls,
+            search_timeout_ms: raw.search_timeout_ms,
             presence_timeout: raw.presence_timeout,
             presence_flush_secs: raw.presence_flush_secs,
             session_cache_secs: raw.session_cache_secs,
@@ -303,6 +310,7 @@ fn defaults() -> serde_json::Value {
         "idle_after": 60,
         "poll_wait_max": 25,
         "max_held_polls": 10_000,
+        "search_timeout_ms": 5_000,
         "presence_timeout": 90,
         "presence_flush_secs": 30,
         "session_cache_secs": 60,

@@ -5,11 +5,12 @@
 //! quoted terms only.
 
 use chrono::{NaiveDate, NaiveDateTime, TimeZone};
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamp};
 
 use crate::db::AnyConnection;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// The most terms a query keeps.
 const MAX_TERMS: usize = 20;
@@ -212,30 +213,52 @@ WHERE message_search MATCH ?2
 ORDER BY m.id DESC
 LIMIT ?9";
 
+/// Two branches, each with its own plan: messages whose text matches and messages whose file name
+/// matches, each newest first and limited, then merged. (One `IN (… UNION …)` condition led the
+/// planner to join every message with every match for a common word.)
 const POSTGRES: &str = "
-SELECT m.id, r.slug AS room_slug, r.name AS room_name, u.username AS author, m.body, m.created_at, a.file_name
-FROM messages m
-JOIN memberships mb ON mb.room_id = m.room_id AND mb.user_id = $1
-JOIN rooms r ON r.id = m.room_id
-JOIN users u ON u.id = m.author_id
-LEFT JOIN attachments a ON a.message_id = m.id
-WHERE m.id IN (
-        SELECT id FROM messages WHERE to_tsvector('simple', body) @@ websearch_to_tsquery('simple', $2)
-        UNION
-        SELECT message_id FROM attachments
-        WHERE to_tsvector('simple', translate(file_name, '._-', '   ')) @@ websearch_to_tsquery('simple', $2))
-  AND m.deleted_at IS NULL
-  AND ($3::text IS NULL OR u.username = $3)
-  AND ($4::text IS NULL OR r.slug = $4)
-  AND ($5 = false OR a.id IS NOT NULL)
-  AND ($6::timestamp IS NULL OR m.created_at >= $6)
-  AND ($7::timestamp IS NULL OR m.created_at < $7)
-  AND ($8::bigint IS NULL OR m.id < $8)
-ORDER BY m.id DESC
+(SELECT m.id, r.slug AS room_slug, r.name AS room_name, u.username AS author, m.body, m.created_at, a.file_name
+ FROM messages m
+ JOIN memberships mb ON mb.room_id = m.room_id AND mb.user_id = $1
+ JOIN rooms r ON r.id = m.room_id
+ JOIN users u ON u.id = m.author_id
+ LEFT JOIN attachments a ON a.message_id = m.id
+ WHERE to_tsvector('simple', m.body) @@ websearch_to_tsquery('simple', $2)
+   AND m.deleted_at IS NULL
+   AND ($3::text IS NULL OR u.username = $3)
+   AND ($4::text IS NULL OR r.slug = $4)
+   AND ($5 = false OR a.id IS NOT NULL)
+   AND ($6::timestamp IS NULL OR m.created_at >= $6)
+   AND ($7::timestamp IS NULL OR m.created_at < $7)
+   AND ($8::bigint IS NULL OR m.id < $8)
+ ORDER BY m.id DESC
+ LIMIT $9)
+UNION
+(SELECT m.id, r.slug, r.name, u.username, m.body, m.created_at, a.file_name
+ FROM attachments a
+ JOIN messages m ON m.id = a.message_id
+ JOIN memberships mb ON mb.room_id = m.room_id AND mb.user_id = $1
+ JOIN rooms r ON r.id = m.room_id
+ JOIN users u ON u.id = m.author_id
+ WHERE to_tsvector('simple', translate(a.file_name, '._-', '   ')) @@ websearch_to_tsquery('simple', $2)
+   AND m.deleted_at IS NULL
+   AND ($3::text IS NULL OR u.username = $3)
+   AND ($4::text IS NULL OR r.slug = $4)
+   AND ($6::timestamp IS NULL OR m.created_at >= $6)
+   AND ($7::timestamp IS NULL OR m.created_at < $7)
+   AND ($8::bigint IS NULL OR m.id < $8)
+ ORDER BY m.id DESC
+ LIMIT $9)
+ORDER BY id DESC
 LIMIT $9";
 
+/// What a search that ran out of time says.
+const TOO_BROAD: &str =
+    "That search matches too much to finish in time: add a word, `in:room`, `from:name` or a date.";
+
 /// Searches the rooms `user_id` is a member of, newest first, below `before_id` (keyset paging).
-/// Dates in the query are days in `tz`. The query must have at least one term.
+/// Dates in the query are days in `tz`. The query must have at least one term. On PostgreSQL the
+/// search may run for at most `timeout_ms`; a longer one is refused as too broad.
 pub fn search(
     conn: &mut AnyConnection,
     user_id: i64,
@@ -243,6 +266,7 @@ pub fn search(
     tz: chrono_tz::Tz,
     before_id: Option<i64>,
     limit: i64,
+    timeout_ms: u64,
 ) -> Result<Vec<Hit>> {
     let text = query.match_expression();
     let after = query.after.map(|d| day_start(d, tz));
@@ -262,10 +286,22 @@ pub fn search(
                 .load::<Hit>($conn)?
         };
     }
-    Ok(match conn {
-        AnyConnection::Sqlite(conn) => run!(SQLITE, conn),
-        AnyConnection::Postgresql(conn) => run!(POSTGRES, conn),
-    })
+    match conn {
+        AnyConnection::Sqlite(conn) => Ok(run!(SQLITE, conn)),
+        AnyConnection::Postgresql(conn) => conn
+            .transaction(|conn| -> diesel::QueryResult<Vec<Hit>> {
+                conn.batch_execute(&format!("SET LOCAL statement_timeout = {timeout_ms}"))?;
+                Ok(run!(POSTGRES, conn))
+            })
+            .map_err(|e| match e {
+                diesel::result::Error::DatabaseError(_, info)
+                    if info.message().contains("statement timeout") =>
+                {
+                    Error::Invalid(TOO_BROAD.into())
+                }
+                e => e.into(),
+            }),
+    }
 }
 
 #[cfg(test)]

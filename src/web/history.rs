@@ -70,9 +70,10 @@ async fn search_page(
     let (uid, tz) = (user.user.id, user.user.tz());
     let run = query.clone();
     let before = form.before;
+    let timeout = app.settings.search_timeout_ms;
     let hits = app
         .db
-        .run(move |conn| search::search(conn, uid, &run, tz, before, RESULTS_PER_PAGE + 1))
+        .run(move |conn| search::search(conn, uid, &run, tz, before, RESULTS_PER_PAGE + 1, timeout))
         .await?;
     let more = hits.len() as i64 > RESULTS_PER_PAGE;
     let words = query.highlight_words();

@@ -531,3 +531,43 @@ async fn messages_are_formatted_safely(backend: Backend) {
         .body
         .contains(r#"<a href="https://example.org" rel="noopener noreferrer nofollow">"#));
 }
+
+/// A search that runs past `search_timeout_ms` (here: one that waits on a lock another session
+/// holds) is refused with a clear page, and the next search works.
+#[rocket::async_test]
+async fn a_search_past_its_time_is_refused_clearly() {
+    let Some(app) = TestApp::start_with(Backend::Postgres, &[("search_timeout_ms", 300)]).await
+    else {
+        return;
+    };
+    let ann = app.user("ann", false).await;
+    let general = app.room("general", false, &[ann]).await;
+    app.messages(general, ann, vec!["the quarterly report".into()])
+        .await;
+    let mut browser = app.login("ann").await;
+    assert_eq!(search(&mut browser, "quarterly").await.0.len(), 1);
+
+    let url = app
+        .database
+        .postgres
+        .as_ref()
+        .expect("postgres")
+        .url
+        .clone();
+    let mut blocker = diesel::PgConnection::establish(&url).expect("connect");
+    use diesel::connection::SimpleConnection;
+    blocker
+        .batch_execute("BEGIN; LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
+        .expect("lock");
+    let page = browser
+        .get(&format!("/search?q={}", crate::common::encode("quarterly")))
+        .await;
+    blocker.batch_execute("ROLLBACK").expect("unlock");
+    assert_eq!(page.status, Status::UnprocessableEntity, "{}", page.body);
+    assert!(
+        page.body.contains("matches too much to finish in time"),
+        "{}",
+        page.body
+    );
+    assert_eq!(search(&mut browser, "quarterly").await.0.len(), 1);
+}
