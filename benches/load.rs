@@ -886,6 +886,15 @@ async fn run(args: Args) {
     )
     .await;
     report.row("search for a rare word", &search, base);
+    let common = drive(
+        &server,
+        &sessions,
+        4,
+        40,
+        Arc::new(|_| "/search?q=topic".to_string()),
+    )
+    .await;
+    report.row("search for a word in every message", &common, base);
     let ratio = search.p50.as_secs_f64() / latest_big.p50.as_secs_f64();
     report.target(
         &format!("rare-word search ≤ 10 × the latest page ({ratio:.2}×)"),

@@ -194,6 +194,8 @@ pub fn day_start(day: NaiveDate, tz: chrono_tz::Tz) -> NaiveDateTime {
         .map_or(midnight, |t| t.naive_utc())
 }
 
+/// FTS5 walks its matches newest first (`ORDER BY s.rowid DESC`, with the keyset bound on the
+/// rowid too) and stops at the page size, so a common word costs no more than a rare one.
 const SQLITE: &str = "
 SELECT m.id, r.slug AS room_slug, r.name AS room_name, u.username AS author, m.body, m.created_at, a.file_name
 FROM message_search s
@@ -209,8 +211,8 @@ WHERE message_search MATCH ?2
   AND (?5 = 0 OR a.id IS NOT NULL)
   AND (?6 IS NULL OR m.created_at >= ?6)
   AND (?7 IS NULL OR m.created_at < ?7)
-  AND (?8 IS NULL OR m.id < ?8)
-ORDER BY m.id DESC
+  AND s.rowid < coalesce(?8, 9223372036854775807)
+ORDER BY s.rowid DESC
 LIMIT ?9";
 
 /// Two branches, each with its own plan: messages whose text matches and messages whose file name
