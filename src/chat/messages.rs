@@ -448,11 +448,14 @@ pub fn batch_after(
     Ok(rows.into_iter().map(Posted::from).collect())
 }
 
-/// The newest message id of a room (0 when it has none).
+/// The newest message id of a room (0 when it has none), by the `(room_id, id)` index (see [`page`]:
+/// `MAX(id)` with `room_id = $1` may walk the primary key back past other rooms' messages).
 pub fn newest_id(conn: &mut AnyConnection, room_id: i64) -> Result<i64> {
-    let newest: Option<i64> = messages::table
-        .filter(messages::room_id.eq(room_id))
-        .select(diesel::dsl::max(messages::id))
-        .first(conn)?;
-    Ok(newest.unwrap_or(0))
+    Ok(messages::table
+        .filter(messages::room_id.eq_any(vec![room_id]))
+        .order((messages::room_id.desc(), messages::id.desc()))
+        .select(messages::id)
+        .first::<i64>(conn)
+        .optional()?
+        .unwrap_or(0))
 }

@@ -201,15 +201,12 @@ pub fn add_member(
     if already {
         return Ok(());
     }
-    let last_id: Option<i64> = messages::table
-        .filter(messages::room_id.eq(room_id))
-        .select(diesel::dsl::max(messages::id))
-        .first(conn)?;
+    let last_id = super::messages::newest_id(conn, room_id)?;
     let inserted = diesel::insert_into(memberships::table)
         .values((
             memberships::room_id.eq(room_id),
             memberships::user_id.eq(user_id),
-            memberships::last_read_id.eq(last_id.unwrap_or(0)),
+            memberships::last_read_id.eq(last_id),
             memberships::joined_at.eq(now),
         ))
         .execute(conn);
