@@ -395,6 +395,15 @@ async fn drive(
     requests: usize,
     make: Arc<dyn Fn(usize) -> String + Send + Sync>,
 ) -> Measured {
+    // Warm-up, not measured: each session asks once, so that one-off work (a read marker moving,
+    // a first plan, a cold cache) does not land in the figures of whichever scenario runs first.
+    for (i, session) in sessions.iter().enumerate() {
+        let path = make(i);
+        let (status, _, _) = server
+            .request(Method::GET, &path, Some(session), None)
+            .await;
+        assert!(status.is_success(), "{path}: {status}");
+    }
     let next = Arc::new(AtomicU64::new(0));
     let before = server.queries();
     let started = Instant::now();
@@ -509,11 +518,12 @@ async fn token(server: &Server, session: &Session, room: &str) -> String {
     token
 }
 
-/// `posters` concurrent posters post `per_poster` messages each in room r1; every fourth is sent
+/// `posters` concurrent posters post `per_poster` messages each in `room`; every fourth is sent
 /// twice, as a double click would. Returns each post's latency.
 async fn post_concurrently(
     server: &Arc<Server>,
     sessions: &[Session],
+    room: &'static str,
     posters: usize,
     per_poster: usize,
     tag: &str,
@@ -530,12 +540,12 @@ async fn post_concurrently(
                 let id = format!("{tag}-{i}");
                 let body = format!("post {p} {i}");
                 assert_eq!(
-                    post(&server, &session, "r1", &body, &id).await,
+                    post(&server, &session, room, &body, &id).await,
                     StatusCode::CREATED
                 );
                 if i % 4 == 0 {
                     assert_eq!(
-                        post(&server, &session, "r1", &body, &id).await,
+                        post(&server, &session, room, &body, &id).await,
                         StatusCode::CREATED
                     );
                 }
@@ -749,11 +759,12 @@ async fn run(args: Args) {
     // connection idle for a while is checked with `SELECT 1` before use).
     let posters = 50;
     let per_poster = (n / posters).max(4);
-    post_concurrently(&server, &sessions, posters, 1, "warm").await;
+    post_concurrently(&server, &sessions, "r1", posters, 1, "warm").await;
     let before_count = count_messages(&db, "r1").await;
     let before_queries = server.queries();
     let started = Instant::now();
-    let mut latencies = post_concurrently(&server, &sessions, posters, per_poster, "bench").await;
+    let mut latencies =
+        post_concurrently(&server, &sessions, "r1", posters, per_poster, "bench").await;
     latencies.sort();
     let sends = posters * per_poster + posters * per_poster.div_ceil(4);
     let posted = Measured {
@@ -776,6 +787,29 @@ async fn run(args: Args) {
         ),
         stored == (posters * per_poster) as i64,
     );
+    // The same in the 500,000-message room, whose messages are the oldest: a post must not cost
+    // more there.
+    let before_queries = server.queries();
+    let started = Instant::now();
+    let mut latencies = post_concurrently(&server, &sessions, "r0", posters, 4, "big").await;
+    latencies.sort();
+    let sends = posters * 4 + posters;
+    let big_posted = Measured {
+        requests: sends,
+        seconds: started.elapsed().as_secs_f64(),
+        p50: percentile(&latencies, 0.5),
+        p99: percentile(&latencies, 0.99),
+        queries: (server.queries() - before_queries) as f64 / sends as f64,
+    };
+    report.row(
+        &format!(
+            "post a message, API, in the {}-message room",
+            scale.big_room
+        ),
+        &big_posted,
+        base,
+    );
+
     // The plain form, as a browser without JavaScript sends it (one poster, each form sent once).
     let forms = 200;
     let before_queries = server.queries();
@@ -810,10 +844,10 @@ async fn run(args: Args) {
     report.row("post a message, form (one poster)", &form_posted, base);
     report.target(
         &format!(
-            "post ≤ 4 queries per request (API {:.3}, form {:.3})",
-            posted.queries, form_posted.queries
+            "post ≤ 4 queries per request (API {:.3}, big room {:.3}, form {:.3})",
+            posted.queries, big_posted.queries, form_posted.queries
         ),
-        posted.queries <= 4.0 && form_posted.queries <= 4.0,
+        posted.queries <= 4.0 && big_posted.queries <= 4.0 && form_posted.queries <= 4.0,
     );
 
     // Room pages.
