@@ -284,13 +284,17 @@ impl Live {
         Some(token)
     }
 
-    /// Takes the people seen since the last call: (user id, last seen, last active).
+    /// Takes the people seen since the last call: (user id, last seen, last active), by user id, so
+    /// that writers lock user rows in the same order as other batch updates and never deadlock.
     pub fn take_unsaved(&self) -> Vec<(i64, NaiveDateTime, Option<NaiveDateTime>)> {
-        self.lock()
+        let mut seen: Vec<_> = self
+            .lock()
             .unsaved
             .drain()
             .map(|(id, (seen, active))| (id, seen, active))
-            .collect()
+            .collect();
+        seen.sort_unstable_by_key(|(id, _, _)| *id);
+        seen
     }
 }
 

@@ -254,37 +254,46 @@ pub fn plan(
     limit: usize,
     render: impl Fn(&Due) -> Result<NewMail>,
 ) -> Result<usize> {
-    let round = |conn: &mut AnyConnection| -> Result<Option<(Vec<Due>, Vec<NewMail>)>> {
+    let round = |conn: &mut AnyConnection| -> Result<usize> {
         let mut due = due(conn, now, rules)?;
         due.truncate(limit);
+        // A mail that does not render is left out (and tried again next round); the rest go.
+        let (due, mails): (Vec<Due>, Vec<NewMail>) = due
+            .into_iter()
+            .filter_map(|d| match render(&d) {
+                Ok(mail) => Some((d, mail)),
+                Err(e) => {
+                    log::error!("rendering the alert for user {}: {e}", d.user.id);
+                    None
+                }
+            })
+            .unzip();
         if due.is_empty() {
-            return Ok(None);
+            return Ok(0);
         }
-        let mails = due.iter().map(&render).collect::<Result<Vec<_>>>()?;
-        Ok(Some((due, mails)))
+        record(conn, &due, &mails, now)
     };
     match conn {
         AnyConnection::Postgresql(_) => conn.transaction(|conn| {
             let AnyConnection::Postgresql(pg) = conn else {
                 return Ok(0);
             };
-            let locked = diesel::select(pg_try_advisory_xact_lock(PLANNER_LOCK)).get_result(pg)?;
-            match round(conn)? {
-                Some((due, mails)) if locked => record(conn, &due, &mails, now),
-                _ => Ok(0),
+            if diesel::select(pg_try_advisory_xact_lock(PLANNER_LOCK)).get_result(pg)? {
+                round(conn)
+            } else {
+                Ok(0)
             }
         }),
         // SQLite's immediate transaction already keeps any other planner out.
-        AnyConnection::Sqlite(_) => crate::db::write_transaction(conn, |conn| match round(conn)? {
-            Some((due, mails)) => record(conn, &due, &mails, now),
-            None => Ok(0),
-        }),
+        AnyConnection::Sqlite(_) => crate::db::write_transaction(conn, round),
     }
 }
 
 /// Records the alerts and writes their mails into the outbox, in the caller's transaction, in three
-/// statements. Each member is marked alerted through the newest message this round covered: every
-/// message up to it that could alert them was read in the same query, so none is skipped.
+/// statements. In each room a round covered, its due members are marked alerted through the newest
+/// message the round covered there. Within a room, ids commit in order (posts take the room's row
+/// lock), so every message up to it that could alert them was read by the same query; none is
+/// skipped. (Across rooms that does not hold on PostgreSQL, so the mark is per room.)
 fn record(
     conn: &mut AnyConnection,
     due: &[Due],
@@ -292,20 +301,31 @@ fn record(
     now: NaiveDateTime,
 ) -> Result<usize> {
     let members: Vec<i64> = due.iter().map(|d| d.user.id).collect();
-    let through = due
+    let mut through: BTreeMap<i64, i64> = BTreeMap::new();
+    for room in due.iter().flat_map(|d| &d.rooms) {
+        let newest = room.messages.iter().map(|m| m.id).max().unwrap_or(0);
+        let entry = through.entry(room.room_id).or_insert(0);
+        *entry = (*entry).max(newest);
+    }
+    // One statement whatever the number of rooms: `CASE room_id WHEN … THEN … END`. Every value is
+    // an id from the database (an i64), so the text is built here rather than bound.
+    let cases: String = through
         .iter()
-        .flat_map(|d| &d.rooms)
-        .flat_map(|r| &r.messages)
-        .map(|m| m.id)
-        .max()
-        .unwrap_or(0);
-    diesel::update(
-        memberships::table
-            .filter(memberships::user_id.eq_any(&members))
-            .filter(memberships::alert_level.ne("muted"))
-            .filter(memberships::alerted_through_id.lt(through)),
-    )
-    .set(memberships::alerted_through_id.eq(through))
+        .map(|(room, id)| format!(" WHEN {room} THEN {id}"))
+        .collect();
+    if through.is_empty() {
+        return Ok(0);
+    }
+    let list = |ids: &mut dyn Iterator<Item = i64>| {
+        ids.map(|id| id.to_string()).collect::<Vec<_>>().join(", ")
+    };
+    diesel::sql_query(format!(
+        "UPDATE memberships SET alerted_through_id = CASE room_id{cases} END \
+         WHERE user_id IN ({}) AND room_id IN ({}) AND alert_level <> 'muted' \
+         AND alerted_through_id < CASE room_id{cases} END",
+        list(&mut members.iter().copied()),
+        list(&mut through.keys().copied()),
+    ))
     .execute(conn)?;
     diesel::update(users::table.filter(users::id.eq_any(&members)))
         .set(users::last_alert_at.eq(now))

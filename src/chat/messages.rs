@@ -267,9 +267,14 @@ pub fn post(
     .get_result(conn)
     .optional()?;
     let Some((room_id, cursor)) = advanced else {
-        // Not a member ("not found"), or the room is archived.
-        super::rooms::for_member(conn, slug, author_id)?;
-        return Err(archived().into());
+        // Not a member ("not found"), or the room is archived; or, on PostgreSQL, a membership
+        // committed just after the update looked.
+        let (room, _) = super::rooms::for_member(conn, slug, author_id)?;
+        return Err(match room.archived_at {
+            Some(_) => archived(),
+            None => Error::Invalid("You have only just joined this room: send again.".into()),
+        }
+        .into());
     };
     // A resent form updates nothing and returns the row it stored first (upserts are not part of
     // the multi-backend dialect, so the statement goes to the backend's own connection).
@@ -290,18 +295,19 @@ pub fn post(
         AnyConnection::Postgresql(pg) => insert.get_result(pg)?,
         AnyConnection::Sqlite(sqlite) => insert.get_result(sqlite)?,
     };
+    // A message of another room may hold any revision, even this cursor: the room decides first.
+    if stored_room != room_id {
+        return Err(Error::Invalid(
+            "This form was already used in another room: send again.".into(),
+        )
+        .into());
+    }
     if revision == cursor {
         return Ok(Stored {
             room_id,
             id,
             cursor,
         });
-    }
-    if stored_room != room_id {
-        return Err(Error::Conflict(
-            "This form was already used in another room; reload the page.".into(),
-        )
-        .into());
     }
     Err(NotPosted::Duplicate(Stored {
         room_id,

@@ -195,7 +195,8 @@ pub fn day_start(day: NaiveDate, tz: chrono_tz::Tz) -> NaiveDateTime {
 }
 
 /// FTS5 walks its matches newest first (`ORDER BY s.rowid DESC`, with the keyset bound on the
-/// rowid too) and stops at the page size, so a common word costs no more than a rare one.
+/// rowid too) and stops at the page size, so a common word costs no more than a rare one as long as
+/// most matches pass the other conditions (a narrow `in:`, `from:` or date walks further).
 const SQLITE: &str = "
 SELECT m.id, r.slug AS room_slug, r.name AS room_name, u.username AS author, m.body, m.created_at, a.file_name
 FROM message_search s
@@ -260,7 +261,8 @@ const TOO_BROAD: &str =
 
 /// Searches the rooms `user_id` is a member of, newest first, below `before_id` (keyset paging).
 /// Dates in the query are days in `tz`. The query must have at least one term. On PostgreSQL the
-/// search may run for at most `timeout_ms`; a longer one is refused as too broad.
+/// search may run for at most `timeout_ms` (a `SET LOCAL` in its own transaction: call it outside
+/// one); a longer one is refused as too broad.
 pub fn search(
     conn: &mut AnyConnection,
     user_id: i64,

@@ -230,7 +230,9 @@ impl ManageConnection for Manager {
 
     fn connect(&self) -> Result<Pooled, Self::Error> {
         let mut conn = connect(&self.url).map_err(diesel::r2d2::Error::ConnectionError)?;
+        // Just opened (and configured): as good as a statement that succeeded.
         let health = Arc::new(Health::default());
+        health.record(Some((Instant::now(), self.errors.load(Ordering::SeqCst))));
         conn.set_instrumentation(QueryCounter {
             queries: self.queries.clone(),
             errors: self.errors.clone(),
@@ -289,7 +291,8 @@ pub enum Backend {
 impl Db {
     /// Builds the pool without connecting yet; the first use connects. Checkouts check connections
     /// that are not known to be good (see [`Manager`]), so that those broken while the database
-    /// was away are replaced.
+    /// was away are replaced. A connection trusted when the database went away may fail one request
+    /// (at most one per pooled connection); that error has every connection checked again.
     pub fn new(url: &DatabaseUrl, size: u32) -> Db {
         let queries = Arc::new(AtomicU64::new(0));
         let pool = Pool::builder()

@@ -115,6 +115,26 @@ async fn a_form_posts_exactly_once(backend: Backend) {
         .and_then(|r| r.split('"').next())
         .expect("token");
     assert_ne!(fresh, client_id, "every page render gets a new token");
+
+    // The same token sent to another room (whose next cursor equals the revision of the message
+    // the token posted) is refused with the draft kept, and changes nothing there.
+    app.room("other", false, &[ann]).await;
+    let refused = browser
+        .post(
+            "/rooms/other/messages",
+            &[("body", "wrong room"), ("client_id", &client_id)],
+        )
+        .await
+        .expect(Status::UnprocessableEntity);
+    assert!(
+        refused.body.contains("already used in another room"),
+        "{}",
+        refused.body
+    );
+    assert!(refused.body.contains("wrong room"), "the draft is kept");
+    let other = browser.get("/rooms/other").await.expect(Status::Ok);
+    assert!(message_ids(&other.body).is_empty());
+    assert!(other.body.contains(r#"data-cursor="0."#), "{}", other.body);
 }
 
 async fn bad_messages_are_refused_and_kept(backend: Backend) {
