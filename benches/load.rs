@@ -1025,10 +1025,17 @@ async fn run(args: Args) {
 }
 
 /// The alert planner with a tenth of the users and with all of them, a fifth of them away with 20
-/// unread messages in each of their rooms: the statements of a round must not grow with the users.
+/// unread messages in each of their rooms: the statements of a round must not grow with the users
+/// (they are fixed by design; the time of a round is reported beside them).
 async fn alert_planning(db: &Db, settings: &confab::Settings, scale: &Scale, report: &mut Report) {
     let mail = Arc::new(confab::mail::Mail::from_settings(settings).expect("mail"));
     let mut rounds = Vec::new();
+    // Each member's read marker goes 20 messages back in each of their rooms (on PostgreSQL by the
+    // `(room_id, id)` index, which `room_id = ANY(…)` makes it use).
+    let in_room = match db.backend() {
+        confab::db::Backend::Postgres => "messages.room_id = ANY (ARRAY[memberships.room_id])",
+        confab::db::Backend::Sqlite => "messages.room_id = memberships.room_id",
+    };
     for users in [scale.users / 10, scale.users] {
         // A day later, so that every unread message is old enough to alert about; members who are
         // present were active then.
@@ -1039,8 +1046,8 @@ async fn alert_planning(db: &Db, settings: &confab::Settings, scale: &Scale, rep
              UPDATE users SET alert_mode = 'off', last_alert_at = NULL, last_active_at = '{present}';
              UPDATE users SET alert_mode = 'on' WHERE id <= {users};
              UPDATE users SET last_active_at = NULL WHERE id <= {users} AND id % 5 = 0;
-             UPDATE memberships SET alerted_through_id = 0, last_read_id =
-                 (SELECT COALESCE(MAX(id), 0) FROM messages WHERE messages.room_id = memberships.room_id) - 20;"
+             UPDATE memberships SET alerted_through_id = 0, last_read_id = COALESCE(
+                 (SELECT id FROM messages WHERE {in_room} ORDER BY room_id DESC, id DESC LIMIT 1 OFFSET 20), 0);"
         );
         db.run(move |conn| {
             conn.batch_execute(&setup)
@@ -1062,8 +1069,13 @@ async fn alert_planning(db: &Db, settings: &confab::Settings, scale: &Scale, rep
         rounds.push(statements);
     }
     db.run(|conn| {
-        conn.batch_execute("DELETE FROM outbox; UPDATE users SET alert_mode = 'off'")
-            .map_err(confab::error::Error::from)
+        // Back to the seeded state, so that the next run on this database starts the same.
+        conn.batch_execute(
+            "DELETE FROM outbox;
+             UPDATE users SET alert_mode = 'on', last_alert_at = NULL, last_active_at = NULL;
+             UPDATE memberships SET alerted_through_id = 0",
+        )
+        .map_err(confab::error::Error::from)
     })
     .await
     .expect("alert cleanup");
@@ -1096,9 +1108,14 @@ fn free_port() -> u16 {
         .expect("port")
 }
 
-/// Server memory, measured on a `confab` child process so that no client counts: RSS idle, per held
-/// poll with 5,000 held, and its growth while a 1 GiB file is uploaded through the plain form.
-async fn child_process(url: &str, dir: &std::path::Path, scale: &Scale, report: &mut Report) {
+/// A `confab` child process serving the seeded database, up and answering `/healthz`.
+struct Started {
+    child: Child,
+    server: Arc<Server>,
+    pid: u32,
+}
+
+async fn start_child(url: &str, dir: &std::path::Path) -> Started {
     let port = free_port();
     let child = Child(
         std::process::Command::new(env!("CARGO_BIN_EXE_confab"))
@@ -1130,21 +1147,30 @@ async fn child_process(url: &str, dir: &std::path::Path, scale: &Scale, report: 
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert!(up, "the confab child process did not start");
-    let idle = rss_kib(pid);
-    let mut sessions = Vec::new();
-    for u in 0..8 {
-        sessions.push(server.login(&format!("u{u}")).await);
-    }
+    Started { child, server, pid }
+}
+
+/// Server memory, measured on `confab` child processes so that no client counts, each figure in a
+/// fresh process (memory one measurement freed could otherwise hide the next one's growth): RSS
+/// idle and per keep-alive connection, per held poll with 5,000 held, and its growth while a 1 GiB
+/// file is uploaded through the plain form.
+async fn child_process(url: &str, dir: &std::path::Path, scale: &Scale, report: &mut Report) {
+    let waiting = 5000;
+    let first = start_child(url, dir).await;
+    let idle = rss_kib(first.pid);
+    let per_connection = idle_connections(&first.server, first.pid, waiting).await;
+    drop(first.child);
 
     // 5,000 held polls across up to 100 rooms.
+    let Started { child, server, pid } = start_child(url, dir).await;
+    let session = server.login("u0").await;
     let rooms = scale.rooms.min(100) as usize;
     // One member holds them all, so that no poll is answered early by a change of presence.
     let mut room_tokens = Vec::new();
     for r in 0..rooms {
-        room_tokens.push(token(&server, &sessions[0], &format!("r{r}")).await);
+        room_tokens.push(token(&server, &session, &format!("r{r}")).await);
     }
     let before = rss_kib(pid);
-    let waiting = 5000;
     let mut held = Vec::new();
     for w in 0..waiting {
         let server = server.clone();
@@ -1153,7 +1179,7 @@ async fn child_process(url: &str, dir: &std::path::Path, scale: &Scale, report: 
             "/api/rooms/r{room}/events?after={}&wait=25",
             room_tokens[room]
         );
-        let session = sessions[0].clone();
+        let session = session.clone();
         held.push(tokio::spawn(async move {
             server
                 .request(Method::GET, &path, Some(&session), None)
@@ -1169,11 +1195,10 @@ async fn child_process(url: &str, dir: &std::path::Path, scale: &Scale, report: 
     for task in held {
         task.abort();
     }
+    drop(child);
     let per_held = holding.saturating_sub(before) as f64 / waiting as f64;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let per_connection = idle_connections(&server, pid, waiting).await;
     report.note(format!(
-        "Server memory (a `confab` child process, RSS): {} MiB idle; {waiting} held polls ({answered} answered early) add {:.1} MiB, {per_held:.1} KiB each; for comparison, {waiting} idle keep-alive connections (after one `GET /healthz` each) add {per_connection:.1} KiB each.",
+        "Server memory (`confab` child processes, RSS): {} MiB idle; {waiting} held polls ({answered} answered early) add {:.1} MiB, {per_held:.1} KiB each; in another process, {waiting} idle keep-alive connections (after one `GET /healthz` each) add {per_connection:.1} KiB each.",
         idle / 1024,
         holding.saturating_sub(before) as f64 / 1024.0
     ));
@@ -1183,8 +1208,10 @@ async fn child_process(url: &str, dir: &std::path::Path, scale: &Scale, report: 
         ),
         per_held <= 20.0 && answered == 0,
     );
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    upload(&server, pid, dir, &sessions[0], report).await;
+
+    let Started { child, server, pid } = start_child(url, dir).await;
+    let session = server.login("u0").await;
+    upload(&server, pid, dir, &session, report).await;
     drop(child);
 }
 
@@ -1289,10 +1316,16 @@ async fn upload(
         .write_all(preamble.as_bytes())
         .await
         .expect("preamble");
+    // 1 MiB at a time: the client shares the machine, and small writes would make it the bottleneck.
     let mut file = tokio::fs::File::open(&source).await.expect("open source");
-    tokio::io::copy(&mut file, &mut stream)
-        .await
-        .expect("send file");
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let read = file.read(&mut buffer).await.expect("read source");
+        if read == 0 {
+            break;
+        }
+        stream.write_all(&buffer[..read]).await.expect("send file");
+    }
     stream
         .write_all(epilogue.as_bytes())
         .await
