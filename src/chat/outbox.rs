@@ -66,22 +66,8 @@ pub struct NewMail {
 }
 
 /// Writes a mail into the outbox; the caller's transaction decides whether it is ever sent.
-pub fn enqueue(conn: &mut AnyConnection, mail: &NewMail, now: NaiveDateTime) -> Result<i64> {
-    Ok(diesel::insert_into(outbox::table)
-        .values((
-            outbox::kind.eq(mail.kind),
-            outbox::user_id.eq(mail.user_id),
-            outbox::recipient.eq(&mail.recipient),
-            outbox::subject.eq(&mail.rendered.subject),
-            outbox::text_body.eq(&mail.rendered.text),
-            outbox::html_body.eq(&mail.rendered.html),
-            outbox::summary.eq(&mail.summary),
-            outbox::unsubscribe_url.eq(&mail.unsubscribe_url),
-            outbox::next_attempt_at.eq(now),
-            outbox::created_at.eq(now),
-        ))
-        .returning(outbox::id)
-        .get_result(conn)?)
+pub fn enqueue(conn: &mut AnyConnection, mail: &NewMail, now: NaiveDateTime) -> Result<()> {
+    enqueue_all(conn, std::slice::from_ref(mail), now).map(|_| ())
 }
 
 /// Writes several mails into the outbox in one statement; returns how many.

@@ -295,7 +295,7 @@ async fn forgot(
         let reset = mail
             .link_mail("reset", &user, &token)
             .map_err(Error::Internal)?;
-        crate::chat::outbox::enqueue(conn, &reset, now).map(|_| ())
+        crate::chat::outbox::enqueue(conn, &reset, now)
     })
     .await?;
     Ok(Template::render(

@@ -232,6 +232,14 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// The app's PostgreSQL database (for tests that run on PostgreSQL only).
+    pub fn postgres(&self) -> &PgDatabase {
+        self.database
+            .postgres
+            .as_ref()
+            .expect("a PostgreSQL test app")
+    }
+
     /// Starts Confab on a fresh database with default test settings.
     pub async fn start(backend: Backend) -> Option<TestApp> {
         Self::start_with(backend, &[]).await

@@ -344,13 +344,7 @@ async fn connections_the_database_dropped_are_replaced() {
     browser.get("/settings").await.expect(Status::Ok);
 
     // The server ends every connection of this database, as a restart would.
-    let name = app
-        .database
-        .postgres
-        .as_ref()
-        .expect("postgres")
-        .name
-        .clone();
+    let name = app.postgres().name.clone();
     let mut admin = crate::common::pg_admin().expect("admin");
     admin
         .batch_execute(&format!(
@@ -379,13 +373,7 @@ async fn a_database_that_goes_away_answers_503() {
     let mut browser = app.login("ann").await;
     browser.get("/").await.expect(Status::Ok);
 
-    let name = app
-        .database
-        .postgres
-        .as_ref()
-        .expect("postgres")
-        .name
-        .clone();
+    let name = app.postgres().name.clone();
     let mut admin = crate::common::pg_admin().expect("admin");
     admin
         .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))

@@ -547,13 +547,7 @@ async fn a_search_past_its_time_is_refused_clearly() {
     let mut browser = app.login("ann").await;
     assert_eq!(search(&mut browser, "quarterly").await.0.len(), 1);
 
-    let url = app
-        .database
-        .postgres
-        .as_ref()
-        .expect("postgres")
-        .url
-        .clone();
+    let url = app.postgres().url.clone();
     let mut blocker = diesel::PgConnection::establish(&url).expect("connect");
     use diesel::connection::SimpleConnection;
     blocker
