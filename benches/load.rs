@@ -1028,7 +1028,8 @@ async fn run(args: Args) {
 /// unread messages in each of their rooms: the statements of a round must not grow with the users
 /// (they are fixed by design; the time of a round is reported beside them).
 async fn alert_planning(db: &Db, settings: &confab::Settings, scale: &Scale, report: &mut Report) {
-    let mail = Arc::new(confab::mail::Mail::from_settings(settings).expect("mail"));
+    let theme = confab::assets::Theme::new(settings.theme_dir.clone());
+    let mail = Arc::new(confab::mail::Mail::from_settings(settings, &theme).expect("mail"));
     let mut rounds = Vec::new();
     // Each member's read marker goes 20 messages back in each of their rooms (on PostgreSQL by the
     // `(room_id, id)` index, which `room_id = ANY(…)` makes it use).

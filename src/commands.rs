@@ -137,3 +137,16 @@ pub fn room_member_add(
 fn unknown_user(username: &str) -> Error {
     Error::Invalid(format!("There is no user `{}`.", text::clean(username)))
 }
+
+/// `confab mail test`: sends one mail through the configured transport and says how it went.
+pub fn mail_test(settings: &Settings, to: &str) -> Result<String, CommandError> {
+    let theme = crate::assets::Theme::new(settings.theme_dir.clone());
+    let mail = crate::mail::Mail::from_settings(settings, &theme).map_err(CommandError)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CommandError(format!("cannot start: {e}")))?;
+    runtime
+        .block_on(mail.send_test(to))
+        .map_err(|e| CommandError(format!("the test mail was not sent: {e}")))
+}

@@ -1,10 +1,11 @@
 //! The app's one error type, and how it renders: a styled HTML page, or `{"error": …}` on `/api/`.
 
+use crate::web::template::Template;
 use rocket::http::{Header, Status};
 use rocket::response::{self, Responder};
 use rocket::serde::json::Json;
 use rocket::Request;
-use rocket_dyn_templates::{context, Template};
+use rocket_dyn_templates::context;
 
 use crate::db::DbUnavailable;
 

@@ -3,6 +3,7 @@
 //! [`app`] assembles the Rocket application from [`Settings`]; the `confab` binary and the tests
 //! both use it.
 
+pub mod assets;
 pub mod chat;
 pub mod commands;
 pub mod db;
@@ -19,7 +20,6 @@ use std::time::Duration;
 
 use rocket::fairing::AdHoc;
 use rocket::{Build, Rocket};
-use rocket_dyn_templates::Template;
 
 pub use settings::Settings;
 
@@ -28,10 +28,9 @@ use db::Db;
 /// Assembles Confab: migrations at ignition, the database pool, templates and the web stage.
 pub fn app(settings: Settings) -> Rocket<Build> {
     let db = Db::new(&settings.database_url, settings.db_pool_size);
-    let mail = mail::Mail::from_settings(&settings).map(std::sync::Arc::new);
+    let theme = assets::Theme::new(settings.theme_dir.clone());
     let form_limit = web::session::form_limit(&settings);
     let figment = settings.figment.clone().merge(("limits.form", form_limit));
-    let static_dir = settings.static_dir.clone();
     rocket::custom(figment)
         .manage(web::Setup {
             token: chat::random_token(),
@@ -46,6 +45,7 @@ pub fn app(settings: Settings) -> Rocket<Build> {
             settings.session_cache_secs,
         )))
         .manage(db)
+        .manage(theme)
         .manage(settings)
         .attach(AdHoc::try_on_ignite("Migrations", |rocket| async move {
             let Some(url) = rocket.state::<Settings>().map(|s| s.database_url.clone()) else {
@@ -63,17 +63,30 @@ pub fn app(settings: Settings) -> Rocket<Build> {
                 }
             }
         }))
-        .attach(AdHoc::try_on_ignite("Mail", |rocket| async move {
-            match mail {
-                Ok(mail) => Ok(rocket.manage(mail)),
-                Err(e) => {
-                    eprintln!("confab: {e}");
-                    Err(rocket)
+        .attach(AdHoc::try_on_ignite(
+            "Templates and mail",
+            |rocket| async move {
+                let (Some(settings), Some(theme)) =
+                    (rocket.state::<Settings>(), rocket.state::<assets::Theme>())
+                else {
+                    return Err(rocket);
+                };
+                let built = theme.page_templates().and_then(|pages| {
+                    let mail = mail::Mail::from_settings(settings, theme)?;
+                    Ok((pages, mail))
+                });
+                match built {
+                    Ok((pages, mail)) => Ok(rocket
+                        .manage(web::template::Pages(pages))
+                        .manage(std::sync::Arc::new(mail))),
+                    Err(e) => {
+                        eprintln!("confab: {e}");
+                        Err(rocket)
+                    }
                 }
-            }
-        }))
-        .attach(Template::fairing())
-        .attach(web::stage(static_dir))
+            },
+        ))
+        .attach(web::stage())
         .attach(jobs::stage())
         .attach(AdHoc::on_liftoff("Welcome", |rocket| {
             Box::pin(async move {

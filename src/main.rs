@@ -26,6 +26,15 @@ enum Command {
     /// Manage rooms.
     #[command(subcommand)]
     Room(RoomCommand),
+    /// Check mail delivery.
+    #[command(subcommand)]
+    Mail(MailCommand),
+}
+
+#[derive(Subcommand)]
+enum MailCommand {
+    /// Send one test mail through the configured transport (`smtp_url`, else `mail_dir`).
+    Test { address: String },
 }
 
 #[derive(Subcommand)]
@@ -105,6 +114,7 @@ fn run(command: Command, settings: Settings) -> Result<String, String> {
         Command::Room(RoomCommand::Member(MemberCommand::Add { slug, username })) => {
             commands::room_member_add(&settings, &slug, &username)
         }
+        Command::Mail(MailCommand::Test { address }) => commands::mail_test(&settings, &address),
     };
     done.map_err(|e| e.to_string())
 }

@@ -18,8 +18,8 @@ pub struct Settings {
     pub database_url: DatabaseUrl,
     /// Where uploaded files are stored.
     pub uploads_dir: PathBuf,
-    /// Where the stylesheets and scripts are served from.
-    pub static_dir: PathBuf,
+    /// A folder whose `templates/` and `static/` files replace the embedded ones of the same path.
+    pub theme_dir: Option<PathBuf>,
     /// The address people use to reach Confab, for links that leave the browser (setup link, mail).
     pub public_url: String,
     /// Messages on one room page.
@@ -94,7 +94,7 @@ struct Raw {
     data_dir: PathBuf,
     database_url: Option<String>,
     uploads_dir: PathBuf,
-    static_dir: PathBuf,
+    theme_dir: Option<PathBuf>,
     public_url: Option<String>,
     page_size: i64,
     max_message_chars: usize,
@@ -183,6 +183,23 @@ impl Settings {
                 "must be at least poll_min, which must be at least 1",
             ));
         }
+        if raw.away_after <= raw.poll_max {
+            return Err(invalid(
+                "away_after",
+                format!(
+                    "must be longer than poll_max ({} s), or an idle open page would be mailed as away",
+                    raw.poll_max
+                ),
+            ));
+        }
+        if let Some(dir) = &raw.theme_dir {
+            if !dir.is_dir() {
+                return Err(invalid(
+                    "theme_dir",
+                    format!("{} is not a folder", dir.display()),
+                ));
+            }
+        }
         if raw.search_timeout_ms == 0 {
             return Err(invalid("search_timeout_ms", "must be at least 1"));
         }
@@ -251,7 +268,7 @@ impl Settings {
             data_dir: raw.data_dir,
             database_url,
             uploads_dir: raw.uploads_dir,
-            static_dir: raw.static_dir,
+            theme_dir: raw.theme_dir,
             public_url,
             page_size: raw.page_size,
             max_message_chars: raw.max_message_chars,
@@ -298,7 +315,6 @@ fn defaults() -> serde_json::Value {
     serde_json::json!({
         "data_dir": "data",
         "uploads_dir": "uploads",
-        "static_dir": "static",
         "page_size": 100,
         "max_message_chars": 10_000,
         "max_upload_bytes": 25 * 1024 * 1024,

@@ -93,3 +93,13 @@ pub fn recently_issued(
     ))
     .get_result(conn)?)
 }
+
+/// Makes every unused link of the account worthless (after a password change).
+pub fn revoke_unused(conn: &mut AnyConnection, user_id: i64) -> Result<usize> {
+    Ok(diesel::delete(
+        user_tokens::table
+            .filter(user_tokens::user_id.eq(user_id))
+            .filter(user_tokens::used_at.is_null()),
+    )
+    .execute(conn)?)
+}

@@ -3,6 +3,7 @@
 //! links, and delivers through lettre: SMTP when `smtp_url` is set, else `.eml` files in `mail_dir`.
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -12,11 +13,18 @@ use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, To
 use rocket_dyn_templates::tera::{Context, Tera};
 use sha2::Sha256;
 
+use crate::assets::Theme;
 use crate::chat::outbox::{NewMail, OutboxRow};
 use crate::settings::Settings;
 
 enum Transport {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// An SMTP server. lettre's pooled transport spawns a task when it is built, so it is built on
+    /// first use, inside the runtime (building it before Rocket's runtime exists aborts the process).
+    Smtp {
+        url: String,
+        timeout: Duration,
+        transport: OnceLock<AsyncSmtpTransport<Tokio1Executor>>,
+    },
     Files(AsyncFileTransport<Tokio1Executor>, PathBuf),
 }
 
@@ -43,17 +51,18 @@ pub struct Mail {
 }
 
 impl Mail {
-    /// Builds the mail service from settings; a bad `smtp_url` or template is an error.
-    pub fn from_settings(settings: &Settings) -> Result<Mail, String> {
+    /// Builds the mail service from settings and the theme's mail templates; a bad `smtp_url` or
+    /// template is an error. Nothing connects until the first mail is sent.
+    pub fn from_settings(settings: &Settings, theme: &Theme) -> Result<Mail, String> {
         let transport = match &settings.smtp_url {
             Some(url) => {
-                let builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
                     .map_err(|e| format!("invalid setting `smtp_url`: {e}"))?;
-                Transport::Smtp(
-                    builder
-                        .timeout(Some(Duration::from_secs(settings.smtp_timeout_secs)))
-                        .build(),
-                )
+                Transport::Smtp {
+                    url: url.clone(),
+                    timeout: Duration::from_secs(settings.smtp_timeout_secs),
+                    transport: OnceLock::new(),
+                }
             }
             None => Transport::Files(
                 AsyncFileTransport::<Tokio1Executor>::new(&settings.mail_dir),
@@ -64,15 +73,7 @@ impl Mail {
             .mail_from
             .parse()
             .map_err(|e| format!("invalid setting `mail_from`: {e}"))?;
-        let templates: PathBuf = settings
-            .figment
-            .extract_inner("template_dir")
-            .unwrap_or_else(|_| "templates".into());
-        let pattern = templates.join("email").join("*.tera");
-        let mut tera = Tera::new(&pattern.to_string_lossy())
-            .map_err(|e| format!("mail templates in {}: {e}", templates.display()))?;
-        // Only the HTML parts are escaped (user text in them is HTML-escaped; the text parts stay text).
-        tera.autoescape_on(vec![".html.tera"]);
+        let tera = theme.mail_templates()?;
         let key: String = settings
             .figment
             .extract_inner("secret_key")
@@ -192,12 +193,60 @@ impl Mail {
                 row.html_body.clone(),
             ))
             .map_err(|e| e.to_string())?;
+        self.send(message).await.map(|_| ())
+    }
+
+    /// Sends one test mail to `to` straight through the transport (not the outbox), and says where it went.
+    pub async fn send_test(&self, to: &str) -> Result<String, String> {
+        let to: Mailbox = to.parse().map_err(|e| format!("recipient {to}: {e}"))?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to.clone())
+            .subject("Confab test mail")
+            .message_id(Some(format!(
+                "<confab-test-{}@{}>",
+                crate::chat::random_token(),
+                self.host
+            )))
+            .body(format!(
+                "This is a test mail from Confab at {}. Mail delivery works.\n",
+                self.public_url
+            ))
+            .map_err(|e| e.to_string())?;
+        self.send(message).await?;
+        Ok(match &self.transport {
+            Transport::Smtp { url, .. } => {
+                format!("sent a test mail to {to} through {}", redact(url))
+            }
+            Transport::Files(_, dir) => format!(
+                "wrote a test mail to {to} into {} (smtp_url is not set)",
+                dir.display()
+            ),
+        })
+    }
+
+    async fn send(&self, message: Message) -> Result<(), String> {
         match &self.transport {
-            Transport::Smtp(smtp) => smtp
-                .send(message)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
+            Transport::Smtp {
+                url,
+                timeout,
+                transport,
+            } => {
+                let smtp = match transport.get() {
+                    Some(smtp) => smtp,
+                    None => {
+                        let built = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                            .map_err(|e| format!("invalid setting `smtp_url`: {e}"))?
+                            .timeout(Some(*timeout))
+                            .build();
+                        transport.get_or_init(|| built)
+                    }
+                };
+                smtp.send(message)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
             Transport::Files(files, dir) => {
                 tokio::fs::create_dir_all(dir)
                     .await
@@ -209,5 +258,19 @@ impl Mail {
                     .map_err(|e| e.to_string())
             }
         }
+    }
+}
+
+/// An SMTP URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match url
+        .split_once("://")
+        .and_then(|(scheme, rest)| Some((scheme, rest.rsplit_once('@')?)))
+    {
+        Some((scheme, (credentials, host))) => {
+            let user = credentials.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:…@{host}")
+        }
+        None => url.to_string(),
     }
 }

@@ -1,11 +1,13 @@
 //! The admin pages, all plain forms: rooms (create, rename, describe, archive, members) and users
 //! (create with a password or a one-time link, deactivate, reset a password, end sessions).
 
+use crate::web::template::Template;
 use rocket::form::FromForm;
+use rocket::http::RawStr;
 use rocket::request::FlashMessage;
 use rocket::response::{Flash, Redirect};
 use rocket::{get, post, routes, Route, State};
-use rocket_dyn_templates::{context, Template};
+use rocket_dyn_templates::context;
 
 use super::session::{Csrf, CsrfForm, CsrfToken, SessionCache};
 use super::view::Layout;
@@ -155,7 +157,7 @@ async fn update_room(
     form: CsrfForm<RoomDetails>,
     db: &State<Db>,
 ) -> Result<Flash<Redirect>> {
-    let back = format!("/admin/rooms/{slug}");
+    let back = format!("/admin/rooms/{}", RawStr::new(&slug).percent_encode());
     let checked = (|| {
         Ok::<_, Error>((
             text::line(&form.0.name, "room name", 1, 80)?,
@@ -177,7 +179,7 @@ async fn update_room(
 }
 
 async fn set_archived(db: &Db, slug: String, archive: bool) -> Result<Flash<Redirect>> {
-    let back = format!("/admin/rooms/{slug}");
+    let back = format!("/admin/rooms/{}", RawStr::new(&slug).percent_encode());
     let result = db
         .write(move |conn| {
             let room = rooms::find_by_slug(conn, &slug)?;
@@ -227,7 +229,7 @@ async fn add_member(
     live: &State<Live>,
 ) -> Result<Flash<Redirect>> {
     let changed_room = slug.clone();
-    let back = format!("/admin/rooms/{slug}");
+    let back = format!("/admin/rooms/{}", RawStr::new(&slug).percent_encode());
     let username = form.0.username;
     let result = db
         .write(move |conn| {
@@ -258,7 +260,7 @@ async fn remove_member(
     live: &State<Live>,
 ) -> Result<Flash<Redirect>> {
     let changed_room = slug.clone();
-    let back = format!("/admin/rooms/{slug}");
+    let back = format!("/admin/rooms/{}", RawStr::new(&slug).percent_encode());
     let result = db
         .write(move |conn| {
             let room = rooms::find_by_slug(conn, &slug)?;

@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
+use crate::web::template::Template;
 use rocket::form::FromForm;
 use rocket::http::Status;
 use rocket::response::{Flash, Redirect};
 use rocket::{get, post, routes, Route, State};
-use rocket_dyn_templates::{context, Template};
+use rocket_dyn_templates::context;
 
 use super::session::{CsrfForm, CsrfToken, CurrentUser, SessionCache};
 use super::view::Layout;

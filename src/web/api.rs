@@ -6,11 +6,12 @@ use std::time::Duration;
 use rocket::http::Status;
 use rocket::response::{self, Responder};
 use rocket::serde::json::Json;
-use rocket::{get, post, routes, Request, Route};
-use rocket_dyn_templates::{context, Metadata};
+use rocket::{get, post, routes, Request, Route, State};
+use rocket_dyn_templates::context;
 use serde::{Deserialize, Serialize};
 
 use super::session::{CsrfHeader, CsrfToken, CurrentUser};
+use super::template::Pages;
 use super::{pages, view, App};
 use crate::chat::messages::Posted;
 use crate::chat::{self, attachments, messages, rooms};
@@ -76,7 +77,7 @@ impl<'r> Responder<'r, 'static> for EventsReply {
 
 /// Renders messages with the room page's own message template.
 fn render(
-    templates: &Metadata<'_>,
+    templates: &Pages,
     changed: &[Posted],
     files: &[attachments::Attachment],
     reader: &CurrentUser,
@@ -90,9 +91,9 @@ fn render(
         .map(|(posted, m)| {
             let room = context! { slug };
             let layout = context! { csrf: &csrf.0 };
-            let (_, html) = templates
+            let html = templates
                 .render("message", context! { m: &m, room, layout })
-                .ok_or_else(|| Error::Internal("the message template did not render".into()))?;
+                .map_err(Error::Internal)?;
             Ok(MessageJson {
                 id: posted.message.id,
                 revision: posted.message.revision,
@@ -135,7 +136,7 @@ async fn events(
     user: CurrentUser,
     cookies: &rocket::http::CookieJar<'_>,
     app: App<'_>,
-    templates: Metadata<'_>,
+    templates: &State<Pages>,
 ) -> Result<EventsReply> {
     let after = after.and_then(Token::parse).ok_or_else(|| {
         Error::BadRequest("`after` must be a cursor from this room, such as `42.3`.".into())
@@ -189,7 +190,7 @@ async fn events(
     Ok(EventsReply::Changed(Json(Events {
         cursor: cursor.to_string(),
         messages: render(
-            &templates,
+            templates,
             changed,
             &files,
             &user,
@@ -217,7 +218,7 @@ async fn post_message(
     user: CurrentUser,
     csrf: CsrfToken,
     app: App<'_>,
-    templates: Metadata<'_>,
+    templates: &State<Pages>,
 ) -> Result<(Status, Json<MessageJson>)> {
     let message = message.into_inner();
     let posted = pages::post_to_room(
@@ -229,7 +230,7 @@ async fn post_message(
     )
     .await?;
     let mut rendered = render(
-        &templates,
+        templates,
         std::slice::from_ref(&posted),
         &[],
         &user,

@@ -1,12 +1,13 @@
 //! Logging in and out, the first-run setup link, and one-time "set your password" links.
 
+use crate::web::template::Template;
 use chrono::Duration;
 use rocket::form::FromForm;
 use rocket::http::{CookieJar, Status};
 use rocket::request::FlashMessage;
 use rocket::response::{Flash, Redirect};
 use rocket::{get, post, routes, Route, State};
-use rocket_dyn_templates::{context, Template};
+use rocket_dyn_templates::context;
 
 use super::session::{
     self, constant_time_eq, Csrf, CsrfForm, CsrfToken, CurrentUser, SessionCache,
@@ -39,11 +40,27 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-/// A `next` target is only ever a path on this site.
+/// A `next` target is only ever a path on this site, and always a valid URI: characters a URI may
+/// not hold (a space, `é`, `"`) are percent-encoded, anything else odd falls back to `/`.
 fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
-        _ => "/".to_string(),
+    use std::fmt::Write as _;
+    let Some(n) = next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
+    else {
+        return "/".to_string();
+    };
+    let mut encoded = String::with_capacity(n.len());
+    for byte in n.bytes() {
+        if byte.is_ascii_graphic()
+            && !matches!(byte, b'"' | b'<' | b'>' | b'`' | b'{' | b'}' | b'|' | b'^')
+        {
+            encoded.push(byte as char);
+        } else {
+            let _ = write!(encoded, "%{byte:02X}");
+        }
+    }
+    match rocket::http::uri::Origin::parse(&encoded) {
+        Ok(_) => encoded,
+        Err(_) => "/".to_string(),
     }
 }
 
@@ -72,6 +89,7 @@ async fn login(
     agent: UserAgent,
 ) -> Result<Reply> {
     let form = form.0;
+    let next = safe_next(form.next.as_deref());
     let now = chat::now();
     let name = form.username.clone();
     let user = db
@@ -108,9 +126,7 @@ async fn login(
                 })
                 .await?;
             session::start(cookies, settings, token);
-            Ok(Reply::Redirect(Redirect::to(safe_next(
-                form.next.as_deref(),
-            ))))
+            Ok(Reply::Redirect(Redirect::to(next)))
         }
         found => {
             // A right password for a deactivated account says so; anything else is one message.
@@ -135,7 +151,7 @@ async fn login(
                 "login",
                 context! {
                     layout: Layout::anonymous(&csrf, None),
-                    next: safe_next(form.next.as_deref()),
+                    next,
                     username: form.username,
                     error: message,
                 },

@@ -1,12 +1,13 @@
 //! Reading history later: search, "what you missed" with mark-as-read, and exports of a room.
 
+use crate::web::template::Template;
 use rocket::form::FromForm;
 use rocket::http::{ContentType, Header};
 use rocket::request::FlashMessage;
 use rocket::response::stream::TextStream;
 use rocket::response::{self, Flash, Redirect, Responder};
 use rocket::{get, post, routes, Request, Route};
-use rocket_dyn_templates::{context, Template};
+use rocket_dyn_templates::context;
 
 use super::session::{Csrf, CsrfToken, CurrentUser};
 use super::view::{self, Layout};

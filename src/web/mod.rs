@@ -8,16 +8,16 @@ mod history;
 mod pages;
 pub mod session;
 mod settings;
+pub mod template;
 mod uploads;
 pub mod view;
 
 use rocket::fairing::{AdHoc, Fairing, Info, Kind};
-use rocket::fs::{FileServer, Options};
-use rocket::http::{Header, Status};
+use rocket::http::{ContentType, Header, Status};
 use rocket::request::{FromRequest, Outcome};
 use rocket::response::{Flash, Redirect, Responder};
 use rocket::{catch, catchers, Request, Response};
-use rocket_dyn_templates::Template;
+use template::Template;
 
 pub use auth::Setup;
 pub use session::{AdminUser, CurrentUser};
@@ -116,7 +116,7 @@ pub async fn blocking<T: Send + 'static>(
 }
 
 /// The web stage: routes, static files, catchers and security headers.
-pub fn stage(static_dir: std::path::PathBuf) -> AdHoc {
+pub fn stage() -> AdHoc {
     AdHoc::on_ignite("Web", move |rocket| async move {
         rocket
             .mount("/", auth::routes())
@@ -127,10 +127,47 @@ pub fn stage(static_dir: std::path::PathBuf) -> AdHoc {
             .mount("/", history::routes())
             .mount("/", alerts::routes())
             .mount("/admin", admin::routes())
-            .mount("/", rocket::routes![healthz, readyz])
-            .mount("/static", FileServer::new(static_dir, Options::Missing))
+            .mount("/", rocket::routes![healthz, readyz, static_file, favicon])
             .register("/", catchers![unauthorized, forbidden, any_error])
             .attach(SecurityHeaders)
+    })
+}
+
+/// A static file with its type and caching.
+#[derive(Responder)]
+struct Asset {
+    body: std::borrow::Cow<'static, [u8]>,
+    kind: ContentType,
+    cache: Header<'static>,
+}
+
+/// A static file: the theme's copy, else the embedded one. Cached for an hour.
+#[rocket::get("/static/<path..>")]
+async fn static_file(
+    path: std::path::PathBuf,
+    theme: &rocket::State<crate::assets::Theme>,
+) -> Option<Asset> {
+    let kind = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .and_then(ContentType::from_extension)
+        .unwrap_or(ContentType::Binary);
+    Some(Asset {
+        body: theme.static_file(&path).await?,
+        kind,
+        cache: Header::new("Cache-Control", "public, max-age=3600"),
+    })
+}
+
+/// Browsers ask for `/favicon.ico` whatever the page says: answer with the icon.
+#[rocket::get("/favicon.ico")]
+async fn favicon(theme: &rocket::State<crate::assets::Theme>) -> Option<Asset> {
+    Some(Asset {
+        body: theme
+            .static_file(std::path::Path::new("favicon.svg"))
+            .await?,
+        kind: ContentType::SVG,
+        cache: Header::new("Cache-Control", "public, max-age=86400"),
     })
 }
 
@@ -199,6 +236,11 @@ impl Fairing for SecurityHeaders {
                 "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; \
                  base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
             ));
+        }
+        // Pages, exports, files and events are private: no browser or proxy may keep them.
+        // Static files set their own caching.
+        if !res.headers().contains("Cache-Control") {
+            res.set_header(Header::new("Cache-Control", "no-store"));
         }
         res.set_header(Header::new("Referrer-Policy", "same-origin"));
         res.set_header(Header::new("X-Content-Type-Options", "nosniff"));

@@ -1,12 +1,13 @@
 //! The HTML pages people chat in: the room list, a room's history, posting, editing, deleting,
 //! joining and leaving. Everything here works with plain forms and no JavaScript.
 
+use crate::web::template::Template;
 use rocket::form::FromForm;
 use rocket::http::Status;
 use rocket::request::FlashMessage;
 use rocket::response::{Flash, Redirect};
 use rocket::{get, post, routes, Route};
-use rocket_dyn_templates::{context, Template};
+use rocket_dyn_templates::context;
 
 use super::session::{Csrf, CsrfForm, CsrfToken, CurrentUser};
 use super::view::{self, Layout};
@@ -263,9 +264,15 @@ pub(super) async fn post_to_room(
         },
         created,
     ) = NotPosted::into_stored(result)?;
-    if created {
-        app.live.advance(room_id, cursor);
+    if !created {
+        // A resend (a double click, a reload): answer with the message as it was stored, which
+        // may since have been edited or deleted, never with the text just sent.
+        return app
+            .db
+            .run(move |conn| messages::get(conn, room_id, id))
+            .await;
     }
+    app.live.advance(room_id, cursor);
     let message = messages::Message {
         id,
         room_id,

@@ -1,17 +1,20 @@
 //! My settings: time zone, password, and the browsers I am logged in on.
 
+use crate::web::template::Template;
 use rocket::form::FromForm;
+use rocket::http::CookieJar;
 use rocket::request::FlashMessage;
 use rocket::response::{Flash, Redirect};
 use rocket::{get, post, routes, Route, State};
-use rocket_dyn_templates::{context, Template};
+use rocket_dyn_templates::context;
 
-use super::session::{Csrf, CsrfForm, CsrfToken, CurrentUser, SessionCache};
+use super::session::{self, Csrf, CsrfForm, CsrfToken, CurrentUser, SessionCache};
 use super::view::{self, Layout};
-use super::{auth, blocking};
-use crate::chat::{sessions, users};
+use super::{auth, blocking, UserAgent};
+use crate::chat::{self, sessions, tokens, users};
 use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::settings::Settings;
 
 /// The routes of this module.
 pub fn routes() -> Vec<Route> {
@@ -127,11 +130,15 @@ struct PasswordForm {
 }
 
 #[post("/settings/password", data = "<form>")]
+#[allow(clippy::too_many_arguments)]
 async fn change_password(
     user: CurrentUser,
     form: CsrfForm<PasswordForm>,
     db: &State<Db>,
     sessions: &State<SessionCache>,
+    settings: &State<Settings>,
+    cookies: &CookieJar<'_>,
+    agent: UserAgent,
 ) -> Result<Flash<Redirect>> {
     let form = form.0;
     if let Err(e) = auth::new_password(&form.password, &form.confirm) {
@@ -150,12 +157,18 @@ async fn change_password(
         Ok(hash) => hash,
         Err(e) => return back(sessions, user.user.id, Err(e)),
     };
-    let (uid, sid) = (user.user.id, user.session_id);
-    db.write(move |conn| {
-        users::set_password(conn, uid, &hash)?;
-        sessions::revoke_all(conn, uid, Some(sid))
-    })
-    .await?;
+    // Every session ends (this one too: it continues under a new id) and every outstanding reset
+    // or invitation link stops working, so whoever knew the old password or holds an old link is out.
+    let (uid, agent, now) = (user.user.id, agent.0, chat::now());
+    let token = db
+        .write(move |conn| {
+            users::set_password(conn, uid, &hash)?;
+            sessions::revoke_all(conn, uid, None)?;
+            tokens::revoke_unused(conn, uid)?;
+            sessions::create(conn, uid, &agent, now)
+        })
+        .await?;
+    session::start(cookies, settings, token);
     back(
         sessions,
         user.user.id,

@@ -277,6 +277,14 @@ function start(room) {
   }
 
   // ---- Posting without a reload ----------------------------------------------------------------
+  // A fresh id for the next post or upload, so that a resend is recognised and a new one is not.
+  // crypto.randomUUID exists only on https and localhost; getRandomValues works on any origin
+  // (a plain-http LAN address too).
+  function newClientId() {
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
   const form = room.querySelector("form.compose");
   if (form) enhanceCompose(form);
 
@@ -328,7 +336,7 @@ function start(room) {
         box.value = "";
         grow();
         showError("");
-        clientId.value = crypto.randomUUID();
+        clientId.value = newClientId();
         insert(data);
         list.lastElementChild?.scrollIntoView({ block: "end" });
         interval = cfg.min;
@@ -376,7 +384,7 @@ function start(room) {
         if (xhr.status >= 200 && xhr.status < 300) {
           form.reset();
           done("");
-          form.querySelector("input[name=client_id]").value = crypto.randomUUID();
+          form.querySelector("input[name=client_id]").value = newClientId();
           pollNow();
         } else {
           const page = new DOMParser().parseFromString(xhr.responseText, "text/html");

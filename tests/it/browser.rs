@@ -2,22 +2,14 @@
 //! against a Confab process serving on loopback (SQLite; the data layer's own tests cover both
 //! databases). Under `CI=true` a missing Chromium fails these tests; elsewhere they are skipped.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+
+use super::process::{free_port, Server, PASSWORD};
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
-
-const PASSWORD: &str = "a browser password";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// Chromium and chromedriver, or `None` (skip) outside CI.
 fn chromium() -> Option<(PathBuf, PathBuf)> {
@@ -38,118 +30,6 @@ fn chromium() -> Option<(PathBuf, PathBuf)> {
             eprintln!("skipped: Chromium or chromedriver is not installed");
             None
         }
-    }
-}
-
-/// A Confab process with its own data folder.
-struct Server {
-    child: Option<Child>,
-    _dir: tempfile::TempDir,
-    port: u16,
-    env: Vec<(&'static str, String)>,
-}
-
-impl Server {
-    fn new(settings: &[(&'static str, &str)]) -> Server {
-        let dir = tempfile::tempdir().expect("dir");
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let port = free_port();
-        let mut env = vec![
-            (
-                "CONFAB_DATA_DIR",
-                dir.path().join("data").display().to_string(),
-            ),
-            (
-                "CONFAB_UPLOADS_DIR",
-                dir.path().join("uploads").display().to_string(),
-            ),
-            (
-                "CONFAB_STATIC_DIR",
-                root.join("static").display().to_string(),
-            ),
-            (
-                "ROCKET_TEMPLATE_DIR",
-                root.join("templates").display().to_string(),
-            ),
-            ("ROCKET_ADDRESS", "127.0.0.1".to_string()),
-            ("ROCKET_PORT", port.to_string()),
-            ("ROCKET_LOG_LEVEL", "off".to_string()),
-        ];
-        env.extend(settings.iter().map(|(k, v)| (*k, v.to_string())));
-        let server = Server {
-            child: None,
-            _dir: dir,
-            port,
-            env,
-        };
-        for args in [
-            vec!["user", "add", "ann", "ann@example.org"],
-            vec!["user", "add", "bob", "bob@example.org"],
-            vec!["room", "add", "general", "General"],
-            vec!["room", "member", "add", "general", "ann"],
-            vec!["room", "member", "add", "general", "bob"],
-        ] {
-            server.command(&args);
-        }
-        server
-    }
-
-    fn command(&self, args: &[&str]) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_confab"))
-            .args(args)
-            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run confab");
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(format!("{PASSWORD}\n").as_bytes())
-            .expect("password");
-        let out = child.wait_with_output().expect("wait");
-        assert!(
-            out.status.success(),
-            "confab {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    async fn start(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_confab"))
-            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("serve");
-        self.child = Some(child);
-        for _ in 0..300 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("Confab did not start listening");
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
 

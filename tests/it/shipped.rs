@@ -1,0 +1,320 @@
+//! Confab as shipped: the built binary, started from an empty folder, reached over real HTTP, with
+//! mail through a real SMTP server.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use super::common::{Backend, TestApp};
+use super::process::{Server, PASSWORD};
+use super::smtp::SmtpSink;
+
+crate::both_backends!(the_binary_mails_alerts_through_smtp);
+
+/// A response, read whole.
+pub struct Reply {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+/// A plain HTTP client with a cookie jar, like a browser without JavaScript.
+pub struct Http {
+    base: String,
+    cookies: BTreeMap<String, String>,
+    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+}
+
+impl Http {
+    pub fn new(base: String) -> Http {
+        Http {
+            base,
+            cookies: BTreeMap::new(),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    async fn send(&mut self, method: &str, path: &str, form: Option<String>) -> Reply {
+        let cookie = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("Cookie", cookie);
+        if form.is_some() {
+            request = request.header("Content-Type", "application/x-www-form-urlencoded");
+        }
+        let request = request
+            .body(Full::new(Bytes::from(form.unwrap_or_default())))
+            .expect("request");
+        let response = self.client.request(request).await.expect("response");
+        for value in response.headers().get_all("set-cookie") {
+            let value = value.to_str().unwrap_or("");
+            if let Some((name, rest)) = value.split_once('=') {
+                let cookie_value = rest.split(';').next().unwrap_or("");
+                if cookie_value.is_empty() {
+                    self.cookies.remove(name);
+                } else {
+                    self.cookies
+                        .insert(name.to_string(), cookie_value.to_string());
+                }
+            }
+        }
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        Reply {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Reply {
+        self.send("GET", path, None).await
+    }
+
+    /// Posts a form with the page's CSRF token (read from `from`, the page that holds the form).
+    pub async fn post(&mut self, from: &Reply, path: &str, fields: &[(&str, &str)]) -> Reply {
+        let csrf = from
+            .body
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("a csrf field on the page")
+            .to_string();
+        let form = std::iter::once(("csrf", csrf.as_str()))
+            .chain(fields.iter().copied())
+            .map(|(k, v)| format!("{k}={}", super::common::encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        self.send("POST", path, Some(form)).await
+    }
+
+    /// Logs in through the login form.
+    pub async fn login(&mut self, name: &str) {
+        let page = self.get("/login").await;
+        assert_eq!(page.status, 200);
+        let done = self
+            .post(
+                &page,
+                "/login",
+                &[("username", name), ("password", PASSWORD)],
+            )
+            .await;
+        assert_eq!(done.status, 303, "logged in: {}", done.body);
+    }
+}
+
+#[tokio::test]
+async fn the_binary_runs_from_an_empty_folder() {
+    let mut server = Server::new(&[]);
+    server.start().await;
+    let mut http = Http::new(server.url(""));
+    let login = http.get("/login").await;
+    assert_eq!(login.status, 200);
+    assert!(login.body.contains("name=\"username\""), "{}", login.body);
+    assert!(login.body.contains("/static/favicon.svg"));
+    let css = http.get("/static/css/confab.css").await;
+    assert_eq!(css.status, 200);
+    assert!(css.header("content-type").starts_with("text/css"));
+    assert!(css.body.contains('{'), "a real stylesheet");
+    let script = http.get("/static/js/room.js").await;
+    assert_eq!(script.status, 200);
+    assert!(script.header("content-type").contains("javascript"));
+    let icon = http.get("/favicon.ico").await;
+    assert_eq!(icon.status, 200);
+    assert!(icon.body.contains("<svg"));
+    assert_eq!(http.get("/static/../Cargo.toml").await.status, 404);
+    assert_eq!(http.get("/static/css/nothing.css").await.status, 404);
+
+    http.login("ann").await;
+    let room = http.get("/rooms/general").await;
+    assert_eq!(room.status, 200, "{}", room.body);
+    assert!(room.body.contains("General"));
+    assert_eq!(room.header("cache-control"), "no-store", "a private page");
+    let posted = http
+        .post(
+            &room,
+            "/rooms/general/messages",
+            &[("body", "hello from an empty folder")],
+        )
+        .await;
+    assert_eq!(posted.status, 303);
+    let room = http.get("/rooms/general").await;
+    assert!(room.body.contains("hello from an empty folder"));
+    let entries: Vec<String> = std::fs::read_dir(server.dir())
+        .expect("dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !entries.iter().any(|e| e == "templates" || e == "static"),
+        "nothing was unpacked beside it: {entries:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_theme_folder_replaces_embedded_files() {
+    let theme = tempfile::tempdir().expect("dir");
+    std::fs::create_dir_all(theme.path().join("static/css")).expect("dir");
+    std::fs::create_dir_all(theme.path().join("templates")).expect("dir");
+    std::fs::write(
+        theme.path().join("static/css/confab.css"),
+        "body { color: rebeccapurple }",
+    )
+    .expect("css");
+    // A partial override that extends the embedded base layout.
+    std::fs::write(
+        theme.path().join("templates/login.html.tera"),
+        "{% extends \"base\" %}{% block content %}<p>Our club's own login</p>{% endblock %}",
+    )
+    .expect("template");
+    let theme_dir = theme.path().display().to_string();
+    let mut server = Server::new(&[("CONFAB_THEME_DIR", &theme_dir)]);
+    server.start().await;
+    let mut http = Http::new(server.url(""));
+    let css = http.get("/static/css/confab.css").await;
+    assert_eq!(css.body, "body { color: rebeccapurple }");
+    let script = http.get("/static/js/room.js").await;
+    assert_eq!(script.status, 200, "files the theme lacks stay embedded");
+    let login = http.get("/login").await;
+    assert!(
+        login.body.contains("Our club's own login"),
+        "{}",
+        login.body
+    );
+    assert!(
+        login.body.contains("/static/css/confab.css"),
+        "the embedded base"
+    );
+
+    let out = Server::bare(&[("CONFAB_THEME_DIR", "/no/such/theme")]).command(&["migrate"], "");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("theme_dir"));
+}
+
+#[tokio::test]
+async fn operator_commands_version_and_settings_checks() {
+    let server = Server::bare(&[]);
+    let out = server.command(&["--version"], "");
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("confab {}", env!("CARGO_PKG_VERSION"))
+    );
+    let idle_as_away = Server::bare(&[("CONFAB_AWAY_AFTER", "60"), ("CONFAB_POLL_MAX", "60")]);
+    let out = idle_as_away.command(&["migrate"], "");
+    assert!(!out.status.success(), "away_after must exceed poll_max");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("away_after"), "{stderr}");
+
+    // Without smtp_url the test mail is written as a file.
+    let out = server.command(&["mail", "test", "ops@example.org"], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("smtp_url is not set"));
+    let mails: Vec<_> = std::fs::read_dir(server.dir().join("data/mail"))
+        .expect("mail dir")
+        .flatten()
+        .collect();
+    assert_eq!(mails.len(), 1);
+}
+
+#[tokio::test]
+async fn mail_test_goes_through_smtp_and_reports_failure() {
+    let sink = SmtpSink::start().await;
+    let url = sink.url();
+    let server = Server::bare(&[("CONFAB_SMTP_URL", &url)]);
+    let out = server.command(&["mail", "test", "ops@example.org"], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mails = sink.mails();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].to, vec!["ops@example.org".to_string()]);
+    assert!(mails[0].text().contains("Mail delivery works"));
+
+    let nobody = format!("smtp://127.0.0.1:{}", super::process::free_port());
+    let out = Server::bare(&[("CONFAB_SMTP_URL", &nobody)])
+        .command(&["mail", "test", "x@example.org"], "");
+    assert!(!out.status.success(), "a server that is down is reported");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not sent"));
+}
+
+async fn the_binary_mails_alerts_through_smtp(backend: Backend) {
+    // The database is prepared through the library; the binary does the mailing.
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let ann = app.user("ann", false).await;
+    let bob = app.user("bob", false).await;
+    let room = app.room("general", false, &[ann, bob]).await;
+    app.messages(room, bob, vec!["the minutes are up".into()])
+        .await;
+    let sink = SmtpSink::start().await;
+    let (url, smtp) = (app.database.url_string(), sink.url());
+    let data = app.database.dir.path().join("binary-data");
+    let data = data.display().to_string();
+    let mut server = Server::bare(&[
+        ("CONFAB_DATABASE_URL", &url),
+        ("CONFAB_DATA_DIR", &data),
+        ("CONFAB_SMTP_URL", &smtp),
+        ("CONFAB_ALERT_DELAY", "1"),
+        ("CONFAB_MENTION_ALERT_DELAY", "1"),
+        ("CONFAB_ALERT_TICK", "1"),
+        ("CONFAB_POLL_MAX", "2"),
+        ("CONFAB_POLL_MIN", "1"),
+        ("CONFAB_AWAY_AFTER", "3"),
+    ]);
+    server.start().await;
+    let mut mails = Vec::new();
+    for _ in 0..300 {
+        mails = sink.mails();
+        if !mails.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mail = mails.first().expect("an alert arrived at the SMTP server");
+    assert!(
+        mails
+            .iter()
+            .all(|m| m.to != vec!["bob@example.org".to_string()]),
+        "bob wrote it"
+    );
+    assert_eq!(mail.to, vec!["ann@example.org".to_string()]);
+    assert!(
+        mail.text().contains("the minutes are up"),
+        "{}",
+        mail.text()
+    );
+    assert!(mail.header("List-Unsubscribe").is_some());
+}
