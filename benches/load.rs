@@ -127,14 +127,14 @@ fn seed(url: &DatabaseUrl, scale: &Scale) {
     let mut rows = Vec::new();
     for u in 0..scale.users {
         rows.push(format!(
-            "('u{u}', 'u{u}@example.org', '{hash}', false, true, 'UTC', 0, '{}')",
+            "('u{u}', 'u{u}@example.org', '{hash}', false, true, 'UTC', '{}')",
             at(0)
         ));
         if rows.len() == 1000 {
-            batch(&mut conn, "INSERT INTO users (username, email, password_hash, is_admin, is_active, time_zone, failed_logins, created_at)", &mut rows);
+            batch(&mut conn, "INSERT INTO users (username, email, password_hash, is_admin, is_active, time_zone, created_at)", &mut rows);
         }
     }
-    batch(&mut conn, "INSERT INTO users (username, email, password_hash, is_admin, is_active, time_zone, failed_logins, created_at)", &mut rows);
+    batch(&mut conn, "INSERT INTO users (username, email, password_hash, is_admin, is_active, time_zone, created_at)", &mut rows);
     for r in 0..scale.rooms {
         rows.push(format!("('r{r}', 'Room {r}', '', false, '{}')", at(0)));
     }

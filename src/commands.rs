@@ -146,7 +146,8 @@ pub fn mail_test(settings: &Settings, to: &str) -> Result<String, CommandError> 
         .enable_all()
         .build()
         .map_err(|e| CommandError(format!("cannot start: {e}")))?;
+    // lettre's pool is dropped inside the runtime, as it needs one to close its connections.
     runtime
-        .block_on(mail.send_test(to))
+        .block_on(async move { mail.send_test(to).await })
         .map_err(|e| CommandError(format!("the test mail was not sent: {e}")))
 }

@@ -42,6 +42,12 @@ pub enum Error {
         /// Seconds until attempts are accepted again.
         retry_after_secs: i64,
     },
+    /// A member posting faster than the posting limit.
+    #[error("You are sending messages very fast. Wait {retry_after_secs} second(s) and send again; your text is kept.")]
+    RateLimited {
+        /// Seconds until the next post is accepted.
+        retry_after_secs: i64,
+    },
     /// The database (or another service) is not answering.
     #[error("Confab cannot reach its database right now. Please try again in a moment.")]
     Unavailable(String),
@@ -64,7 +70,7 @@ impl Error {
             Error::BadRequest(_) => Status::BadRequest,
             Error::TooLarge => Status::PayloadTooLarge,
             Error::Conflict(_) => Status::Conflict,
-            Error::TooManyRequests { .. } => Status::TooManyRequests,
+            Error::TooManyRequests { .. } | Error::RateLimited { .. } => Status::TooManyRequests,
             Error::Unavailable(_) => Status::ServiceUnavailable,
             Error::Internal(_) => Status::InternalServerError,
         }
@@ -81,6 +87,7 @@ impl Error {
             Error::TooLarge => "Too large",
             Error::Conflict(_) => "Already taken",
             Error::TooManyRequests { .. } => "Too many attempts",
+            Error::RateLimited { .. } => "Slow down",
             Error::Unavailable(_) => "Temporarily unavailable",
             Error::Internal(_) => "Something went wrong",
         }
@@ -147,7 +154,9 @@ impl<'r> Responder<'r, 'static> for Error {
             .respond_to(req)?
         };
         response.set_status(status);
-        if let Error::TooManyRequests { retry_after_secs } = self {
+        if let Error::TooManyRequests { retry_after_secs }
+        | Error::RateLimited { retry_after_secs } = self
+        {
             response.set_header(Header::new(
                 "Retry-After",
                 retry_after_secs.max(1).to_string(),

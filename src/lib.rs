@@ -44,6 +44,10 @@ pub fn app(settings: Settings) -> Rocket<Build> {
         .manage(web::session::SessionCache::new(Duration::from_secs(
             settings.session_cache_secs,
         )))
+        .manage(web::limits::PostLimits::new(
+            settings.post_burst,
+            settings.post_per_minute,
+        ))
         .manage(db)
         .manage(theme)
         .manage(settings)

@@ -93,9 +93,14 @@ fn read_password() -> Result<String, String> {
 fn run(command: Command, settings: Settings) -> Result<String, String> {
     let done = match command {
         Command::Serve => {
-            return rocket::execute(confab::app(settings).launch())
-                .map(|_| String::new())
-                .map_err(|e| format!("could not start: {e}"))
+            // The stopped app (and the SMTP pool in it) is dropped inside the runtime.
+            return rocket::execute(async move {
+                confab::app(settings)
+                    .launch()
+                    .await
+                    .map(|_| String::new())
+                    .map_err(|e| format!("could not start: {e}"))
+            });
         }
         Command::Migrate => commands::migrate(&settings),
         Command::User(UserCommand::Add {

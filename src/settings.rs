@@ -80,6 +80,14 @@ pub struct Settings {
     pub session_days: i64,
     /// Failed logins for one account before further attempts are refused for `login_lockout_secs`.
     pub login_max_failures: i32,
+    /// Failed logins from one client address (any names) before it is refused for `login_lockout_secs`.
+    pub login_max_failures_per_address: i32,
+    /// The header a trusted reverse proxy puts the client's address in (`X-Real-IP`); none: the peer address.
+    pub proxy_ip_header: Option<String>,
+    /// Messages and uploads one member may send in a burst before being slowed down.
+    pub post_burst: u32,
+    /// Messages and uploads one member may send per minute, sustained.
+    pub post_per_minute: u32,
     /// How long an account stays locked after too many failed logins, in seconds.
     pub login_lockout_secs: i64,
     /// Extra delay per failed login beyond the second, in milliseconds.
@@ -127,6 +135,10 @@ struct Raw {
     login_max_failures: i32,
     login_lockout_secs: i64,
     login_slowdown_ms: u64,
+    login_max_failures_per_address: i32,
+    proxy_ip_header: Option<String>,
+    post_burst: u32,
+    post_per_minute: u32,
     address: std::net::IpAddr,
     port: u16,
 }
@@ -229,6 +241,18 @@ impl Settings {
         if raw.login_max_failures < 1 {
             return Err(invalid("login_max_failures", "must be at least 1"));
         }
+        if raw.login_max_failures_per_address < 1 {
+            return Err(invalid(
+                "login_max_failures_per_address",
+                "must be at least 1",
+            ));
+        }
+        if raw.post_burst == 0 || raw.post_per_minute == 0 {
+            return Err(invalid(
+                "post_burst",
+                "post_burst and post_per_minute must be at least 1",
+            ));
+        }
         if raw.login_lockout_secs < 0 {
             return Err(invalid("login_lockout_secs", "must not be negative"));
         }
@@ -301,7 +325,15 @@ impl Settings {
             login_max_failures: raw.login_max_failures,
             login_lockout_secs: raw.login_lockout_secs,
             login_slowdown_ms: raw.login_slowdown_ms,
-            figment,
+            login_max_failures_per_address: raw.login_max_failures_per_address,
+            post_burst: raw.post_burst,
+            post_per_minute: raw.post_per_minute,
+            // Rocket trusts `X-Real-IP` by default, which lets any client pick its own address.
+            figment: match &raw.proxy_ip_header {
+                Some(header) => figment.merge(("ip_header", header.clone())),
+                None => figment.merge(("ip_header", false)),
+            },
+            proxy_ip_header: raw.proxy_ip_header,
         })
     }
 
@@ -344,6 +376,9 @@ fn defaults() -> serde_json::Value {
         "login_max_failures": 5,
         "login_lockout_secs": 900,
         "login_slowdown_ms": 500,
+        "login_max_failures_per_address": 50,
+        "post_burst": 30,
+        "post_per_minute": 120,
     })
 }
 

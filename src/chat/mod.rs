@@ -5,6 +5,7 @@
 
 pub mod alerts;
 pub mod attachments;
+pub mod logins;
 pub mod messages;
 pub mod outbox;
 pub mod rooms;

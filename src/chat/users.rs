@@ -32,12 +32,6 @@ pub struct User {
     pub is_active: bool,
     /// IANA name, e.g. `Europe/Paris`; times are shown in it.
     pub time_zone: String,
-    /// Failed logins in the current window.
-    #[serde(skip)]
-    pub failed_logins: i32,
-    /// When the last failed login happened.
-    #[serde(skip)]
-    pub last_failed_login_at: Option<NaiveDateTime>,
     /// When the account was made.
     pub created_at: NaiveDateTime,
     /// When a page of theirs was last open (written in batches).
@@ -166,7 +160,7 @@ pub fn list(conn: &mut AnyConnection) -> Result<Vec<User>> {
 /// Sets a new password hash and clears the failed-login counter.
 pub fn set_password(conn: &mut AnyConnection, id: i64, hash: &str) -> Result<()> {
     let n = diesel::update(users::table.find(id))
-        .set((users::password_hash.eq(hash), users::failed_logins.eq(0)))
+        .set(users::password_hash.eq(hash))
         .execute(conn)?;
     if n == 0 {
         return Err(Error::NotFound);
@@ -198,39 +192,6 @@ pub fn set_time_zone(conn: &mut AnyConnection, id: i64, time_zone: &str) -> Resu
     })?;
     diesel::update(users::table.find(id))
         .set(users::time_zone.eq(tz.name()))
-        .execute(conn)?;
-    Ok(())
-}
-
-/// Counts a login attempt (before its password is checked; a success clears it with
-/// [`clear_failed_logins`]). A count older than `window_start` starts again from one. Returns the
-/// new count.
-pub fn count_login_attempt(
-    conn: &mut AnyConnection,
-    id: i64,
-    now: NaiveDateTime,
-    window_start: NaiveDateTime,
-) -> Result<i32> {
-    diesel::update(
-        users::table
-            .find(id)
-            .filter(users::last_failed_login_at.lt(window_start)),
-    )
-    .set(users::failed_logins.eq(0))
-    .execute(conn)?;
-    Ok(diesel::update(users::table.find(id))
-        .set((
-            users::failed_logins.eq(users::failed_logins + 1),
-            users::last_failed_login_at.eq(now),
-        ))
-        .returning(users::failed_logins)
-        .get_result(conn)?)
-}
-
-/// Clears the failed-login counter after a successful login.
-pub fn clear_failed_logins(conn: &mut AnyConnection, id: i64) -> Result<()> {
-    diesel::update(users::table.find(id).filter(users::failed_logins.ne(0)))
-        .set(users::failed_logins.eq(0))
         .execute(conn)?;
     Ok(())
 }

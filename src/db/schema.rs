@@ -9,8 +9,6 @@ diesel::table! {
         is_admin -> Bool,
         is_active -> Bool,
         time_zone -> Text,
-        failed_logins -> Integer,
-        last_failed_login_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         last_seen_at -> Nullable<Timestamp>,
         last_active_at -> Nullable<Timestamp>,
@@ -40,6 +38,15 @@ diesel::table! {
         created_at -> Timestamp,
         expires_at -> Timestamp,
         used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    login_failures (subject, address) {
+        subject -> Text,
+        address -> Text,
+        failures -> Integer,
+        first_failed_at -> Timestamp,
     }
 }
 
@@ -133,6 +140,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     users,
     sessions,
     user_tokens,
+    login_failures,
     rooms,
     memberships,
     messages,

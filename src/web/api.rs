@@ -158,6 +158,9 @@ async fn events(
     if token == after {
         return Ok(EventsReply::Nothing);
     }
+    // The reader may have been removed while the poll was held: nothing of the room (not even its
+    // presence or cursor) goes to a non-member. In memory unless the membership changed.
+    member_room(&app, slug, uid).await?;
     let (changed, files) = if token.cursor > after.cursor {
         app.db
             .run(move |conn| {

@@ -13,8 +13,8 @@ use super::session::{
     self, constant_time_eq, Csrf, CsrfForm, CsrfToken, CurrentUser, SessionCache,
 };
 use super::view::Layout;
-use super::{blocking, Reply, UserAgent};
-use crate::chat::{self, sessions, text, tokens, users};
+use super::{blocking, ClientAddress, Reply, UserAgent};
+use crate::chat::{self, logins, sessions, text, tokens, users};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::settings::Settings;
@@ -87,6 +87,7 @@ async fn login(
     cookies: &CookieJar<'_>,
     csrf: CsrfToken,
     agent: UserAgent,
+    address: ClientAddress,
 ) -> Result<Reply> {
     let form = form.0;
     let next = safe_next(form.next.as_deref());
@@ -95,22 +96,27 @@ async fn login(
     let user = db
         .run(move |conn| users::find_by_username(conn, &name))
         .await?;
-    // Every attempt on an account is counted before the password is checked, in one statement, so
-    // that guesses sent in parallel cannot slip past the limit; a success clears the count.
+    // Every attempt is counted before the password is checked, in one statement per counter, so
+    // that guesses sent in parallel cannot slip past the limit. Counted per name tried (whether or
+    // not it exists, so that an answer never tells which names do) and client address, and per
+    // address alone, so that a guesser locks out only themselves.
     let window_start = now - Duration::seconds(settings.login_lockout_secs);
-    let attempts = match &user {
-        Some(found) => {
-            let id = found.id;
-            Some(
-                db.write(move |conn| users::count_login_attempt(conn, id, now, window_start))
-                    .await?,
-            )
-        }
-        None => None,
+    let (name, from) = (form.username.clone(), address.0.clone());
+    let counted = db
+        .write(move |conn| logins::count_attempt(conn, &name, &from, now, window_start))
+        .await?;
+    let locked = |counted: &logins::Counted| {
+        counted.for_name > settings.login_max_failures
+            || counted.for_address > settings.login_max_failures_per_address
     };
-    if attempts.is_some_and(|n| n > settings.login_max_failures) {
+    let retry_after = |counted: &logins::Counted| {
+        (counted.window_started + Duration::seconds(settings.login_lockout_secs) - now)
+            .num_seconds()
+            .max(1)
+    };
+    if locked(&counted) {
         return Err(Error::TooManyRequests {
-            retry_after_secs: settings.login_lockout_secs,
+            retry_after_secs: retry_after(&counted),
         });
     }
     let hash = user.as_ref().and_then(|u| u.password_hash.clone());
@@ -119,9 +125,10 @@ async fn login(
     match user {
         Some(user) if matches && user.is_active => {
             let agent = agent.0;
+            let (name, from) = (form.username.clone(), address.0);
             let token = db
                 .write(move |conn| {
-                    users::clear_failed_logins(conn, user.id)?;
+                    logins::succeeded(conn, &name, &from)?;
                     sessions::create(conn, user.id, &agent, now)
                 })
                 .await?;
@@ -131,14 +138,17 @@ async fn login(
         found => {
             // A right password for a deactivated account says so; anything else is one message.
             let deactivated = found.is_some() && matches;
-            if let (false, Some(failures)) = (deactivated, attempts) {
+            if !deactivated {
+                let failures = counted.for_name;
                 if failures > 2 {
                     let delay = settings.login_slowdown_ms * (failures as u64 - 2);
                     tokio::time::sleep(std::time::Duration::from_millis(delay.min(5_000))).await;
                 }
-                if failures >= settings.login_max_failures {
+                if failures >= settings.login_max_failures
+                    || counted.for_address >= settings.login_max_failures_per_address
+                {
                     return Err(Error::TooManyRequests {
-                        retry_after_secs: settings.login_lockout_secs,
+                        retry_after_secs: retry_after(&counted),
                     });
                 }
             }

@@ -5,6 +5,7 @@ mod alerts;
 mod api;
 mod auth;
 mod history;
+pub mod limits;
 mod pages;
 pub mod session;
 mod settings;
@@ -47,6 +48,8 @@ pub struct App<'r> {
     pub store: &'r crate::files::FileStore,
     /// Recent session checks.
     pub sessions: &'r session::SessionCache,
+    /// How fast each member may post.
+    pub post_limits: &'r limits::PostLimits,
 }
 
 #[rocket::async_trait]
@@ -61,16 +64,23 @@ impl<'r> FromRequest<'r> for App<'r> {
             rocket.state(),
             rocket.state(),
             rocket.state(),
+            rocket.state(),
         ) {
-            (Some(db), Some(settings), Some(live), Some(store), Some(sessions)) => {
-                Outcome::Success(App {
-                    db,
-                    settings,
-                    live,
-                    store,
-                    sessions,
-                })
-            }
+            (
+                Some(db),
+                Some(settings),
+                Some(live),
+                Some(store),
+                Some(sessions),
+                Some(post_limits),
+            ) => Outcome::Success(App {
+                db,
+                settings,
+                live,
+                store,
+                sessions,
+                post_limits,
+            }),
             _ => Outcome::Error((
                 Status::InternalServerError,
                 Error::Internal("app state is not managed".into()),
@@ -92,6 +102,22 @@ impl<'r> FromRequest<'r> for UserAgent {
                 .get_one("User-Agent")
                 .unwrap_or("")
                 .to_string(),
+        ))
+    }
+}
+
+/// The client's address as Confab sees it: the peer, or the `proxy_ip_header` a trusted reverse
+/// proxy sets (Rocket's `ip_header`, off unless configured, so that a client cannot choose its own).
+pub struct ClientAddress(pub String);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for ClientAddress {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        Outcome::Success(ClientAddress(
+            req.client_ip()
+                .map_or_else(|| "unknown".to_string(), |ip| ip.to_string()),
         ))
     }
 }

@@ -247,6 +247,7 @@ pub(super) async fn post_to_room(
     client_id: Option<String>,
 ) -> Result<messages::Posted> {
     let body = text::message_body(body, app.settings.max_message_chars)?;
+    app.post_limits.take(user.user.id)?;
     let now = chat::now();
     let uid = user.user.id;
     let (slug, stored_body) = (slug.to_string(), body.clone());
@@ -303,14 +304,16 @@ async fn post_message(
             "/rooms/{slug}#m{}",
             posted.message.id
         )))),
-        Err(Error::Invalid(error)) => {
+        // The page again, with the error and the draft kept.
+        Err(e @ (Error::Invalid(_) | Error::RateLimited { .. })) => {
+            let status = e.status();
             let draft = Draft {
                 body: form.body,
-                error: Some(error),
+                error: Some(e.to_string()),
             };
             let layout = Layout::new(&user, &csrf, None);
             let page = render_room(&app, &user, layout, slug, PageAt::Latest, draft).await?;
-            Ok(Reply::Page((Status::UnprocessableEntity, page)))
+            Ok(Reply::Page((status, page)))
         }
         Err(e) => Err(e),
     }

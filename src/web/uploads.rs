@@ -157,6 +157,7 @@ async fn upload(
     let room_slug = slug.clone();
     db.run(move |conn| rooms::for_member(conn, &room_slug, uid))
         .await?;
+    app.post_limits.take(uid)?;
 
     let max = settings.max_upload_bytes;
     let stream =

@@ -10,6 +10,7 @@ both_backends!(
     sessions_can_be_revoked,
     forged_forms_are_refused,
     failed_logins_are_throttled,
+    a_guesser_locks_out_only_itself,
     parallel_guesses_are_all_counted,
     first_run_setup_link,
     one_time_password_link
@@ -232,13 +233,14 @@ async fn failed_logins_are_throttled(backend: Backend) {
         .await;
     assert_eq!(right.status, Status::TooManyRequests);
 
-    // Once the window has passed, the right password works and clears the counter.
+    // Refused attempts do not move the window: once it has passed, the right password works and
+    // clears the count.
     app.write(|c| {
-        use confab::db::schema::users;
+        use confab::db::schema::login_failures;
         use diesel::prelude::*;
         let long_ago = confab::chat::now() - chrono::Duration::hours(1);
-        diesel::update(users::table)
-            .set(users::last_failed_login_at.eq(long_ago))
+        diesel::update(login_failures::table)
+            .set(login_failures::first_failed_at.eq(long_ago))
             .execute(c)?;
         Ok(())
     })
@@ -247,14 +249,117 @@ async fn failed_logins_are_throttled(backend: Backend) {
         .post("/login", &[("username", "ann"), ("password", PASSWORD)])
         .await;
     assert_eq!(page.status, Status::SeeOther);
-    let failures = app
+    let left = app.write(|c| name_failures(c, "ann")).await;
+    assert_eq!(left, None, "a success clears the name's count");
+}
+
+fn name_failures(
+    c: &mut confab::db::AnyConnection,
+    name: &'static str,
+) -> confab::error::Result<Option<i32>> {
+    use confab::db::schema::login_failures;
+    use diesel::prelude::*;
+    Ok(login_failures::table
+        .filter(login_failures::subject.eq(name))
+        .select(login_failures::failures)
+        .first(c)
+        .optional()?)
+}
+
+async fn a_guesser_locks_out_only_itself(backend: Backend) {
+    let extra = &[
+        ("login_max_failures", 3),
+        ("login_lockout_secs", 600),
+        ("login_max_failures_per_address", 6),
+    ];
+    let Some(app) = TestApp::start_with(backend, extra).await else {
+        return;
+    };
+    app.user("ann", false).await;
+    let mut guesser = app.browser();
+    guesser.remote = Some("203.0.113.9:5000".parse().expect("addr"));
+    guesser.get("/login").await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let page = guesser
+            .post("/login", &[("username", "ann"), ("password", "guess")])
+            .await;
+        statuses.push(page.status);
+    }
+    assert_eq!(
+        statuses,
+        [
+            Status::Unauthorized,
+            Status::Unauthorized,
+            Status::TooManyRequests,
+            Status::TooManyRequests,
+            Status::TooManyRequests
+        ]
+    );
+    let right = guesser
+        .post("/login", &[("username", "ann"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(
+        right.status,
+        Status::TooManyRequests,
+        "locked for the guesser"
+    );
+    // Refused attempts were counted but did not restart the window.
+    let started: Vec<chrono::NaiveDateTime> = app
         .write(|c| {
-            Ok(confab::chat::users::find_by_username(c, "ann")?
-                .expect("ann")
-                .failed_logins)
+            use confab::db::schema::login_failures;
+            use diesel::prelude::*;
+            Ok(login_failures::table
+                .filter(login_failures::subject.eq("ann"))
+                .select(login_failures::first_failed_at)
+                .load(c)?)
         })
         .await;
-    assert_eq!(failures, 0);
+    assert_eq!(started.len(), 1);
+
+    // The owner, from home, logs in at once.
+    let mut owner = app.browser();
+    owner.remote = Some("198.51.100.7:6000".parse().expect("addr"));
+    owner.get("/login").await;
+    let page = owner
+        .post("/login", &[("username", "ann"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(page.status, Status::SeeOther, "the owner is not locked out");
+
+    // A name that does not exist answers exactly like one that does, and is locked the same way.
+    let mut prober = app.browser();
+    prober.remote = Some("192.0.2.44:7000".parse().expect("addr"));
+    prober.get("/login").await;
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let page = prober
+            .post("/login", &[("username", "nobody"), ("password", "guess")])
+            .await;
+        assert!(!page.body.contains("nobody does not exist"));
+        statuses.push(page.status);
+    }
+    assert_eq!(
+        statuses,
+        [
+            Status::Unauthorized,
+            Status::Unauthorized,
+            Status::TooManyRequests
+        ]
+    );
+    // Many names from one address hit the address limit: no more password checks from there.
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        let name = format!("name{i}");
+        let page = prober
+            .post("/login", &[("username", &name), ("password", "guess")])
+            .await;
+        statuses.push(page.status);
+    }
+    assert_eq!(
+        statuses.last(),
+        Some(&Status::TooManyRequests),
+        "{statuses:?}"
+    );
 }
 
 async fn first_run_setup_link(backend: Backend) {

@@ -359,6 +359,7 @@ impl TestApp {
             client: &self.client,
             cookies: Vec::new(),
             csrf: None,
+            remote: None,
         }
     }
 
@@ -413,6 +414,8 @@ pub struct Browser<'c> {
     client: &'c Client,
     cookies: Vec<Cookie<'static>>,
     pub csrf: Option<String>,
+    /// The client address its forms come from (none: Rocket's local client has no peer).
+    pub remote: Option<std::net::SocketAddr>,
 }
 
 impl<'c> Browser<'c> {
@@ -422,6 +425,7 @@ impl<'c> Browser<'c> {
             client,
             cookies: Vec::new(),
             csrf: None,
+            remote: None,
         }
     }
 
@@ -457,6 +461,12 @@ impl<'c> Browser<'c> {
             location,
             headers,
         }
+    }
+
+    /// Holds one more cookie (replacing any of the same name).
+    pub fn add_cookie(&mut self, cookie: Cookie<'static>) {
+        self.cookies.retain(|c| c.name() != cookie.name());
+        self.cookies.push(cookie);
     }
 
     /// The cookies this browser holds.
@@ -549,14 +559,16 @@ impl<'c> Browser<'c> {
             .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
             .collect::<Vec<_>>()
             .join("&");
-        let response = self
+        let mut request = self
             .client
             .post(path.to_string())
             .header(ContentType::Form)
             .cookies(self.cookies.clone())
-            .body(body)
-            .dispatch()
-            .await;
+            .body(body);
+        if let Some(remote) = self.remote {
+            request = request.remote(remote);
+        }
+        let response = request.dispatch().await;
         self.finish(response).await
     }
 }

@@ -131,6 +131,25 @@ impl Server {
         panic!("Confab did not start listening");
     }
 
+    /// Asks the process to stop (SIGTERM, as a service manager does) and returns how it exited.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let child = self.child.take().expect("a running server");
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        let out = child.wait_with_output().expect("wait");
+        if !out.status.success() {
+            eprintln!(
+                "confab stopped with {}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        out.status
+    }
+
     /// Stops the process.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -246,7 +246,8 @@ async fn operator_commands_version_and_settings_checks() {
     assert_eq!(mails.len(), 1);
 }
 
-#[tokio::test]
+// Multi-threaded: the sink keeps serving while the test waits for the command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mail_test_goes_through_smtp_and_reports_failure() {
     let sink = SmtpSink::start().await;
     let url = sink.url();
@@ -317,4 +318,6 @@ async fn the_binary_mails_alerts_through_smtp(backend: Backend) {
         mail.text()
     );
     assert!(mail.header("List-Unsubscribe").is_some());
+    // It stops cleanly, SMTP pool and all.
+    assert!(server.terminate().success(), "a clean stop");
 }
