@@ -68,6 +68,11 @@ impl Driver {
     }
 
     async fn session(&self, javascript: bool) -> Client {
+        self.session_with(javascript, &[]).await
+    }
+
+    /// A session with more Chromium arguments.
+    async fn session_with(&self, javascript: bool, extra: &[&str]) -> Client {
         let profile = tempfile::Builder::new()
             .tempdir_in(self.profiles.path())
             .expect("profile")
@@ -80,6 +85,9 @@ impl Driver {
                 "--window-size=1000,800", format!("--user-data-dir={}", profile.display()),
             ],
         });
+        if let Some(args) = options["args"].as_array_mut() {
+            args.extend(extra.iter().map(|a| json!(a)));
+        }
         if !javascript {
             options["prefs"] = json!({ "profile.managed_default_content_settings.javascript": 2 });
         }
@@ -451,4 +459,98 @@ async fn a_hidden_tab_counts_unread_messages_in_its_title() {
     .await;
     ann.close().await.ok();
     bob.close().await.ok();
+}
+
+/// On a plain-http LAN name (not localhost, not https) the page is not a secure context:
+/// `crypto.randomUUID`, notifications and the clipboard are missing there. Posting and uploading
+/// several times in a row must still store each one exactly once.
+#[rocket::async_test]
+async fn posting_and_uploading_work_on_a_plain_http_lan_address() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let mut server = Server::new(LIVE);
+    server.host = "confab.test".into();
+    server.start().await;
+    let ann = driver
+        .session_with(true, &["--host-resolver-rules=MAP confab.test 127.0.0.1"])
+        .await;
+    login(&ann, &server, "ann").await;
+    ann.goto(&server.url("/rooms/general")).await.expect("room");
+    let secure = ann
+        .execute("return window.isSecureContext", vec![])
+        .await
+        .expect("script");
+    assert_eq!(
+        secure.as_bool(),
+        Some(false),
+        "a non-secure origin, as on a LAN"
+    );
+    wait_until(
+        &ann,
+        "the live layer",
+        "return !document.getElementById('live-status').hidden",
+    )
+    .await;
+    for text in ["lan one", "lan two", "lan three"] {
+        type_and_send(&ann, text).await;
+        wait_until(&ann, "the message on the page", &shown_once(text)).await;
+        wait_until(
+            &ann,
+            "the box emptied for the next one",
+            "return document.querySelector('form.compose textarea').value === ''",
+        )
+        .await;
+    }
+    let files = tempfile::tempdir().expect("dir");
+    for name in ["first-notes.txt", "second-notes.txt"] {
+        let path = files.path().join(name);
+        std::fs::write(&path, format!("contents of {name}")).expect("file");
+        ann.find(Locator::Css("form.upload input[type=file]"))
+            .await
+            .expect("file input")
+            .send_keys(&path.display().to_string())
+            .await
+            .expect("choose file");
+        ann.find(Locator::Css("form.upload button[type=submit]"))
+            .await
+            .expect("upload")
+            .click()
+            .await
+            .expect("click");
+        let shown = format!(
+            "return [...document.querySelectorAll('li.message')].filter(e => e.textContent.includes({name:?})).length === 1"
+        );
+        wait_until(&ann, "the file's message", &shown).await;
+        wait_until(
+            &ann,
+            "the upload form reset",
+            "return document.querySelector('form.upload input[type=file]').value === ''",
+        )
+        .await;
+    }
+    // What the server stored: a reload shows each exactly once.
+    ann.refresh().await.expect("reload");
+    for text in ["lan one", "lan two", "lan three"] {
+        assert_eq!(message_count(&ann, text).await, 1, "{text} stored once");
+    }
+    for name in ["first-notes.txt", "second-notes.txt"] {
+        let count = ann
+            .execute(
+                &format!("return [...document.querySelectorAll('li.message')].filter(e => e.textContent.includes({name:?})).length"),
+                vec![],
+            )
+            .await
+            .expect("script");
+        assert_eq!(count.as_i64(), Some(1), "{name} stored once");
+    }
+    let errors = ann
+        .execute(
+            "return [...document.querySelectorAll('.error')].map(e => e.textContent).join(' ').trim()",
+            vec![],
+        )
+        .await
+        .expect("script");
+    assert_eq!(errors.as_str(), Some(""), "no error shown");
+    ann.close().await.ok();
 }

@@ -22,6 +22,8 @@ pub struct Server {
     dir: tempfile::TempDir,
     /// The port it listens on.
     pub port: u16,
+    /// The host name in [`Server::url`] (a browser may map another name to loopback).
+    pub host: String,
     env: Vec<(String, String)>,
 }
 
@@ -60,6 +62,7 @@ impl Server {
             child: None,
             dir,
             port,
+            host: "127.0.0.1".into(),
             env,
         }
     }
@@ -101,7 +104,7 @@ impl Server {
 
     /// The address of `path` on this server.
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("http://{}:{}{path}", self.host, self.port)
     }
 
     /// Serves, and waits until the port answers; a process that exits first fails the test with its output.
