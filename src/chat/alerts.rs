@@ -3,15 +3,18 @@
 //! `alert_delay` old, or a mention is `mention_alert_delay` old; after that at most one more a day
 //! until they come back. Digest members get one summary a day at their chosen local hour.
 //!
-//! A planning round costs the same few statements whatever the number of members: one transaction of
-//! two reads and three writes that records every alert and writes every mail into the outbox. The
-//! round keeps other planners out (an advisory lock on PostgreSQL, the write lock on SQLite), so that
-//! of several instances one plans at a time.
+//! A planning round costs the same few statements whatever the number and size of unread messages:
+//! three reads of counts (no message texts), one read of rooms and one of the latest few lines per
+//! room with something to tell, then three writes that record every alert and write every mail into
+//! the outbox. On PostgreSQL the round holds an advisory lock, so that of several instances one plans
+//! at a time; on SQLite (one instance) a lock in the process does, and the reads run before the write
+//! lock is taken.
 
 use std::collections::BTreeMap;
 
 use chrono::{Duration, NaiveDateTime, TimeZone, Timelike};
 use diesel::prelude::*;
+use diesel::IntoSql;
 
 use super::outbox::{self, NewMail};
 use super::users::User;
@@ -45,7 +48,8 @@ pub struct Pending {
     pub mention: bool,
 }
 
-/// One room of an alert.
+/// One room of an alert: counts from SQL, and only the latest few lines, so that what a round
+/// reads is bounded whatever the number and size of unread messages.
 #[derive(Debug, Clone)]
 pub struct RoomDue {
     /// Room id.
@@ -54,9 +58,31 @@ pub struct RoomDue {
     pub slug: String,
     /// Its name.
     pub name: String,
-    /// The messages covered, oldest first.
+    /// Messages covered.
+    pub count: usize,
+    /// Of those, how many mention the member.
+    pub mentions: usize,
+    /// The first (oldest) message covered.
+    pub first_id: i64,
+    /// The newest message covered.
+    pub newest_id: i64,
+    /// When the oldest message covered was posted.
+    pub oldest_at: NaiveDateTime,
+    /// When the oldest mention covered was posted.
+    pub oldest_mention_at: Option<NaiveDateTime>,
+    /// A few of the messages covered (at most [`LINES_PER_ROOM`], texts cut to [`LINE_CHARS`]):
+    /// mentions first, then the newest.
     pub messages: Vec<Pending>,
 }
+
+/// Lines of a room kept for a mail.
+pub const LINES_PER_ROOM: usize = 3;
+
+/// Characters of a message read for a mail line.
+pub const LINE_CHARS: i32 = 1000;
+
+/// The newest messages of a room read to find each member's lines.
+const LINES_READ_PER_ROOM: i64 = 20;
 
 /// An alert that is due.
 #[derive(Debug, Clone)]
@@ -70,7 +96,7 @@ pub struct Due {
 impl Due {
     /// All messages covered.
     pub fn count(&self) -> usize {
-        self.rooms.iter().map(|r| r.messages.len()).sum()
+        self.rooms.iter().map(|r| r.count).sum()
     }
 }
 
@@ -96,19 +122,29 @@ pub fn mentions(body: &str, username: &str) -> bool {
     })
 }
 
-type Row = (
+diesel::define_sql_function! {
+    /// Lower case (ASCII on SQLite): mentions are found case-insensitively.
+    fn lower(text: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
+diesel::define_sql_function! {
+    /// The first `length` characters of `text` from `start` (1-based).
+    fn substr(text: diesel::sql_types::Text, start: diesel::sql_types::Integer, length: diesel::sql_types::Integer) -> diesel::sql_types::Text;
+}
+
+/// Per member and room: (member, room, level, count, first id, newest id, oldest time).
+type Tally = (
+    i64,
     i64,
     String,
     i64,
-    String,
-    String,
-    i64,
-    String,
-    String,
-    NaiveDateTime,
+    Option<i64>,
+    Option<i64>,
+    Option<NaiveDateTime>,
 );
 
-/// The alerts due at `now`.
+/// The alerts due at `now`. Reads counts per member and room in SQL, and the latest few lines of
+/// each room with something to tell: a bounded read, whatever the number and size of unread messages.
 pub fn due(conn: &mut AnyConnection, now: NaiveDateTime, rules: &Rules) -> Result<Vec<Due>> {
     let away_since = now - rules.away_after;
     let candidates: Vec<User> = users::table
@@ -128,76 +164,158 @@ pub fn due(conn: &mut AnyConnection, now: NaiveDateTime, rules: &Rules) -> Resul
         return Ok(Vec::new());
     }
     let ids: Vec<i64> = candidates.iter().map(|u| u.id).collect();
-    let authors = diesel::alias!(users as authors);
-    let rows: Vec<Row> = memberships::table
-        .inner_join(messages::table.on(messages::room_id.eq(memberships::room_id)))
-        .inner_join(rooms::table.on(rooms::id.eq(memberships::room_id)))
-        .inner_join(authors.on(authors.field(users::id).eq(messages::author_id)))
-        .filter(memberships::user_id.eq_any(&ids))
-        .filter(memberships::alert_level.ne("muted"))
-        .filter(messages::id.gt(memberships::last_read_id))
-        .filter(messages::id.gt(memberships::alerted_through_id))
-        .filter(messages::author_id.ne(memberships::user_id))
-        .filter(messages::deleted_at.is_null())
-        .order((memberships::user_id, messages::id))
-        .select((
-            memberships::user_id,
-            memberships::alert_level,
-            rooms::id,
-            rooms::slug,
-            rooms::name,
-            messages::id,
-            authors.field(users::username),
-            messages::body,
-            messages::created_at,
-        ))
+    let members = diesel::alias!(users as members);
+    let unread = || {
+        memberships::table
+            .inner_join(messages::table.on(messages::room_id.eq(memberships::room_id)))
+            .inner_join(members.on(members.field(users::id).eq(memberships::user_id)))
+            .filter(memberships::user_id.eq_any(&ids))
+            .filter(memberships::alert_level.ne("muted"))
+            .filter(messages::id.gt(memberships::last_read_id))
+            .filter(messages::id.gt(memberships::alerted_through_id))
+            .filter(messages::author_id.ne(memberships::user_id))
+            .filter(messages::deleted_at.is_null())
+    };
+    let group = (
+        memberships::user_id,
+        memberships::room_id,
+        memberships::alert_level,
+    );
+    let tally = (
+        memberships::user_id,
+        memberships::room_id,
+        memberships::alert_level,
+        diesel::dsl::count_star(),
+        diesel::dsl::min(messages::id),
+        diesel::dsl::max(messages::id),
+        diesel::dsl::min(messages::created_at),
+    );
+    let all: Vec<Tally> = unread().group_by(group).select(tally).load(conn)?;
+    // Mentions, found in SQL by `@name` anywhere (the lines below tell whole names apart).
+    let mentioned: Vec<Tally> = unread()
+        .filter(lower(messages::body).like(lower(
+            "%@".into_sql::<diesel::sql_types::Text>()
+                .concat(members.field(users::username))
+                .concat("%"),
+        )))
+        .group_by(group)
+        .select(tally)
         .load(conn)?;
-    let mut by_user: BTreeMap<i64, BTreeMap<i64, RoomDue>> = BTreeMap::new();
-    let names: BTreeMap<i64, &str> = candidates
-        .iter()
-        .map(|u| (u.id, u.username.as_str()))
-        .collect();
-    for (user_id, level, room_id, slug, name, id, author, body, created_at) in rows {
-        let mention = mentions(&body, names.get(&user_id).copied().unwrap_or(""));
-        if level == "mentions" && !mention {
+    let mentions: BTreeMap<(i64, i64), Tally> =
+        mentioned.into_iter().map(|t| ((t.0, t.1), t)).collect();
+    let mut tallies: BTreeMap<i64, Vec<RoomDue>> = BTreeMap::new();
+    for (user_id, room_id, level, count, first, newest, oldest) in all {
+        let mention = mentions.get(&(user_id, room_id));
+        let (count, first, newest, oldest) = if level == "mentions" {
+            match mention {
+                Some(&(_, _, _, count, first, newest, oldest)) => (count, first, newest, oldest),
+                None => continue,
+            }
+        } else {
+            (count, first, newest, oldest)
+        };
+        let (Some(first_id), Some(newest_id), Some(oldest_at)) = (first, newest, oldest) else {
             continue;
-        }
-        let room = by_user
-            .entry(user_id)
-            .or_default()
-            .entry(room_id)
-            .or_insert_with(|| RoomDue {
-                room_id,
-                slug,
-                name,
-                messages: Vec::new(),
-            });
-        room.messages.push(Pending {
-            id,
-            author,
-            body,
-            created_at,
-            mention,
+        };
+        tallies.entry(user_id).or_default().push(RoomDue {
+            room_id,
+            slug: String::new(),
+            name: String::new(),
+            count: usize::try_from(count).unwrap_or(0),
+            mentions: mention.map_or(0, |m| usize::try_from(m.3).unwrap_or(0)),
+            first_id,
+            newest_id,
+            oldest_at,
+            oldest_mention_at: mention.and_then(|m| m.6),
+            messages: Vec::new(),
         });
     }
     let mut due = Vec::new();
     for user in candidates {
-        let Some(rooms) = by_user.remove(&user.id) else {
+        let Some(rooms) = tallies.remove(&user.id) else {
             continue;
         };
-        let mut rooms: Vec<RoomDue> = rooms.into_values().collect();
-        if !is_due(&user, &rooms, now, rules) {
-            continue;
+        if is_due(&user, &rooms, now, rules) {
+            due.push(Due { user, rooms });
         }
-        rooms.sort_by_key(|r| {
-            (
-                !r.messages.iter().any(|m| m.mention),
-                std::cmp::Reverse(r.messages.len()),
-            )
-        });
-        due.push(Due { user, rooms });
+    }
+    add_lines(conn, &mut due)?;
+    for d in &mut due {
+        d.rooms.sort_by_key(|r| (r.mentions == 0, std::cmp::Reverse(r.count)));
     }
     Ok(due)
+}
+
+/// Fills in each room's name and each member's latest lines: one read of the rooms, and one of the
+/// newest few messages per room (texts cut short in SQL).
+fn add_lines(conn: &mut AnyConnection, due: &mut [Due]) -> Result<()> {
+    let mut oldest_wanted: BTreeMap<i64, i64> = BTreeMap::new();
+    for room in due.iter().flat_map(|d| &d.rooms) {
+        let entry = oldest_wanted.entry(room.room_id).or_insert(room.first_id);
+        *entry = (*entry).min(room.first_id);
+    }
+    if oldest_wanted.is_empty() {
+        return Ok(());
+    }
+    let room_ids: Vec<i64> = oldest_wanted.keys().copied().collect();
+    let names: BTreeMap<i64, (String, String)> = rooms::table
+        .filter(rooms::id.eq_any(&room_ids))
+        .select((rooms::id, rooms::slug, rooms::name))
+        .load::<(i64, String, String)>(conn)?
+        .into_iter()
+        .map(|(id, slug, name)| (id, (slug, name)))
+        .collect();
+    let authors = diesel::alias!(users as authors);
+    let mut latest: BTreeMap<i64, Vec<(i64, i64, String, String, NaiveDateTime)>> =
+        BTreeMap::new();
+    for (&room_id, &oldest) in &oldest_wanted {
+        let lines = messages::table
+            .inner_join(authors.on(authors.field(users::id).eq(messages::author_id)))
+            .filter(messages::room_id.eq(room_id))
+            .filter(messages::id.ge(oldest))
+            .filter(messages::deleted_at.is_null())
+            .order(messages::id.desc())
+            .limit(LINES_READ_PER_ROOM)
+            .select((
+                messages::id,
+                messages::author_id,
+                authors.field(users::username),
+                substr(messages::body, 1, LINE_CHARS),
+                messages::created_at,
+            ))
+            .load(conn)?;
+        latest.insert(room_id, lines);
+    }
+    for d in due.iter_mut() {
+        let (uid, username) = (d.user.id, d.user.username.clone());
+        for room in &mut d.rooms {
+            if let Some((slug, name)) = names.get(&room.room_id) {
+                room.slug.clone_from(slug);
+                room.name.clone_from(name);
+            }
+            let mentions_only = room.count == room.mentions && room.mentions > 0;
+            let mut lines: Vec<Pending> = latest
+                .get(&room.room_id)
+                .into_iter()
+                .flatten()
+                .filter(|(id, author_id, ..)| {
+                    *id >= room.first_id && *id <= room.newest_id && *author_id != uid
+                })
+                .map(|(id, _, author, body, created_at)| Pending {
+                    id: *id,
+                    author: author.clone(),
+                    mention: mentions(body, &username),
+                    body: body.clone(),
+                    created_at: *created_at,
+                })
+                .filter(|p| !mentions_only || p.mention)
+                .collect();
+            lines.sort_by_key(|m| (!m.mention, std::cmp::Reverse(m.id)));
+            lines.truncate(LINES_PER_ROOM);
+            room.messages = lines;
+        }
+    }
+    Ok(())
 }
 
 fn is_due(user: &User, rooms: &[RoomDue], now: NaiveDateTime, rules: &Rules) -> bool {
@@ -215,13 +333,12 @@ fn is_due(user: &User, rooms: &[RoomDue], now: NaiveDateTime, rules: &Rules) -> 
         return local.hour() as i32 == user.digest_hour
             && user.last_alert_at.is_none_or(|last| last < slot);
     }
-    let messages = rooms.iter().flat_map(|r| &r.messages);
-    let ripe = messages
-        .clone()
-        .any(|m| m.created_at <= now - rules.alert_delay)
-        || messages
-            .clone()
-            .any(|m| m.mention && m.created_at <= now - rules.mention_delay);
+    let ripe = rooms.iter().any(|r| {
+        r.oldest_at <= now - rules.alert_delay
+            || r
+                .oldest_mention_at
+                .is_some_and(|at| at <= now - rules.mention_delay)
+    });
     // After an alert, while they have not come back, at most one more a day.
     let back_since_last = match (user.last_alert_at, user.last_active_at) {
         (None, _) => true,
@@ -244,9 +361,9 @@ diesel::define_sql_function! {
 }
 
 /// Plans one round at `now`: finds who is due (at most `limit` of them; the rest are due again next
-/// round), renders each mail with `render`, and records them all, in one transaction that keeps other
-/// planners out (an advisory lock on PostgreSQL, the write lock on SQLite). Returns how many were
-/// written; none while another instance is planning. Run it outside a transaction.
+/// round), renders each mail with `render`, and records them all, keeping other planners out (see
+/// the module's introduction). Returns how many were written; none while another instance is
+/// planning. Run it outside a transaction.
 pub fn plan(
     conn: &mut AnyConnection,
     now: NaiveDateTime,
@@ -254,11 +371,11 @@ pub fn plan(
     limit: usize,
     render: impl Fn(&Due) -> Result<NewMail>,
 ) -> Result<usize> {
-    let round = |conn: &mut AnyConnection| -> Result<usize> {
+    let prepare = |conn: &mut AnyConnection| -> Result<(Vec<Due>, Vec<NewMail>)> {
         let mut due = due(conn, now, rules)?;
         due.truncate(limit);
         // A mail that does not render is left out (and tried again next round); the rest go.
-        let (due, mails): (Vec<Due>, Vec<NewMail>) = due
+        Ok(due
             .into_iter()
             .filter_map(|d| match render(&d) {
                 Ok(mail) => Some((d, mail)),
@@ -267,25 +384,32 @@ pub fn plan(
                     None
                 }
             })
-            .unzip();
-        if due.is_empty() {
-            return Ok(0);
-        }
-        record(conn, &due, &mails, now)
+            .unzip())
     };
     match conn {
         AnyConnection::Postgresql(_) => conn.transaction(|conn| {
             let AnyConnection::Postgresql(pg) = conn else {
                 return Ok(0);
             };
-            if diesel::select(pg_try_advisory_xact_lock(PLANNER_LOCK)).get_result(pg)? {
-                round(conn)
-            } else {
-                Ok(0)
+            if !diesel::select(pg_try_advisory_xact_lock(PLANNER_LOCK)).get_result(pg)? {
+                return Ok(0);
             }
+            let (due, mails) = prepare(conn)?;
+            record(conn, &due, &mails, now)
         }),
-        // SQLite's immediate transaction already keeps any other planner out.
-        AnyConnection::Sqlite(_) => crate::db::write_transaction(conn, round),
+        // SQLite is one instance: a lock in the process keeps its planners apart, and the reads run
+        // before the write lock is taken, so posts are never held up behind planning.
+        AnyConnection::Sqlite(_) => {
+            static PLANNING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+            let _one_planner = PLANNING
+                .lock()
+                .map_err(|_| Error::Internal("alert planner lock poisoned".into()))?;
+            let (due, mails) = prepare(conn)?;
+            if due.is_empty() {
+                return Ok(0);
+            }
+            crate::db::write_transaction(conn, |conn| record(conn, &due, &mails, now))
+        }
     }
 }
 
@@ -300,12 +424,14 @@ fn record(
     mails: &[NewMail],
     now: NaiveDateTime,
 ) -> Result<usize> {
+    if due.is_empty() {
+        return Ok(0);
+    }
     let members: Vec<i64> = due.iter().map(|d| d.user.id).collect();
     let mut through: BTreeMap<i64, i64> = BTreeMap::new();
     for room in due.iter().flat_map(|d| &d.rooms) {
-        let newest = room.messages.iter().map(|m| m.id).max().unwrap_or(0);
         let entry = through.entry(room.room_id).or_insert(0);
-        *entry = (*entry).max(newest);
+        *entry = (*entry).max(room.newest_id);
     }
     // One statement whatever the number of rooms: `CASE room_id WHEN … THEN … END`. Every value is
     // an id from the database (an i64), so the text is built here rather than bound.

@@ -14,9 +14,6 @@ use crate::error::{Error, Result};
 use crate::mail::Mail;
 use crate::settings::Settings;
 use crate::web::view;
-
-/// Messages listed per room in a summary; the rest is "and N more".
-const LATEST_PER_ROOM: usize = 3;
 /// Alerts written per planning round; more wait for the next tick.
 const PLAN_BATCH: usize = 500;
 /// Mails claimed per sender round.
@@ -66,12 +63,10 @@ fn render(mail: &Mail, due: &Due) -> Result<NewMail> {
         .rooms
         .iter()
         .map(|room| {
-            let first = room.messages.first().map_or(0, |m| m.id);
-            let mut shown: Vec<_> = room.messages.iter().collect();
-            shown.sort_by_key(|m| (!m.mention, std::cmp::Reverse(m.id)));
-            let lines: Vec<MessageLine> = shown
+            let first = room.first_id;
+            let lines: Vec<MessageLine> = room
+                .messages
                 .iter()
-                .take(LATEST_PER_ROOM)
                 .map(|m| {
                     let text = crate::format::message_text(&m.body);
                     let excerpt: String = text.chars().take(200).collect();
@@ -90,14 +85,14 @@ fn render(mail: &Mail, due: &Due) -> Result<NewMail> {
                 .collect();
             RoomSection {
                 name: room.name.clone(),
-                count: room.messages.len(),
+                count: room.count,
                 link: format!(
                     "{}/rooms/{}?around={first}#m{first}",
                     mail.public_url, room.slug
                 ),
-                more: room.messages.len().saturating_sub(lines.len()),
+                more: room.count.saturating_sub(lines.len()),
                 messages: lines,
-                mentions: room.messages.iter().filter(|m| m.mention).count(),
+                mentions: room.mentions,
             }
         })
         .collect();

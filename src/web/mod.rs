@@ -14,6 +14,7 @@ mod uploads;
 pub mod view;
 
 use rocket::fairing::{AdHoc, Fairing, Info, Kind};
+use rocket::shield::{NoSniff, Shield};
 use rocket::http::{ContentType, Header, Status};
 use rocket::request::{FromRequest, Outcome};
 use rocket::response::{Flash, Redirect, Responder};
@@ -155,6 +156,9 @@ pub fn stage() -> AdHoc {
             .mount("/admin", admin::routes())
             .mount("/", rocket::routes![healthz, readyz, static_file, favicon])
             .register("/", catchers![unauthorized, forbidden, any_error])
+            // SecurityHeaders sets nosniff on every response (downloads set it themselves), so
+            // Shield does not, and logs no "refusing to overwrite" warning per download.
+            .attach(Shield::default().disable::<NoSniff>())
             .attach(SecurityHeaders)
     })
 }

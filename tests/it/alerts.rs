@@ -27,6 +27,7 @@ both_backends!(
     unsubscribing_takes_a_post_and_a_real_token,
     password_reset_end_to_end,
     without_smtp_mail_is_written_to_files,
+    planning_reads_a_bounded_amount_whatever_the_flood,
 );
 
 async fn start(backend: Backend) -> Option<(TestApp, SmtpSink)> {
@@ -799,5 +800,53 @@ async fn a_message_that_commits_late_in_another_room_is_still_alerted(backend: B
     assert!(
         subjects.iter().any(|s| s == "1 new message in Y"),
         "{subjects:?}"
+    );
+}
+
+/// One member floods a room: planning reads counts and a few short lines, so its statements and
+/// what it holds stay the same whether there are 20 small or 400 ten-kilobyte unread messages.
+async fn planning_reads_a_bounded_amount_whatever_the_flood(backend: Backend) {
+    let mut rounds = Vec::new();
+    for (messages, size) in [(20usize, 10usize), (400, 10_000)] {
+        let Some((app, _sink)) = start(backend).await else {
+            return;
+        };
+        let flooder = app.user("flooder", false).await;
+        let mut away = Vec::new();
+        for i in 0..20 {
+            away.push(app.user(&format!("away{i}"), false).await);
+        }
+        let mut members = away.clone();
+        members.push(flooder);
+        let room = app.room("general", false, &members).await;
+        let mut bodies: Vec<String> = (0..messages)
+            .map(|i| format!("{i} {}", "x".repeat(size)))
+            .collect();
+        bodies[0] = format!("@away3 look {}", "y".repeat(size));
+        app.messages(room, flooder, bodies).await;
+        let rules = confab::chat::alerts::Rules {
+            away_after: Duration::minutes(5),
+            alert_delay: Duration::minutes(10),
+            mention_delay: Duration::minutes(2),
+        };
+        let due = app
+            .write(move |c| confab::chat::alerts::due(c, minutes(11), &rules))
+            .await;
+        assert_eq!(due.len(), 20, "every away member is due");
+        for d in &due {
+            let room = &d.rooms[0];
+            assert_eq!(room.count, messages, "counted in SQL");
+            assert!(room.messages.len() <= confab::chat::alerts::LINES_PER_ROOM);
+            assert!(room.messages.iter().all(|m| m.body.chars().count()
+                <= confab::chat::alerts::LINE_CHARS as usize));
+            assert_eq!(room.mentions, usize::from(d.user.username == "away3"));
+        }
+        let before = app.db().queries();
+        assert_eq!(plan_at(&app, minutes(11)).await, 20);
+        rounds.push(app.db().queries() - before);
+    }
+    assert_eq!(
+        rounds[0], rounds[1],
+        "statements per round do not grow with the flood: {rounds:?}"
     );
 }
