@@ -103,11 +103,66 @@ fn mentions(text: &str, out: &mut Vec<Event<'static>>) {
     }
 }
 
+/// The deepest nesting of quotes, lists and emphasis a message may produce; deeper markers keep
+/// their text but add no level (`> ` repeated thousands of times would otherwise make a tree that
+/// takes seconds to sanitise).
+pub const MAX_NESTING: usize = 8;
+
+/// Whether a tag opens a level that counts towards [`MAX_NESTING`].
+fn nests(tag: &Tag<'_>) -> bool {
+    matches!(
+        tag,
+        Tag::BlockQuote(_)
+            | Tag::List(_)
+            | Tag::Item
+            | Tag::Emphasis
+            | Tag::Strong
+            | Tag::Strikethrough
+    )
+}
+
+/// The parser's events with levels past [`MAX_NESTING`] left out (their contents kept).
+fn bounded(body: &str) -> impl Iterator<Item = Event<'_>> {
+    let mut open: Vec<bool> = Vec::new();
+    let mut depth = 0usize;
+    parser(body).filter(move |event| match event {
+        Event::Start(tag) => {
+            let counted = nests(tag);
+            let keep = !counted || depth < MAX_NESTING;
+            if counted && keep {
+                depth += 1;
+            }
+            open.push(keep && counted);
+            keep
+        }
+        Event::End(_) => {
+            let counted_and_kept = open.pop().unwrap_or(false);
+            if counted_and_kept {
+                depth -= 1;
+            }
+            counted_and_kept || !matches!(event, Event::End(end) if nests_end(end))
+        }
+        _ => true,
+    })
+}
+
+fn nests_end(end: &TagEnd) -> bool {
+    matches!(
+        end,
+        TagEnd::BlockQuote(_)
+            | TagEnd::List(_)
+            | TagEnd::Item
+            | TagEnd::Emphasis
+            | TagEnd::Strong
+            | TagEnd::Strikethrough
+    )
+}
+
 /// A message body as safe HTML.
 pub fn message_html(body: &str) -> String {
     let mut events: Vec<Event<'static>> = Vec::new();
     let (mut in_code, mut in_link) = (false, false);
-    for event in parser(body) {
+    for event in bounded(body) {
         match event {
             // Raw HTML is text, never markup (its line breaks kept, its URLs linked).
             Event::Html(html) | Event::InlineHtml(html) => {
@@ -271,6 +326,21 @@ pub fn excerpt(text: &str, terms: &[String], width: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nesting_is_bounded() {
+        let deep = format!("{}deep", "> ".repeat(5000));
+        let html = message_html(&deep);
+        assert_eq!(html.matches("<blockquote>").count(), MAX_NESTING);
+        assert_eq!(html.matches("</blockquote>").count(), MAX_NESTING);
+        assert!(html.contains("deep"));
+        let lists = format!("{}item", "- ".repeat(3000));
+        let html = message_html(&lists);
+        assert!(html.matches("<ul>").count() <= MAX_NESTING);
+        assert!(html.contains("item"));
+        let shallow = message_html("> one\n>> two");
+        assert_eq!(shallow.matches("<blockquote>").count(), 2);
+    }
 
     #[test]
     fn markdown_subset() {

@@ -46,6 +46,8 @@ pub struct Settings {
     pub max_held_polls: usize,
     /// The longest one search may run on PostgreSQL, in milliseconds.
     pub search_timeout_ms: u64,
+    /// The most index matches one search walks on SQLite.
+    pub search_scan_rows: i64,
     /// Seconds without a poll after which a member shows as away.
     pub presence_timeout: u64,
     /// How often presence is written to the database, in seconds.
@@ -116,6 +118,7 @@ struct Raw {
     poll_wait_max: u64,
     max_held_polls: usize,
     search_timeout_ms: u64,
+    search_scan_rows: i64,
     presence_timeout: u64,
     presence_flush_secs: u64,
     session_cache_secs: u64,
@@ -212,6 +215,9 @@ impl Settings {
                 ));
             }
         }
+        if raw.search_scan_rows < 1 {
+            return Err(invalid("search_scan_rows", "must be at least 1"));
+        }
         if raw.search_timeout_ms == 0 {
             return Err(invalid("search_timeout_ms", "must be at least 1"));
         }
@@ -306,6 +312,7 @@ impl Settings {
             poll_wait_max: raw.poll_wait_max,
             max_held_polls: raw.max_held_polls,
             search_timeout_ms: raw.search_timeout_ms,
+            search_scan_rows: raw.search_scan_rows,
             presence_timeout: raw.presence_timeout,
             presence_flush_secs: raw.presence_flush_secs,
             session_cache_secs: raw.session_cache_secs,
@@ -359,6 +366,7 @@ fn defaults() -> serde_json::Value {
         "poll_wait_max": 25,
         "max_held_polls": 10_000,
         "search_timeout_ms": 5_000,
+        "search_scan_rows": 20_000,
         "presence_timeout": 90,
         "presence_flush_secs": 30,
         "session_cache_secs": 60,

@@ -193,11 +193,13 @@ pub fn due(conn: &mut AnyConnection, now: NaiveDateTime, rules: &Rules) -> Resul
     let all: Vec<Tally> = unread().group_by(group).select(tally).load(conn)?;
     // Mentions, found in SQL by `@name` anywhere (the lines below tell whole names apart).
     let mentioned: Vec<Tally> = unread()
-        .filter(lower(messages::body).like(lower(
-            "%@".into_sql::<diesel::sql_types::Text>()
-                .concat(members.field(users::username))
-                .concat("%"),
-        )))
+        .filter(
+            lower(messages::body).like(lower(
+                "%@".into_sql::<diesel::sql_types::Text>()
+                    .concat(members.field(users::username))
+                    .concat("%"),
+            )),
+        )
         .group_by(group)
         .select(tally)
         .load(conn)?;
@@ -241,7 +243,8 @@ pub fn due(conn: &mut AnyConnection, now: NaiveDateTime, rules: &Rules) -> Resul
     }
     add_lines(conn, &mut due)?;
     for d in &mut due {
-        d.rooms.sort_by_key(|r| (r.mentions == 0, std::cmp::Reverse(r.count)));
+        d.rooms
+            .sort_by_key(|r| (r.mentions == 0, std::cmp::Reverse(r.count)));
     }
     Ok(due)
 }
@@ -266,8 +269,7 @@ fn add_lines(conn: &mut AnyConnection, due: &mut [Due]) -> Result<()> {
         .map(|(id, slug, name)| (id, (slug, name)))
         .collect();
     let authors = diesel::alias!(users as authors);
-    let mut latest: BTreeMap<i64, Vec<(i64, i64, String, String, NaiveDateTime)>> =
-        BTreeMap::new();
+    let mut latest: BTreeMap<i64, Vec<(i64, i64, String, String, NaiveDateTime)>> = BTreeMap::new();
     for (&room_id, &oldest) in &oldest_wanted {
         let lines = messages::table
             .inner_join(authors.on(authors.field(users::id).eq(messages::author_id)))
@@ -335,8 +337,7 @@ fn is_due(user: &User, rooms: &[RoomDue], now: NaiveDateTime, rules: &Rules) -> 
     }
     let ripe = rooms.iter().any(|r| {
         r.oldest_at <= now - rules.alert_delay
-            || r
-                .oldest_mention_at
+            || r.oldest_mention_at
                 .is_some_and(|at| at <= now - rules.mention_delay)
     });
     // After an alert, while they have not come back, at most one more a day.

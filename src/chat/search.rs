@@ -194,25 +194,25 @@ pub fn day_start(day: NaiveDate, tz: chrono_tz::Tz) -> NaiveDateTime {
         .map_or(midnight, |t| t.naive_utc())
 }
 
-/// FTS5 walks its matches newest first (`ORDER BY s.rowid DESC`, with the keyset bound on the
-/// rowid too) and stops at the page size, so a common word costs no more than a rare one as long as
-/// most matches pass the other conditions (a narrow `in:`, `from:` or date walks further).
+/// FTS5 walks its matches newest first (`ORDER BY rowid DESC`, with the keyset bound on the rowid
+/// too), at most `?10` of them (the scan budget), and the page is taken from those: a common word
+/// with a narrow `in:`, `from:` or date cannot walk the whole index.
 const SQLITE: &str = "
 SELECT m.id, r.slug AS room_slug, r.name AS room_name, u.username AS author, m.body, m.created_at, a.file_name
-FROM message_search s
+FROM (SELECT rowid FROM message_search
+      WHERE message_search MATCH ?2 AND rowid < coalesce(?8, 9223372036854775807)
+      ORDER BY rowid DESC LIMIT ?10) s
 JOIN messages m ON m.id = s.rowid
 JOIN memberships mb ON mb.room_id = m.room_id AND mb.user_id = ?1
 JOIN rooms r ON r.id = m.room_id
 JOIN users u ON u.id = m.author_id
 LEFT JOIN attachments a ON a.message_id = m.id
-WHERE message_search MATCH ?2
-  AND m.deleted_at IS NULL
+WHERE m.deleted_at IS NULL
   AND (?3 IS NULL OR u.username = ?3)
   AND (?4 IS NULL OR r.slug = ?4)
   AND (?5 = 0 OR a.id IS NOT NULL)
   AND (?6 IS NULL OR m.created_at >= ?6)
   AND (?7 IS NULL OR m.created_at < ?7)
-  AND s.rowid < coalesce(?8, 9223372036854775807)
 ORDER BY s.rowid DESC
 LIMIT ?9";
 
@@ -259,10 +259,20 @@ LIMIT $9";
 const TOO_BROAD: &str =
     "That search matches too much to finish in time: add a word, `in:room`, `from:name` or a date.";
 
+/// How much one search may cost.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    /// PostgreSQL: the longest the statement may run, in milliseconds.
+    pub timeout_ms: u64,
+    /// SQLite: the most index matches walked.
+    pub scan_rows: i64,
+}
+
 /// Searches the rooms `user_id` is a member of, newest first, below `before_id` (keyset paging).
 /// Dates in the query are days in `tz`. The query must have at least one term. On PostgreSQL the
-/// search may run for at most `timeout_ms` (a `SET LOCAL` in its own transaction: call it outside
-/// one); a longer one is refused as too broad.
+/// search may run for at most `budget.timeout_ms` (a `SET LOCAL` in its own transaction: call it
+/// outside one); on SQLite it walks at most `budget.scan_rows` matches. A search that runs out of
+/// its budget before filling the page is refused as too broad.
 pub fn search(
     conn: &mut AnyConnection,
     user_id: i64,
@@ -270,8 +280,11 @@ pub fn search(
     tz: chrono_tz::Tz,
     before_id: Option<i64>,
     limit: i64,
-    timeout_ms: u64,
+    budget: Budget,
 ) -> Result<Vec<Hit>> {
+    let timeout_ms = budget.timeout_ms;
+    // The walk always covers at least one page.
+    let scan_rows = budget.scan_rows.max(limit);
     let text = query.match_expression();
     let after = query.after.map(|d| day_start(d, tz));
     let before = query.before.map(|d| day_start(d, tz));
@@ -287,15 +300,22 @@ pub fn search(
                 .bind::<Nullable<Timestamp>, _>(before)
                 .bind::<Nullable<BigInt>, _>(before_id)
                 .bind::<BigInt, _>(limit)
-                .load::<Hit>($conn)?
         };
     }
     match conn {
-        AnyConnection::Sqlite(conn) => Ok(run!(SQLITE, conn)),
+        AnyConnection::Sqlite(conn) => {
+            let hits = run!(SQLITE, conn)
+                .bind::<BigInt, _>(scan_rows)
+                .load::<Hit>(conn)?;
+            if (hits.len() as i64) < limit && scanned_all(conn, &text, before_id, scan_rows)? {
+                return Err(Error::Invalid(TOO_BROAD.into()));
+            }
+            Ok(hits)
+        }
         AnyConnection::Postgresql(conn) => conn
             .transaction(|conn| -> diesel::QueryResult<Vec<Hit>> {
                 conn.batch_execute(&format!("SET LOCAL statement_timeout = {timeout_ms}"))?;
-                Ok(run!(POSTGRES, conn))
+                run!(POSTGRES, conn).load::<Hit>(conn)
             })
             .map_err(|e| match e {
                 diesel::result::Error::DatabaseError(_, info)
@@ -306,6 +326,30 @@ pub fn search(
                 e => e.into(),
             }),
     }
+}
+
+/// SQLite: whether the walk stopped at the budget (so more matches may lie beyond it).
+fn scanned_all(
+    conn: &mut diesel::SqliteConnection,
+    text: &str,
+    before_id: Option<i64>,
+    scan_rows: i64,
+) -> Result<bool> {
+    #[derive(QueryableByName)]
+    struct Walked {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let walked: Walked = diesel::sql_query(
+        "SELECT count(*) AS n FROM (SELECT rowid FROM message_search \
+         WHERE message_search MATCH ?1 AND rowid < coalesce(?2, 9223372036854775807) \
+         ORDER BY rowid DESC LIMIT ?3)",
+    )
+    .bind::<Text, _>(text)
+    .bind::<Nullable<BigInt>, _>(before_id)
+    .bind::<BigInt, _>(scan_rows)
+    .get_result(conn)?;
+    Ok(walked.n >= scan_rows)
 }
 
 #[cfg(test)]

@@ -76,15 +76,15 @@ impl<'r> Responder<'r, 'static> for EventsReply {
 }
 
 /// Renders messages with the room page's own message template.
-fn render(
+async fn render(
     templates: &Pages,
-    changed: &[Posted],
-    files: &[attachments::Attachment],
+    changed: Vec<Posted>,
+    files: Vec<attachments::Attachment>,
     reader: &CurrentUser,
     slug: &str,
     csrf: &CsrfToken,
 ) -> Result<Vec<MessageJson>> {
-    let views = view::messages(changed, files, reader, None, None);
+    let (changed, views) = view::messages(changed, files, reader, None, None).await?;
     changed
         .iter()
         .zip(views)
@@ -181,7 +181,8 @@ async fn events(
         (Vec::new(), Vec::new())
     };
     let more = changed.len() as i64 > CHANGES_PER_ANSWER;
-    let changed = &changed[..changed.len().min(CHANGES_PER_ANSWER as usize)];
+    let mut changed = changed;
+    changed.truncate(CHANGES_PER_ANSWER as usize);
     // With more to come, the cursor stops at the last change sent.
     let cursor = match (more, changed.last()) {
         (true, Some(last)) => Token {
@@ -190,16 +191,18 @@ async fn events(
         },
         _ => token,
     };
+    let messages = render(
+        templates,
+        changed,
+        files,
+        &user,
+        slug,
+        &CsrfToken::existing(cookies),
+    )
+    .await?;
     Ok(EventsReply::Changed(Json(Events {
         cursor: cursor.to_string(),
-        messages: render(
-            templates,
-            changed,
-            &files,
-            &user,
-            slug,
-            &CsrfToken::existing(cookies),
-        )?,
+        messages,
         presence: app.live.presence(room_id, chat::now()),
         more,
     })))
@@ -232,14 +235,7 @@ async fn post_message(
         pages::client_id(message.client_id),
     )
     .await?;
-    let mut rendered = render(
-        templates,
-        std::slice::from_ref(&posted),
-        &[],
-        &user,
-        slug,
-        &csrf,
-    )?;
+    let mut rendered = render(templates, vec![posted], Vec::new(), &user, slug, &csrf).await?;
     let json = rendered
         .pop()
         .ok_or_else(|| Error::Internal("nothing rendered".into()))?;

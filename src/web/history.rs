@@ -71,10 +71,13 @@ async fn search_page(
     let (uid, tz) = (user.user.id, user.user.tz());
     let run = query.clone();
     let before = form.before;
-    let timeout = app.settings.search_timeout_ms;
+    let budget = search::Budget {
+        timeout_ms: app.settings.search_timeout_ms,
+        scan_rows: app.settings.search_scan_rows,
+    };
     let hits = app
         .db
-        .run(move |conn| search::search(conn, uid, &run, tz, before, RESULTS_PER_PAGE + 1, timeout))
+        .run(move |conn| search::search(conn, uid, &run, tz, before, RESULTS_PER_PAGE + 1, budget))
         .await?;
     let more = hits.len() as i64 > RESULTS_PER_PAGE;
     let words = query.highlight_words();
@@ -132,11 +135,12 @@ async fn missed(
             })
             .await?;
         let shown = posted.len() as i64;
+        let (_, views) = view::messages(posted, files, &user, Some(last_read), None).await?;
         groups.push(context! {
             room: summary.room,
             unread: summary.unread,
             more: summary.unread - shown,
-            messages: view::messages(&posted, &files, &user, Some(last_read), None),
+            messages: views,
         });
     }
     Ok(Template::render(

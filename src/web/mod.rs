@@ -14,10 +14,10 @@ mod uploads;
 pub mod view;
 
 use rocket::fairing::{AdHoc, Fairing, Info, Kind};
-use rocket::shield::{NoSniff, Shield};
 use rocket::http::{ContentType, Header, Status};
 use rocket::request::{FromRequest, Outcome};
 use rocket::response::{Flash, Redirect, Responder};
+use rocket::shield::{NoSniff, Shield};
 use rocket::{catch, catchers, Request, Response};
 use template::Template;
 

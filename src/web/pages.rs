@@ -131,20 +131,21 @@ pub(super) async fn render_room(
         PageAt::Around(id) => Some(id),
         _ => None,
     };
-    let views = view::messages(
-        &page.messages,
-        &files,
+    let has_older = page.has_older;
+    let has_newer = page.has_newer;
+    let (shown_messages, views) = view::messages(
+        page.messages,
+        files,
         user,
         Some(membership.last_read_id),
         marked,
-    );
-    let older = page
-        .has_older
-        .then(|| page.messages.first().map(|m| m.message.id))
+    )
+    .await?;
+    let older = has_older
+        .then(|| shown_messages.first().map(|m| m.message.id))
         .flatten();
-    let newer = page
-        .has_newer
-        .then(|| page.messages.last().map(|m| m.message.id))
+    let newer = has_newer
+        .then(|| shown_messages.last().map(|m| m.message.id))
         .flatten();
     let s = app.settings;
     Ok(Template::render(

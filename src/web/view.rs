@@ -165,15 +165,31 @@ pub struct MessageView {
     pub attachment: Option<AttachmentView>,
 }
 
-/// Turns a page of messages into what the template shows.
-pub fn messages(
-    page: &[Posted],
-    attachments: &[Attachment],
+/// Turns a page of messages into what the template shows, on the blocking pool: Markdown and
+/// sanitising are CPU work that must not hold up the async workers (nor `/healthz`).
+pub async fn messages(
+    page: Vec<Posted>,
+    attachments: Vec<Attachment>,
     reader: &CurrentUser,
     last_read_id: Option<i64>,
     marked: Option<i64>,
+) -> crate::error::Result<(Vec<Posted>, Vec<MessageView>)> {
+    let reader = reader.user.clone();
+    super::blocking(move || {
+        let views = message_views(&page, &attachments, &reader, last_read_id, marked);
+        Ok((page, views))
+    })
+    .await
+}
+
+fn message_views(
+    page: &[Posted],
+    attachments: &[Attachment],
+    reader: &crate::chat::users::User,
+    last_read_id: Option<i64>,
+    marked: Option<i64>,
 ) -> Vec<MessageView> {
-    let tz = reader.user.tz();
+    let tz = reader.tz();
     let mut previous_day: Option<String> = None;
     let mut divider_placed = false;
     page.iter()
@@ -184,10 +200,10 @@ pub fn messages(
                 (previous_day.as_deref() != Some(posted.day.as_str())).then(|| posted.day.clone());
             previous_day = Some(posted.day.clone());
             let first_unread = !divider_placed
-                && last_read_id.is_some_and(|last| m.id > last && m.author_id != reader.user.id);
+                && last_read_id.is_some_and(|last| m.id > last && m.author_id != reader.id);
             divider_placed |= first_unread;
             let deleted = m.deleted_at.is_some();
-            let mine = m.author_id == reader.user.id;
+            let mine = m.author_id == reader.id;
             MessageView {
                 id: m.id,
                 author: p.author.clone(),
@@ -198,7 +214,7 @@ pub fn messages(
                 edited: m.edited_at.map(|at| when(at, tz)),
                 deleted,
                 can_edit: mine && !deleted,
-                can_delete: (mine || reader.user.is_admin) && !deleted,
+                can_delete: (mine || reader.is_admin) && !deleted,
                 first_unread,
                 marked: marked == Some(m.id),
                 attachment: attachments

@@ -13,6 +13,8 @@ crate::both_backends!(
     private_answers_are_not_cached,
     a_password_change_voids_links_and_rotates_the_session,
     a_held_poll_answers_nothing_to_a_removed_member,
+    deeply_nested_messages_render_bounded,
+    a_search_has_a_budget_on_sqlite,
 );
 
 async fn posting_too_fast_is_refused_and_keeps_the_draft(backend: Backend) {
@@ -294,4 +296,70 @@ async fn a_held_poll_answers_nothing_to_a_removed_member(backend: Backend) {
     assert_eq!(answer.status, Status::NotFound, "{}", answer.body);
     assert!(!answer.body.contains("presence"), "{}", answer.body);
     assert!(!answer.body.contains("after ann left"));
+}
+
+async fn deeply_nested_messages_render_bounded(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let ann = app.user("ann", false).await;
+    let room = app.room("general", false, &[ann]).await;
+    let hostile = format!("{}too deep", "> ".repeat(5000));
+    app.messages(room, ann, vec![hostile; 30]).await;
+    let mut browser = app.login("ann").await;
+    let (page, health) = tokio::join!(
+        browser.get("/rooms/general"),
+        app.client.get("/healthz").dispatch()
+    );
+    assert_eq!(health.status(), Status::Ok);
+    let page = page.expect(Status::Ok);
+    assert_eq!(page.body.matches("too deep").count(), 30);
+    assert!(
+        page.body.matches("<blockquote>").count() <= 30 * confab::format::MAX_NESTING,
+        "nesting is bounded"
+    );
+}
+
+async fn a_search_has_a_budget_on_sqlite(backend: Backend) {
+    let Some(app) = TestApp::start_with(backend, &[("search_scan_rows", 10)]).await else {
+        return;
+    };
+    let ann = app.user("ann", false).await;
+    let quiet = app.room("quiet", false, &[ann]).await;
+    let busy = app.room("busy", false, &[ann]).await;
+    app.messages(quiet, ann, vec!["a common thing".into()])
+        .await;
+    app.messages(
+        busy,
+        ann,
+        (0..30).map(|i| format!("common word {i}")).collect(),
+    )
+    .await;
+    let mut browser = app.login("ann").await;
+    let broad = browser.get("/search?q=common").await.expect(Status::Ok);
+    assert!(
+        broad.body.contains("<mark>common</mark> word"),
+        "{}",
+        broad.body
+    );
+    let narrow = browser
+        .get(&format!("/search?q={}", encode("common in:quiet")))
+        .await;
+    match backend {
+        // The newest matches walked (at least a page) are all in another room: the walk stops
+        // there and says so.
+        Backend::Sqlite => {
+            assert_eq!(narrow.status, Status::UnprocessableEntity);
+            assert!(narrow.body.contains("matches too much"), "{}", narrow.body);
+        }
+        // PostgreSQL's budget is time (search_timeout_ms), which this search is well within.
+        Backend::Postgres => {
+            assert_eq!(narrow.status, Status::Ok);
+            assert!(
+                narrow.body.contains("<mark>common</mark> thing"),
+                "{}",
+                narrow.body
+            );
+        }
+    }
 }

@@ -837,8 +837,10 @@ async fn planning_reads_a_bounded_amount_whatever_the_flood(backend: Backend) {
             let room = &d.rooms[0];
             assert_eq!(room.count, messages, "counted in SQL");
             assert!(room.messages.len() <= confab::chat::alerts::LINES_PER_ROOM);
-            assert!(room.messages.iter().all(|m| m.body.chars().count()
-                <= confab::chat::alerts::LINE_CHARS as usize));
+            assert!(room
+                .messages
+                .iter()
+                .all(|m| m.body.chars().count() <= confab::chat::alerts::LINE_CHARS as usize));
             assert_eq!(room.mentions, usize::from(d.user.username == "away3"));
         }
         let before = app.db().queries();
