@@ -2,14 +2,49 @@
 //! name (`ab/cd/abcd…`) only once their database row has committed. Thumbnails sit beside their
 //! file. Nothing here is ever served as a static folder.
 
+use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 /// Where uploaded files live.
 #[derive(Debug, Clone)]
 pub struct FileStore {
     root: PathBuf,
+    /// Temporary files still being written: never swept, however slowly they arrive.
+    writing: Arc<Mutex<HashSet<PathBuf>>>,
+}
+
+/// A temporary upload being received. The sweep leaves it alone while it lives; dropping it removes
+/// the file unless it was kept (its row committed).
+#[derive(Debug)]
+pub struct TempUpload {
+    path: PathBuf,
+    remove: bool,
+    writing: Arc<Mutex<HashSet<PathBuf>>>,
+}
+
+impl TempUpload {
+    /// The row committed: the file stays (to be moved into place, or by the sweep).
+    pub fn keep(mut self) {
+        self.remove = false;
+    }
+}
+
+impl Drop for TempUpload {
+    fn drop(&mut self) {
+        if self.remove {
+            if let Err(e) = std::fs::remove_file(&self.path) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    log::warn!("removing {}: {e}", self.path.display());
+                }
+            }
+        }
+        if let Ok(mut writing) = self.writing.lock() {
+            writing.remove(&self.path);
+        }
+    }
 }
 
 /// The largest image, in pixels, that gets a thumbnail; anything bigger may be a decompression bomb.
@@ -20,7 +55,10 @@ const THUMBNAIL_BOX: (u32, u32) = (800, 600);
 impl FileStore {
     /// A store rooted at `root` (created on first use).
     pub fn new(root: impl Into<PathBuf>) -> FileStore {
-        FileStore { root: root.into() }
+        FileStore {
+            root: root.into(),
+            writing: Arc::default(),
+        }
     }
 
     fn tmp_dir(&self) -> PathBuf {
@@ -56,10 +94,24 @@ impl FileStore {
         self.root.join(format!("{stored_name}.thumb"))
     }
 
-    /// Creates the temporary folder and an empty temporary file for a new upload.
-    pub async fn create_temp(&self, stored_name: &str) -> io::Result<tokio::fs::File> {
+    /// Creates the temporary folder and an empty temporary file for a new upload, with the guard
+    /// that keeps the sweep away from it and removes it if the upload fails.
+    pub async fn create_temp(
+        &self,
+        stored_name: &str,
+    ) -> io::Result<(tokio::fs::File, TempUpload)> {
         tokio::fs::create_dir_all(self.tmp_dir()).await?;
-        tokio::fs::File::create(self.temp_path(stored_name)).await
+        let path = self.temp_path(stored_name);
+        if let Ok(mut writing) = self.writing.lock() {
+            writing.insert(path.clone());
+        }
+        let guard = TempUpload {
+            path: path.clone(),
+            remove: true,
+            writing: self.writing.clone(),
+        };
+        let file = tokio::fs::File::create(&path).await?;
+        Ok((file, guard))
     }
 
     /// Moves a committed upload from `tmp/` to its place.
@@ -82,7 +134,8 @@ impl FileStore {
         Ok(())
     }
 
-    /// Temporary files not written to for `stale_after`, each with the stored name it was meant for.
+    /// Temporary files not written to for `stale_after` and not being received now, each with the
+    /// stored name it was meant for.
     pub fn stale_temp_files(
         &self,
         stale_after: Duration,
@@ -93,8 +146,12 @@ impl FileStore {
             Err(e) => return Err(e),
         };
         let now = SystemTime::now();
+        let writing = self.writing.lock().map(|w| w.clone()).unwrap_or_default();
         let mut stale = Vec::new();
         for entry in entries.flatten() {
+            if writing.contains(&entry.path()) {
+                continue;
+            }
             let modified = entry.metadata().and_then(|m| m.modified()).unwrap_or(now);
             if now.duration_since(modified).unwrap_or_default() >= stale_after {
                 let path = entry.path();

@@ -80,6 +80,8 @@ pub struct Settings {
     pub db_pool_size: u32,
     /// Days a session stays valid without being used.
     pub session_days: i64,
+    /// Days delivered mail is kept (the alert log in Settings shows it).
+    pub sent_mail_days: i64,
     /// Failed logins for one account before further attempts are refused for `login_lockout_secs`.
     pub login_max_failures: i32,
     /// Failed logins from one client address (any names) before it is refused for `login_lockout_secs`.
@@ -135,6 +137,7 @@ struct Raw {
     outbox_retry_secs: i64,
     db_pool_size: u32,
     session_days: i64,
+    sent_mail_days: i64,
     login_max_failures: i32,
     login_lockout_secs: i64,
     login_slowdown_ms: u64,
@@ -241,6 +244,9 @@ impl Settings {
         if !(1..=1000).contains(&raw.db_pool_size) {
             return Err(invalid("db_pool_size", "must be between 1 and 1000"));
         }
+        if raw.sent_mail_days < 1 {
+            return Err(invalid("sent_mail_days", "must be at least 1"));
+        }
         if raw.session_days < 1 {
             return Err(invalid("session_days", "must be at least 1"));
         }
@@ -329,6 +335,7 @@ impl Settings {
             mail_dir,
             db_pool_size: raw.db_pool_size,
             session_days: raw.session_days,
+            sent_mail_days: raw.sent_mail_days,
             login_max_failures: raw.login_max_failures,
             login_lockout_secs: raw.login_lockout_secs,
             login_slowdown_ms: raw.login_slowdown_ms,
@@ -381,6 +388,7 @@ fn defaults() -> serde_json::Value {
         "outbox_retry_secs": 30,
         "db_pool_size": 10,
         "session_days": 30,
+        "sent_mail_days": 90,
         "login_max_failures": 5,
         "login_lockout_secs": 900,
         "login_slowdown_ms": 500,

@@ -152,6 +152,40 @@ pub fn claim(
         .load(conn)?)
 }
 
+/// Extends a claimed mail's lease to `until` just before it is sent, if this sender still holds it
+/// (its lease is still `held_until`). A batch can take longer than the first lease with a slow SMTP
+/// server; a mail whose lease ran out and was claimed by another sender is left to that sender.
+pub fn renew(
+    conn: &mut AnyConnection,
+    id: i64,
+    held_until: Option<NaiveDateTime>,
+    until: NaiveDateTime,
+) -> Result<bool> {
+    let Some(held_until) = held_until else {
+        return Ok(false);
+    };
+    let renewed = diesel::update(
+        outbox::table
+            .find(id)
+            .filter(outbox::status.eq("pending"))
+            .filter(outbox::locked_until.eq(held_until)),
+    )
+    .set(outbox::locked_until.eq(until))
+    .execute(conn)?;
+    Ok(renewed == 1)
+}
+
+/// Deletes mail delivered before `before`; returns how many. (Undelivered and failed mail stays
+/// for the admin's outbox page.)
+pub fn prune_sent(conn: &mut AnyConnection, before: NaiveDateTime) -> Result<usize> {
+    Ok(diesel::delete(
+        outbox::table
+            .filter(outbox::status.eq("sent"))
+            .filter(outbox::sent_at.lt(before)),
+    )
+    .execute(conn)?)
+}
+
 /// Records a delivery.
 pub fn mark_sent(conn: &mut AnyConnection, id: i64, now: NaiveDateTime) -> Result<()> {
     diesel::update(outbox::table.find(id))

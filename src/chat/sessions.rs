@@ -115,3 +115,11 @@ pub fn end(conn: &mut AnyConnection, token: &str) -> Result<()> {
         .execute(conn)?;
     Ok(())
 }
+
+/// Deletes sessions unused since `idle_since` (they no longer log anyone in); returns how many.
+pub fn prune(conn: &mut AnyConnection, idle_since: NaiveDateTime) -> Result<usize> {
+    Ok(
+        diesel::delete(sessions::table.filter(sessions::last_seen_at.lt(idle_since)))
+            .execute(conn)?,
+    )
+}

@@ -103,3 +103,15 @@ pub fn revoke_unused(conn: &mut AnyConnection, user_id: i64) -> Result<usize> {
     )
     .execute(conn)?)
 }
+
+/// Deletes links that were used or expired before `before`; returns how many.
+pub fn prune(conn: &mut AnyConnection, before: NaiveDateTime) -> Result<usize> {
+    Ok(diesel::delete(
+        user_tokens::table.filter(
+            user_tokens::expires_at
+                .lt(before)
+                .or(user_tokens::used_at.lt(before)),
+        ),
+    )
+    .execute(conn)?)
+}

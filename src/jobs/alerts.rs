@@ -142,7 +142,18 @@ pub async fn send(db: &Db, mail: &Mail, settings: &Settings, now: NaiveDateTime)
         settings.outbox_max_attempts,
         Duration::seconds(settings.outbox_retry_secs),
     );
+    let started = std::time::Instant::now();
     for row in claimed {
+        // The lease is renewed for each mail, timed from the round's clock, so that a slow server
+        // cannot let another sender claim (and send) a mail this one is about to send.
+        let elapsed = Duration::from_std(started.elapsed()).unwrap_or_default();
+        let (id, held, until) = (row.id, row.locked_until, now + elapsed + lease);
+        if !db
+            .write(move |conn| outbox::renew(conn, id, held, until))
+            .await?
+        {
+            continue;
+        }
         let outcome = mail.deliver(&row).await;
         // The tick's own clock, so that retries are timed from the round that made them.
         let when = now;

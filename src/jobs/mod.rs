@@ -51,7 +51,7 @@ pub fn stage() -> AdHoc {
                     rocket.shutdown(),
                 );
             }
-            let (db, store) = (db.clone(), store.clone());
+            let (db, store, settings) = (db.clone(), store.clone(), settings.clone());
             let stale_after = Duration::from_secs(settings.upload_stale_secs);
             let every = Duration::from_secs(settings.sweep_interval_secs);
             let mut shutdown = rocket.shutdown();
@@ -62,6 +62,9 @@ pub fn stage() -> AdHoc {
                         _ = ticks.tick() => {
                             if let Err(e) = sweep::left_over_uploads(&db, &store, stale_after).await {
                                 log::warn!("sweeping left-over uploads: {e}");
+                            }
+                            if let Err(e) = sweep::prune(&db, &settings, crate::chat::now()).await {
+                                log::warn!("pruning old rows: {e}");
                             }
                         }
                         _ = &mut shutdown => break,

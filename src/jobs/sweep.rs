@@ -1,12 +1,47 @@
-//! Left-over temporary uploads: an upload interrupted by a crash or a lost connection leaves a file in
-//! `tmp/`. One whose row committed is moved into place; any other is removed.
+//! Housekeeping: left-over temporary uploads (an upload interrupted by a crash or a lost connection
+//! leaves a file in `tmp/`: one whose row committed is moved into place, any other is removed), and
+//! rows that no longer do anything (dead sessions, used or expired links, delivered mail past its
+//! keeping time, ended login-failure windows).
 
 use std::time::Duration;
 
-use crate::chat::attachments;
+use chrono::NaiveDateTime;
+
+use crate::chat::{attachments, logins, outbox, sessions, tokens};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::files::FileStore;
+use crate::settings::Settings;
+
+/// Rows pruned in one round, by kind.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    /// Sessions unused for longer than `session_days`.
+    pub sessions: usize,
+    /// One-time links used or expired a day ago or more.
+    pub links: usize,
+    /// Mail delivered more than `sent_mail_days` ago.
+    pub sent_mail: usize,
+    /// Login-failure windows that have ended.
+    pub login_failures: usize,
+}
+
+/// Deletes what no longer does anything, as of `now`, in one write transaction.
+pub async fn prune(db: &Db, settings: &Settings, now: NaiveDateTime) -> Result<Pruned> {
+    let sessions_idle = now - chrono::Duration::days(settings.session_days);
+    let links_before = now - chrono::Duration::days(1);
+    let mail_before = now - chrono::Duration::days(settings.sent_mail_days);
+    let windows_before = now - chrono::Duration::seconds(settings.login_lockout_secs);
+    db.write(move |conn| {
+        Ok(Pruned {
+            sessions: sessions::prune(conn, sessions_idle)?,
+            links: tokens::prune(conn, links_before)?,
+            sent_mail: outbox::prune_sent(conn, mail_before)?,
+            login_failures: logins::prune(conn, windows_before)?,
+        })
+    })
+    .await
+}
 
 /// Sweeps temporary files untouched for `stale_after`; returns how many it handled.
 pub async fn left_over_uploads(db: &Db, store: &FileStore, stale_after: Duration) -> Result<usize> {

@@ -20,7 +20,7 @@ use crate::chat::messages::{self, NotPosted, PageAt};
 use crate::chat::{self, rooms, text};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::files::{self, FileStore};
+use crate::files::{self, FileStore, TempUpload};
 use crate::live::Live;
 
 /// The routes of this module.
@@ -33,32 +33,9 @@ const FORM_OVERHEAD: u64 = 256 * 1024;
 /// How many leading bytes are kept to detect the content type.
 const SNIFF_BYTES: usize = 8192;
 
-/// Deletes a temporary upload when dropped, unless it was handed over to the store.
-struct TempFile {
-    path: Option<std::path::PathBuf>,
-}
-
-impl TempFile {
-    fn keep(mut self) {
-        self.path = None;
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if let Some(path) = self.path.take() {
-            if let Err(e) = std::fs::remove_file(&path) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    log::warn!("removing {}: {e}", path.display());
-                }
-            }
-        }
-    }
-}
-
 /// A file that has streamed in completely.
 struct Received {
-    temp: TempFile,
+    temp: TempUpload,
     file_name: String,
     stored_name: String,
     size: u64,
@@ -88,13 +65,10 @@ fn multipart_error(e: multer::Error) -> Error {
 async fn receive_file(field: &mut multer::Field<'_>, store: &FileStore) -> Result<Received> {
     let file_name = text::file_name(field.file_name().unwrap_or(""));
     let stored_name = FileStore::new_stored_name();
-    let created = store
+    let (created, temp) = store
         .create_temp(&stored_name)
         .await
         .map_err(|e| Error::Internal(format!("creating an upload file: {e}")))?;
-    let temp = TempFile {
-        path: Some(store.temp_path(&stored_name)),
-    };
     let mut out = BufWriter::with_capacity(256 * 1024, created);
     let mut hasher = Sha256::new();
     let mut head = Vec::with_capacity(SNIFF_BYTES);

@@ -8,6 +8,7 @@ mod admin;
 mod alerts;
 mod browser;
 mod history;
+mod housekeeping;
 mod live;
 mod operations;
 mod process;
