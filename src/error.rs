@@ -33,6 +33,9 @@ pub enum Error {
     /// The request body is over its limit.
     #[error("That is too large. Please send something smaller.")]
     TooLarge,
+    /// The client stopped sending in the middle of a request.
+    #[error("The upload stalled: nothing arrived for a while. Please try again.")]
+    Stalled,
     /// The request clashes with what exists (a taken name).
     #[error("{0}")]
     Conflict(String),
@@ -69,6 +72,7 @@ impl Error {
             Error::Invalid(_) => Status::UnprocessableEntity,
             Error::BadRequest(_) => Status::BadRequest,
             Error::TooLarge => Status::PayloadTooLarge,
+            Error::Stalled => Status::RequestTimeout,
             Error::Conflict(_) => Status::Conflict,
             Error::TooManyRequests { .. } | Error::RateLimited { .. } => Status::TooManyRequests,
             Error::Unavailable(_) => Status::ServiceUnavailable,
@@ -85,6 +89,7 @@ impl Error {
             Error::Invalid(_) => "Please check your input",
             Error::BadRequest(_) => "Bad request",
             Error::TooLarge => "Too large",
+            Error::Stalled => "Upload stalled",
             Error::Conflict(_) => "Already taken",
             Error::TooManyRequests { .. } => "Too many attempts",
             Error::RateLimited { .. } => "Slow down",

@@ -32,6 +32,8 @@ pub struct Settings {
     pub upload_stale_secs: u64,
     /// How often left-over temporary files are swept, in seconds.
     pub sweep_interval_secs: u64,
+    /// How long an upload may send nothing before it is refused (408), in seconds.
+    pub upload_idle_secs: u64,
     /// The live page's first poll interval, in seconds.
     pub poll_min: u64,
     /// Seconds added to the interval after each poll with nothing new.
@@ -113,6 +115,7 @@ struct Raw {
     max_upload_bytes: u64,
     upload_stale_secs: u64,
     sweep_interval_secs: u64,
+    upload_idle_secs: u64,
     poll_min: u64,
     poll_step: u64,
     poll_max: u64,
@@ -191,6 +194,9 @@ impl Settings {
         }
         if raw.max_upload_bytes == 0 {
             return Err(invalid("max_upload_bytes", "must be at least 1"));
+        }
+        if raw.upload_idle_secs == 0 {
+            return Err(invalid("upload_idle_secs", "must be at least 1"));
         }
         if raw.sweep_interval_secs == 0 {
             return Err(invalid("sweep_interval_secs", "must be at least 1"));
@@ -311,6 +317,7 @@ impl Settings {
             max_upload_bytes: raw.max_upload_bytes,
             upload_stale_secs: raw.upload_stale_secs,
             sweep_interval_secs: raw.sweep_interval_secs,
+            upload_idle_secs: raw.upload_idle_secs,
             poll_min: raw.poll_min,
             poll_step: raw.poll_step,
             poll_max: raw.poll_max,
@@ -366,6 +373,7 @@ fn defaults() -> serde_json::Value {
         "max_upload_bytes": 25 * 1024 * 1024,
         "upload_stale_secs": 3600,
         "sweep_interval_secs": 3600,
+        "upload_idle_secs": 60,
         "poll_min": 2,
         "poll_step": 2,
         "poll_max": 60,

@@ -62,7 +62,22 @@ fn multipart_error(e: multer::Error) -> Error {
     }
 }
 
-async fn receive_file(field: &mut multer::Field<'_>, store: &FileStore) -> Result<Received> {
+/// Waits for the next piece of an upload, for at most `idle`: a client that stops sending is
+/// answered 408 and its partial file removed, instead of holding a connection and a file forever.
+async fn stalls_after<T>(
+    idle: std::time::Duration,
+    next: impl std::future::Future<Output = T>,
+) -> Result<T> {
+    tokio::time::timeout(idle, next)
+        .await
+        .map_err(|_| Error::Stalled)
+}
+
+async fn receive_file(
+    field: &mut multer::Field<'_>,
+    store: &FileStore,
+    idle: std::time::Duration,
+) -> Result<Received> {
     let file_name = text::file_name(field.file_name().unwrap_or(""));
     let stored_name = FileStore::new_stored_name();
     let (created, temp) = store
@@ -73,7 +88,10 @@ async fn receive_file(field: &mut multer::Field<'_>, store: &FileStore) -> Resul
     let mut hasher = Sha256::new();
     let mut head = Vec::with_capacity(SNIFF_BYTES);
     let mut size: u64 = 0;
-    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+    while let Some(chunk) = stalls_after(idle, field.chunk())
+        .await?
+        .map_err(multipart_error)?
+    {
         hasher.update(&chunk);
         size += chunk.len() as u64;
         if head.len() < SNIFF_BYTES {
@@ -148,7 +166,11 @@ async fn upload(
 
     let mut fields = Fields::default();
     let mut received = None;
-    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+    let idle = std::time::Duration::from_secs(settings.upload_idle_secs);
+    while let Some(mut field) = stalls_after(idle, multipart.next_field())
+        .await?
+        .map_err(multipart_error)?
+    {
         match field.name() {
             Some("csrf") => {
                 let sent = field.text().await.map_err(multipart_error)?;
@@ -167,7 +189,7 @@ async fn upload(
                 if received.is_some() {
                     return Err(Error::BadRequest("One file per upload, please.".into()));
                 }
-                received = Some(receive_file(&mut field, store).await?);
+                received = Some(receive_file(&mut field, store, idle).await?);
             }
             _ => {}
         }

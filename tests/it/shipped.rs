@@ -47,13 +47,17 @@ impl Http {
         }
     }
 
-    async fn send(&mut self, method: &str, path: &str, form: Option<String>) -> Reply {
-        let cookie = self
-            .cookies
+    /// The `Cookie` header this client sends.
+    pub fn cookie_header(&self) -> String {
+        self.cookies
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
-            .join("; ");
+            .join("; ")
+    }
+
+    async fn send(&mut self, method: &str, path: &str, form: Option<String>) -> Reply {
+        let cookie = self.cookie_header();
         let mut request = hyper::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base))
@@ -320,4 +324,52 @@ async fn the_binary_mails_alerts_through_smtp(backend: Backend) {
     assert!(mail.header("List-Unsubscribe").is_some());
     // It stops cleanly, SMTP pool and all.
     assert!(server.terminate().success(), "a clean stop");
+}
+
+/// A client that starts an upload and then sends nothing more gets 408, and its partial file is gone.
+#[tokio::test]
+async fn a_stalled_upload_is_answered_and_cleaned_up() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut server = Server::new(&[("CONFAB_UPLOAD_IDLE_SECS", "1")]);
+    server.start().await;
+    let mut http = Http::new(server.url(""));
+    http.login("ann").await;
+    let room = http.get("/rooms/general").await;
+    let csrf = room
+        .body
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("csrf")
+        .to_string();
+    let boundary = "confabtestboundary";
+    let head = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.bin\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n{}",
+        "x".repeat(100_000)
+    );
+    let request = format!(
+        "POST /rooms/general/files HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {}\r\n\
+         Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: 10000000\r\n\r\n",
+        http.cookie_header()
+    );
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("head");
+    stream.write_all(head.as_bytes()).await.expect("part");
+    // Then nothing: the server gives up after upload_idle_secs.
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut answer))
+        .await
+        .expect("an answer, not a connection held forever")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let tmp = server.dir().join("uploads/tmp");
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .map(|entries| entries.flatten().collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "no partial file left: {left:?}");
 }
