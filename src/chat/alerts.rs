@@ -249,6 +249,9 @@ pub fn due(conn: &mut AnyConnection, now: NaiveDateTime, rules: &Rules) -> Resul
     Ok(due)
 }
 
+/// A recent message of a room: id, author id, author's name, the start of its text, when.
+type Line = (i64, i64, String, String, NaiveDateTime);
+
 /// Fills in each room's name and each member's latest lines: one read of the rooms, and one of the
 /// newest few messages per room (texts cut short in SQL).
 fn add_lines(conn: &mut AnyConnection, due: &mut [Due]) -> Result<()> {
@@ -269,7 +272,7 @@ fn add_lines(conn: &mut AnyConnection, due: &mut [Due]) -> Result<()> {
         .map(|(id, slug, name)| (id, (slug, name)))
         .collect();
     let authors = diesel::alias!(users as authors);
-    let mut latest: BTreeMap<i64, Vec<(i64, i64, String, String, NaiveDateTime)>> = BTreeMap::new();
+    let mut latest: BTreeMap<i64, Vec<Line>> = BTreeMap::new();
     for (&room_id, &oldest) in &oldest_wanted {
         let lines = messages::table
             .inner_join(authors.on(authors.field(users::id).eq(messages::author_id)))

@@ -15,6 +15,7 @@ crate::both_backends!(
     a_held_poll_answers_nothing_to_a_removed_member,
     deeply_nested_messages_render_bounded,
     a_search_has_a_budget_on_sqlite,
+    a_resend_is_answered_with_the_stored_message,
 );
 
 async fn posting_too_fast_is_refused_and_keeps_the_draft(backend: Backend) {
@@ -362,4 +363,44 @@ async fn a_search_has_a_budget_on_sqlite(backend: Backend) {
             );
         }
     }
+}
+
+/// The live page resends with the same form id (a retry after a lost answer): the answer is the
+/// message as first stored, never the text of the resend under the old id.
+async fn a_resend_is_answered_with_the_stored_message(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let ann = app.user("ann", false).await;
+    app.room("general", false, &[ann]).await;
+    let mut browser = app.login("ann").await;
+    browser.get("/rooms/general").await.expect(Status::Ok);
+    let csrf = browser.csrf.clone().expect("token");
+    let post = |body: &'static str| {
+        let request = app
+            .client
+            .post("/api/rooms/general/messages")
+            .header(rocket::http::ContentType::JSON)
+            .header(rocket::http::Header::new("X-CSRF-Token", csrf.clone()))
+            .cookies(browser.cookies())
+            .body(format!(
+                r#"{{"body":"{body}","client_id":"0123456789abcdef0123456789abcdef"}}"#
+            ));
+        async move {
+            let response = request.dispatch().await;
+            let status = response.status();
+            let json: Value =
+                serde_json::from_str(&response.into_string().await.unwrap_or_default())
+                    .expect("json");
+            (status, json)
+        }
+    };
+    let (status, first) = post("the first text").await;
+    assert_eq!(status, Status::Created);
+    let (status, again) = post("a different text").await;
+    assert_eq!(status, Status::Created);
+    assert_eq!(again["id"], first["id"], "one message");
+    let html = again["html"].as_str().unwrap_or("");
+    assert!(html.contains("the first text"), "{html}");
+    assert!(!html.contains("a different text"));
 }

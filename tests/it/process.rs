@@ -153,6 +153,18 @@ impl Server {
         out.status
     }
 
+    /// Stops the process and returns what it printed (standard output, then standard error).
+    pub fn stop_with_output(&mut self) -> String {
+        let mut child = self.child.take().expect("a running server");
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("wait");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+
     /// Stops the process.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

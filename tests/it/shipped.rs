@@ -373,3 +373,59 @@ async fn a_stalled_upload_is_answered_and_cleaned_up() {
         .unwrap_or_default();
     assert!(left.is_empty(), "no partial file left: {left:?}");
 }
+
+/// What an operator sees in a release log for ordinary traffic: no warning per download and no
+/// 404 for the icon browsers ask for.
+#[tokio::test]
+async fn ordinary_traffic_logs_no_warnings() {
+    let mut server = Server::new(&[("ROCKET_LOG_LEVEL", "normal")]);
+    server.start().await;
+    let mut http = Http::new(server.url(""));
+    http.login("ann").await;
+    let room = http.get("/rooms/general").await;
+    let csrf = room
+        .body
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("csrf")
+        .to_string();
+    let boundary = "confablogboundary";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"notes.txt\"\r\n\
+         Content-Type: text/plain\r\n\r\nsome notes\r\n--{boundary}--\r\n"
+    );
+    let request = hyper::Request::builder()
+        .method("POST")
+        .uri(server.url("/rooms/general/files"))
+        .header("Cookie", http.cookie_header())
+        .header(
+            "Content-Type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(Full::new(Bytes::from(body)))
+        .expect("request");
+    let response = http.client.request(request).await.expect("upload");
+    assert_eq!(response.status().as_u16(), 303);
+    let room = http.get("/rooms/general").await;
+    let link = room
+        .body
+        .split("href=\"/files/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a download link")
+        .to_string();
+    let download = http.get(&format!("/files/{link}")).await;
+    assert_eq!(download.status, 200);
+    assert_eq!(download.body, "some notes");
+    assert_eq!(http.get("/favicon.ico").await.status, 200);
+    let log = server.stop_with_output();
+    assert!(
+        log.contains("GET /favicon.ico"),
+        "the log was captured: {log}"
+    );
+    assert!(!log.contains("Shield"), "no Shield warnings: {log}");
+    assert!(!log.contains("404"), "no 404s: {log}");
+    assert!(!log.to_lowercase().contains("warning"), "{log}");
+}
