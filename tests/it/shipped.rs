@@ -22,7 +22,29 @@ pub struct Reply {
     pub body: String,
 }
 
+/// The boundary of the multipart bodies these tests write by hand.
+const BOUNDARY: &str = "confabtestboundary";
+
+/// A multipart body up to the start of a file's bytes: the form token, then the file part's head.
+fn file_part_head(csrf: &str, file_name: &str) -> String {
+    format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n\
+         --{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n"
+    )
+}
+
 impl Reply {
+    /// The form token of the page's forms.
+    pub fn csrf(&self) -> String {
+        self.body
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("a csrf field on the page")
+            .to_string()
+    }
+
     pub fn header(&self, name: &str) -> &str {
         self.headers
             .get(name)
@@ -102,13 +124,7 @@ impl Http {
 
     /// Posts a form with the page's CSRF token (read from `from`, the page that holds the form).
     pub async fn post(&mut self, from: &Reply, path: &str, fields: &[(&str, &str)]) -> Reply {
-        let csrf = from
-            .body
-            .split("name=\"csrf\" value=\"")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .expect("a csrf field on the page")
-            .to_string();
+        let csrf = from.csrf();
         let form = std::iter::once(("csrf", csrf.as_str()))
             .chain(fields.iter().copied())
             .map(|(k, v)| format!("{k}={}", super::common::encode(v)))
@@ -335,18 +351,11 @@ async fn a_stalled_upload_is_answered_and_cleaned_up() {
     let mut http = Http::new(server.url(""));
     http.login("ann").await;
     let room = http.get("/rooms/general").await;
-    let csrf = room
-        .body
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("csrf")
-        .to_string();
-    let boundary = "confabtestboundary";
+    let csrf = room.csrf();
+    let boundary = BOUNDARY;
     let head = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n\
-         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.bin\"\r\n\
-         Content-Type: application/octet-stream\r\n\r\n{}",
+        "{}{}",
+        file_part_head(&csrf, "big.bin"),
         "x".repeat(100_000)
     );
     let request = format!(
@@ -383,18 +392,11 @@ async fn ordinary_traffic_logs_no_warnings() {
     let mut http = Http::new(server.url(""));
     http.login("ann").await;
     let room = http.get("/rooms/general").await;
-    let csrf = room
-        .body
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("csrf")
-        .to_string();
-    let boundary = "confablogboundary";
+    let csrf = room.csrf();
+    let boundary = BOUNDARY;
     let body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n\
-         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"notes.txt\"\r\n\
-         Content-Type: text/plain\r\n\r\nsome notes\r\n--{boundary}--\r\n"
+        "{}some notes\r\n--{boundary}--\r\n",
+        file_part_head(&csrf, "notes.txt")
     );
     let request = hyper::Request::builder()
         .method("POST")
