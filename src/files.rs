@@ -67,7 +67,7 @@ impl FileStore {
 
     /// A fresh random stored name, sharded by its first four hex digits.
     pub fn new_stored_name() -> String {
-        let random = crate::chat::random_token();
+        let random = crate::secrets::random_token();
         format!("{}/{}/{random}", &random[..2], &random[2..4])
     }
 

@@ -8,6 +8,10 @@
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
+use chrono::{NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+
 use pulldown_cmark::{CowStr, Event, Options, Parser, Tag, TagEnd};
 
 fn sanitizer() -> &'static ammonia::Builder<'static> {
@@ -321,6 +325,31 @@ pub fn excerpt(text: &str, terms: &[String], width: usize) -> String {
         out.push('…');
     }
     out
+}
+
+/// A time shown to a reader in their zone.
+#[derive(Debug, Serialize)]
+pub struct When {
+    /// `14:05`.
+    pub time: String,
+    /// `Monday 23 November 2026`.
+    pub day: String,
+    /// `2026-11-23 14:05 CET`, for a tooltip.
+    pub full: String,
+    /// RFC 3339 in UTC, for `<time datetime>`.
+    pub iso: String,
+}
+
+/// Formats a stored UTC time in a reader's zone.
+pub fn when(at: NaiveDateTime, tz: Tz) -> When {
+    let utc = Utc.from_utc_datetime(&at);
+    let local = utc.with_timezone(&tz);
+    When {
+        time: local.format("%H:%M").to_string(),
+        day: local.format("%A %-d %B %Y").to_string(),
+        full: local.format("%Y-%m-%d %H:%M %Z").to_string(),
+        iso: utc.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod format;
 pub mod jobs;
 pub mod live;
 pub mod mail;
+pub mod secrets;
 pub mod settings;
 pub mod web;
 
@@ -33,7 +34,7 @@ pub fn app(settings: Settings) -> Rocket<Build> {
     let figment = settings.figment.clone().merge(("limits.form", form_limit));
     rocket::custom(figment)
         .manage(web::Setup {
-            token: chat::random_token(),
+            token: crate::secrets::random_token(),
         })
         .manage(files::FileStore::new(settings.uploads_dir.clone()))
         .manage(jobs::listen::Stop::default())

@@ -414,7 +414,7 @@ fn stored_secret_key(data_dir: &Path) -> Result<String, String> {
     }
     std::fs::create_dir_all(data_dir)
         .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
-    let key = crate::chat::random_token();
+    let key = crate::secrets::random_token();
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

@@ -48,6 +48,17 @@ pub struct OutboxRow {
     pub sent_at: Option<NaiveDateTime>,
 }
 
+/// A rendered mail: subject, plain text and HTML.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// One line.
+    pub subject: String,
+    /// The text part.
+    pub text: String,
+    /// The HTML part.
+    pub html: String,
+}
+
 /// A mail to write into the outbox.
 #[derive(Debug, Clone)]
 pub struct NewMail {
@@ -58,7 +69,7 @@ pub struct NewMail {
     /// The address.
     pub recipient: String,
     /// The rendered mail.
-    pub rendered: crate::mail::Rendered,
+    pub rendered: Rendered,
     /// What it covered.
     pub summary: String,
     /// The one-click unsubscribe link.

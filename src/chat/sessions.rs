@@ -5,10 +5,10 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use super::users::User;
-use super::{hash_token, random_token};
 use crate::db::schema::{sessions, users};
 use crate::db::AnyConnection;
 use crate::error::{Error, Result};
+use crate::secrets::{hash_token, random_token};
 
 /// One logged-in browser.
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]

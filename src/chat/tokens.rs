@@ -4,10 +4,10 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
 use super::users::User;
-use super::{hash_token, random_token};
 use crate::db::schema::{user_tokens, users};
 use crate::db::AnyConnection;
 use crate::error::{Error, Result};
+use crate::secrets::{hash_token, random_token};
 
 /// A link an admin made (an invitation or a reset): set the password of the account it names.
 pub const SET_PASSWORD: &str = "set_password";

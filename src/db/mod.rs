@@ -361,3 +361,8 @@ impl Db {
         self.run(move |conn| write_transaction(conn, f)).await
     }
 }
+
+/// Whether the database answers: one trivial statement.
+pub fn ping(conn: &mut AnyConnection) -> diesel::QueryResult<()> {
+    diesel::connection::SimpleConnection::batch_execute(conn, "SELECT 1")
+}

@@ -13,7 +13,6 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::mail::Mail;
 use crate::settings::Settings;
-use crate::web::view;
 /// Alerts written per planning round; more wait for the next tick.
 const PLAN_BATCH: usize = 500;
 /// Mails claimed per sender round.
@@ -70,7 +69,7 @@ fn render(mail: &Mail, due: &Due) -> Result<NewMail> {
                 .map(|m| {
                     let text = crate::format::message_text(&m.body);
                     let excerpt: String = text.chars().take(200).collect();
-                    let when = view::when(m.created_at, tz);
+                    let when = crate::format::when(m.created_at, tz);
                     MessageLine {
                         author: m.author.clone(),
                         time: format!("{} {}", when.day, when.time),

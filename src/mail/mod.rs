@@ -14,6 +14,7 @@ use rocket_dyn_templates::tera::{Context, Tera};
 use sha2::Sha256;
 
 use crate::assets::Theme;
+pub use crate::chat::outbox::Rendered;
 use crate::chat::outbox::{NewMail, OutboxRow};
 use crate::settings::Settings;
 
@@ -28,16 +29,6 @@ enum Transport {
     Files(AsyncFileTransport<Tokio1Executor>, PathBuf),
 }
 
-/// A rendered mail: subject, plain text and HTML.
-#[derive(Debug, Clone)]
-pub struct Rendered {
-    /// One line.
-    pub subject: String,
-    /// The text part.
-    pub text: String,
-    /// The HTML part.
-    pub html: String,
-}
 
 /// Renders, signs and delivers Confab's mail.
 pub struct Mail {
@@ -131,7 +122,7 @@ impl Mail {
     pub fn verify_unsubscribe(&self, token: &str) -> Option<i64> {
         let (id, signature) = token.split_once('.')?;
         let id: i64 = id.parse().ok()?;
-        crate::web::session::constant_time_eq(signature.as_bytes(), self.signature(id).as_bytes())
+        crate::secrets::constant_time_eq(signature.as_bytes(), self.signature(id).as_bytes())
             .then_some(id)
     }
 
@@ -205,7 +196,7 @@ impl Mail {
             .subject("Confab test mail")
             .message_id(Some(format!(
                 "<confab-test-{}@{}>",
-                crate::chat::random_token(),
+                crate::secrets::random_token(),
                 self.host
             )))
             .body(format!(

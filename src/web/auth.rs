@@ -9,9 +9,7 @@ use rocket::response::{Flash, Redirect};
 use rocket::{get, post, routes, Route, State};
 use rocket_dyn_templates::context;
 
-use super::session::{
-    self, constant_time_eq, Csrf, CsrfForm, CsrfToken, CurrentUser, SessionCache,
-};
+use super::session::{self, Csrf, CsrfForm, CsrfToken, CurrentUser, SessionCache};
 use super::view::Layout;
 use super::{blocking, ClientAddress, Reply, UserAgent};
 use crate::chat::{self, logins, sessions, text, tokens, users};
@@ -207,7 +205,7 @@ async fn setup_page(
 }
 
 async fn check_setup(token: &str, setup: &Setup, db: &Db) -> Result<()> {
-    if !constant_time_eq(token.as_bytes(), setup.token.as_bytes())
+    if !crate::secrets::constant_time_eq(token.as_bytes(), setup.token.as_bytes())
         || db.run(users::count).await? > 0
     {
         return Err(Error::NotFound);

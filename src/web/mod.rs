@@ -210,12 +210,8 @@ fn healthz() -> &'static str {
 /// Readiness: 200 when the database answers, 503 when it does not.
 #[rocket::get("/readyz")]
 async fn readyz(db: &rocket::State<crate::db::Db>) -> Result<&'static str> {
-    db.run(|conn| {
-        diesel::connection::SimpleConnection::batch_execute(conn, "SELECT 1")
-            .map_err(Error::from)?;
-        Ok("ready")
-    })
-    .await
+    db.run(|conn| Ok(crate::db::ping(conn).map(|()| "ready")?))
+        .await
 }
 
 #[catch(401)]

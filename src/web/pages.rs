@@ -163,8 +163,8 @@ pub(super) async fn render_room(
             poll: context! {
                 min: s.poll_min, step: s.poll_step, max: s.poll_max, idle_after: s.idle_after, wait_max: s.poll_wait_max,
             },
-            client_id: chat::random_token(),
-            upload_client_id: chat::random_token(),
+            client_id: crate::secrets::random_token(),
+            upload_client_id: crate::secrets::random_token(),
             draft: draft.body,
             error: draft.error,
             max_chars: s.max_message_chars,

@@ -153,7 +153,11 @@ fn cookie(settings: &Settings, name: &'static str, value: String) -> Cookie<'sta
 /// Starts the browser's session after a login: sets the session cookie and a fresh form token.
 pub fn start(cookies: &CookieJar<'_>, settings: &Settings, token: String) {
     cookies.add_private(cookie(settings, SESSION_COOKIE, token));
-    cookies.add_private(cookie(settings, CSRF_COOKIE, chat::random_token()));
+    cookies.add_private(cookie(
+        settings,
+        CSRF_COOKIE,
+        crate::secrets::random_token(),
+    ));
 }
 
 /// The session token the browser holds, if any.
@@ -204,7 +208,7 @@ impl<'r> FromRequest<'r> for CsrfToken {
                 ))
             }
         };
-        let token = chat::random_token();
+        let token = crate::secrets::random_token();
         req.cookies()
             .add_private(cookie(settings, CSRF_COOKIE, token.clone()));
         Outcome::Success(CsrfToken(token))
@@ -265,7 +269,7 @@ async fn checked_body<'r>(req: &'r Request<'_>, data: Data<'r>) -> Result<String
         .cookies()
         .get_private(CSRF_COOKIE)
         .map(|c| c.value().to_string());
-    let valid = matches!((&sent, &expected), (Some(s), Some(e)) if constant_time_eq(s.as_bytes(), e.as_bytes()));
+    let valid = matches!((&sent, &expected), (Some(s), Some(e)) if crate::secrets::constant_time_eq(s.as_bytes(), e.as_bytes()));
     if !valid {
         req.local_cache(|| CsrfRejected(true));
         return Err((Status::Forbidden, Error::CsrfExpired));
@@ -309,17 +313,15 @@ pub fn verify_csrf(cookies: &CookieJar<'_>, sent: &str) -> Result<(), Error> {
     match cookies.get_private(CSRF_COOKIE) {
         Some(expected)
             if !sent.is_empty()
-                && constant_time_eq(sent.as_bytes(), expected.value().as_bytes()) =>
+                && crate::secrets::constant_time_eq(
+                    sent.as_bytes(),
+                    expected.value().as_bytes(),
+                ) =>
         {
             Ok(())
         }
         _ => Err(Error::CsrfExpired),
     }
-}
-
-/// Compares two secrets without leaking where they differ.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The largest form Confab accepts: a message at its maximum length in 4-byte characters, percent-encoded, plus room.

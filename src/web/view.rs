@@ -1,7 +1,5 @@
 //! What templates see: the page layout, messages rendered to safe HTML, times in the reader's zone.
 
-use chrono::{NaiveDateTime, TimeZone, Utc};
-use chrono_tz::Tz;
 use rocket::request::FlashMessage;
 use serde::Serialize;
 
@@ -109,30 +107,7 @@ impl From<&Attachment> for AttachmentView {
     }
 }
 
-/// A time shown to a reader in their zone.
-#[derive(Debug, Serialize)]
-pub struct When {
-    /// `14:05`.
-    pub time: String,
-    /// `Monday 23 November 2026`.
-    pub day: String,
-    /// `2026-11-23 14:05 CET`, for a tooltip.
-    pub full: String,
-    /// RFC 3339 in UTC, for `<time datetime>`.
-    pub iso: String,
-}
-
-/// Formats a stored UTC time in a reader's zone.
-pub fn when(at: NaiveDateTime, tz: Tz) -> When {
-    let utc = Utc.from_utc_datetime(&at);
-    let local = utc.with_timezone(&tz);
-    When {
-        time: local.format("%H:%M").to_string(),
-        day: local.format("%A %-d %B %Y").to_string(),
-        full: local.format("%Y-%m-%d %H:%M %Z").to_string(),
-        iso: utc.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    }
-}
+pub use crate::format::{when, When};
 
 /// One message as the room page shows it.
 #[derive(Debug, Serialize)]

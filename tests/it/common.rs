@@ -144,7 +144,7 @@ impl PgDatabase {
     /// Makes a database, cloned from the migrated template when `migrated`.
     pub fn create(migrated: bool) -> Option<PgDatabase> {
         let mut admin = pg_admin()?;
-        let name = format!("confab_t_{}", &chat::random_token()[..16]);
+        let name = format!("confab_t_{}", &confab::secrets::random_token()[..16]);
         let template = if migrated {
             format!(" TEMPLATE {}", pg_template())
         } else {
