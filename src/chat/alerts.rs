@@ -84,6 +84,10 @@ pub const LINE_CHARS: i32 = 1000;
 /// The newest messages of a room read to find each member's lines.
 const LINES_READ_PER_ROOM: i64 = 20;
 
+/// Possible mentions read in one round at most, newest first; an older mention beyond them counts
+/// as an ordinary message, as does one past the first [`LINE_CHARS`] characters of a message.
+const MENTION_ROWS: i64 = 5_000;
+
 /// An alert that is due.
 #[derive(Debug, Clone)]
 pub struct Due {
@@ -164,11 +168,12 @@ pub fn due(conn: &mut AnyConnection, now: NaiveDateTime, rules: &Rules) -> Resul
         return Ok(Vec::new());
     }
     let ids: Vec<i64> = candidates.iter().map(|u| u.id).collect();
-    let members = diesel::alias!(users as members);
+    let (members, authors) = diesel::alias!(users as members, users as authors);
     let unread = || {
         memberships::table
             .inner_join(messages::table.on(messages::room_id.eq(memberships::room_id)))
             .inner_join(members.on(members.field(users::id).eq(memberships::user_id)))
+            .inner_join(authors.on(authors.field(users::id).eq(messages::author_id)))
             .filter(memberships::user_id.eq_any(&ids))
             .filter(memberships::alert_level.ne("muted"))
             .filter(messages::id.gt(memberships::last_read_id))
@@ -176,23 +181,25 @@ pub fn due(conn: &mut AnyConnection, now: NaiveDateTime, rules: &Rules) -> Resul
             .filter(messages::author_id.ne(memberships::user_id))
             .filter(messages::deleted_at.is_null())
     };
-    let group = (
-        memberships::user_id,
-        memberships::room_id,
-        memberships::alert_level,
-    );
-    let tally = (
-        memberships::user_id,
-        memberships::room_id,
-        memberships::alert_level,
-        diesel::dsl::count_star(),
-        diesel::dsl::min(messages::id),
-        diesel::dsl::max(messages::id),
-        diesel::dsl::min(messages::created_at),
-    );
-    let all: Vec<Tally> = unread().group_by(group).select(tally).load(conn)?;
-    // Mentions, found in SQL by `@name` anywhere (the lines below tell whole names apart).
-    let mentioned: Vec<Tally> = unread()
+    let all: Vec<Tally> = unread()
+        .group_by((
+            memberships::user_id,
+            memberships::room_id,
+            memberships::alert_level,
+        ))
+        .select((
+            memberships::user_id,
+            memberships::room_id,
+            memberships::alert_level,
+            diesel::dsl::count_star(),
+            diesel::dsl::min(messages::id),
+            diesel::dsl::max(messages::id),
+            diesel::dsl::min(messages::created_at),
+        ))
+        .load(conn)?;
+    // Mentions: SQL finds `@name` anywhere (a superset: `@anna` for ann), newest first and at most
+    // MENTION_ROWS, texts cut short; whole names are then told apart here.
+    let found: Vec<(i64, i64, Line)> = unread()
         .filter(
             lower(messages::body).like(lower(
                 "%@".into_sql::<diesel::sql_types::Text>()
@@ -200,19 +207,57 @@ pub fn due(conn: &mut AnyConnection, now: NaiveDateTime, rules: &Rules) -> Resul
                     .concat("%"),
             )),
         )
-        .group_by(group)
-        .select(tally)
+        .order(messages::id.desc())
+        .limit(MENTION_ROWS)
+        .select((
+            memberships::user_id,
+            memberships::room_id,
+            (
+                messages::id,
+                messages::author_id,
+                authors.field(users::username),
+                substr(messages::body, 1, LINE_CHARS),
+                messages::created_at,
+            ),
+        ))
         .load(conn)?;
-    let mentions: BTreeMap<(i64, i64), Tally> =
-        mentioned.into_iter().map(|t| ((t.0, t.1), t)).collect();
+    let names: BTreeMap<i64, &str> = candidates
+        .iter()
+        .map(|u| (u.id, u.username.as_str()))
+        .collect();
+    let mut mentions: BTreeMap<(i64, i64), Vec<Pending>> = BTreeMap::new();
+    for (user_id, room_id, (id, _, author, body, created_at)) in found {
+        if names
+            .get(&user_id)
+            .is_some_and(|name| self::mentions(&body, name))
+        {
+            mentions
+                .entry((user_id, room_id))
+                .or_default()
+                .push(Pending {
+                    id,
+                    author,
+                    body,
+                    created_at,
+                    mention: true,
+                });
+        }
+    }
     let mut tallies: BTreeMap<i64, Vec<RoomDue>> = BTreeMap::new();
     for (user_id, room_id, level, count, first, newest, oldest) in all {
-        let mention = mentions.get(&(user_id, room_id));
+        // Newest first.
+        let mentioned = mentions.remove(&(user_id, room_id)).unwrap_or_default();
+        let oldest_mention_at = mentioned.iter().map(|m| m.created_at).min();
         let (count, first, newest, oldest) = if level == "mentions" {
-            match mention {
-                Some(&(_, _, _, count, first, newest, oldest)) => (count, first, newest, oldest),
-                None => continue,
+            if mentioned.is_empty() {
+                continue;
             }
+            (
+                mentioned.len() as i64,
+                mentioned.iter().map(|m| m.id).min(),
+                mentioned.iter().map(|m| m.id).max(),
+                oldest_mention_at,
+            )
         } else {
             (count, first, newest, oldest)
         };
@@ -224,12 +269,12 @@ pub fn due(conn: &mut AnyConnection, now: NaiveDateTime, rules: &Rules) -> Resul
             slug: String::new(),
             name: String::new(),
             count: usize::try_from(count).unwrap_or(0),
-            mentions: mention.map_or(0, |m| usize::try_from(m.3).unwrap_or(0)),
+            mentions: mentioned.len(),
             first_id,
             newest_id,
             oldest_at,
-            oldest_mention_at: mention.and_then(|m| m.6),
-            messages: Vec::new(),
+            oldest_mention_at,
+            messages: mentioned.into_iter().take(LINES_PER_ROOM).collect(),
         });
     }
     let mut due = Vec::new();
@@ -292,29 +337,38 @@ fn add_lines(conn: &mut AnyConnection, due: &mut [Due]) -> Result<()> {
         latest.insert(room_id, lines);
     }
     for d in due.iter_mut() {
-        let (uid, username) = (d.user.id, d.user.username.clone());
+        let uid = d.user.id;
         for room in &mut d.rooms {
             if let Some((slug, name)) = names.get(&room.room_id) {
                 room.slug.clone_from(slug);
                 room.name.clone_from(name);
             }
-            let mentions_only = room.count == room.mentions && room.mentions > 0;
-            let mut lines: Vec<Pending> = latest
-                .get(&room.room_id)
-                .into_iter()
-                .flatten()
-                .filter(|(id, author_id, ..)| {
-                    *id >= room.first_id && *id <= room.newest_id && *author_id != uid
-                })
-                .map(|(id, _, author, body, created_at)| Pending {
-                    id: *id,
-                    author: author.clone(),
-                    mention: mentions(body, &username),
-                    body: body.clone(),
-                    created_at: *created_at,
-                })
-                .filter(|p| !mentions_only || p.mention)
-                .collect();
+            // Mention lines are already there (newest first); the newest other lines fill up,
+            // except in a room heard about for mentions only.
+            let mentions_only = room.count == room.mentions;
+            let mut lines = std::mem::take(&mut room.messages);
+            if !mentions_only {
+                let taken: Vec<i64> = lines.iter().map(|m| m.id).collect();
+                lines.extend(
+                    latest
+                        .get(&room.room_id)
+                        .into_iter()
+                        .flatten()
+                        .filter(|(id, author_id, ..)| {
+                            *id >= room.first_id
+                                && *id <= room.newest_id
+                                && *author_id != uid
+                                && !taken.contains(id)
+                        })
+                        .map(|(id, _, author, body, created_at)| Pending {
+                            id: *id,
+                            author: author.clone(),
+                            mention: false,
+                            body: body.clone(),
+                            created_at: *created_at,
+                        }),
+                );
+            }
             lines.sort_by_key(|m| (!m.mention, std::cmp::Reverse(m.id)));
             lines.truncate(LINES_PER_ROOM);
             room.messages = lines;
@@ -418,10 +472,10 @@ pub fn plan(
 }
 
 /// Records the alerts and writes their mails into the outbox, in the caller's transaction, in three
-/// statements. In each room a round covered, its due members are marked alerted through the newest
-/// message the round covered there. Within a room, ids commit in order (posts take the room's row
-/// lock), so every message up to it that could alert them was read by the same query; none is
-/// skipped. (Across rooms that does not hold on PostgreSQL, so the mark is per room.)
+/// statements. Each due member is marked alerted, room by room, through the newest message their
+/// own tally covered there. Within a room, ids commit in order (posts take the room's row lock), so
+/// every message up to it that could alert them was read by that query; none is skipped. (Across
+/// rooms that does not hold on PostgreSQL, so the mark is per room.)
 fn record(
     conn: &mut AnyConnection,
     due: &[Due],
@@ -432,29 +486,38 @@ fn record(
         return Ok(0);
     }
     let members: Vec<i64> = due.iter().map(|d| d.user.id).collect();
-    let mut through: BTreeMap<i64, i64> = BTreeMap::new();
-    for room in due.iter().flat_map(|d| &d.rooms) {
-        let entry = through.entry(room.room_id).or_insert(0);
-        *entry = (*entry).max(room.newest_id);
+    // Each member is marked through the newest message their own tally saw in each room (so a
+    // message that committed between two reads is never skipped for anyone), in one statement:
+    // `CASE WHEN user_id = … AND room_id = … THEN … END`. Every value is an id from the database (an
+    // i64), so the text is built here rather than bound.
+    let mut rooms: Vec<i64> = Vec::new();
+    let mut cases = String::new();
+    for d in due {
+        for room in &d.rooms {
+            cases.push_str(&format!(
+                " WHEN user_id = {} AND room_id = {} THEN {}",
+                d.user.id, room.room_id, room.newest_id
+            ));
+            rooms.push(room.room_id);
+        }
     }
-    // One statement whatever the number of rooms: `CASE room_id WHEN … THEN … END`. Every value is
-    // an id from the database (an i64), so the text is built here rather than bound.
-    let cases: String = through
-        .iter()
-        .map(|(room, id)| format!(" WHEN {room} THEN {id}"))
-        .collect();
-    if through.is_empty() {
+    if rooms.is_empty() {
         return Ok(0);
     }
-    let list = |ids: &mut dyn Iterator<Item = i64>| {
-        ids.map(|id| id.to_string()).collect::<Vec<_>>().join(", ")
+    rooms.sort_unstable();
+    rooms.dedup();
+    let list = |ids: &[i64]| {
+        ids.iter()
+            .map(|id| id.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     diesel::sql_query(format!(
-        "UPDATE memberships SET alerted_through_id = CASE room_id{cases} END \
+        "UPDATE memberships SET alerted_through_id = CASE{cases} END \
          WHERE user_id IN ({}) AND room_id IN ({}) AND alert_level <> 'muted' \
-         AND alerted_through_id < CASE room_id{cases} END",
-        list(&mut members.iter().copied()),
-        list(&mut through.keys().copied()),
+         AND alerted_through_id < CASE{cases} END",
+        list(&members),
+        list(&rooms),
     ))
     .execute(conn)?;
     diesel::update(users::table.filter(users::id.eq_any(&members)))

@@ -157,7 +157,7 @@ pub fn list(conn: &mut AnyConnection) -> Result<Vec<User>> {
         .load(conn)?)
 }
 
-/// Sets a new password hash and clears the failed-login counter.
+/// Sets a new password hash.
 pub fn set_password(conn: &mut AnyConnection, id: i64, hash: &str) -> Result<()> {
     let n = diesel::update(users::table.find(id))
         .set(users::password_hash.eq(hash))

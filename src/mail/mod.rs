@@ -29,7 +29,6 @@ enum Transport {
     Files(AsyncFileTransport<Tokio1Executor>, PathBuf),
 }
 
-
 /// Renders, signs and delivers Confab's mail.
 pub struct Mail {
     transport: Transport,

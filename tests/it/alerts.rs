@@ -28,6 +28,7 @@ both_backends!(
     password_reset_end_to_end,
     without_smtp_mail_is_written_to_files,
     planning_reads_a_bounded_amount_whatever_the_flood,
+    only_whole_names_are_mentions,
 );
 
 async fn start(backend: Backend) -> Option<(TestApp, SmtpSink)> {
@@ -859,4 +860,41 @@ async fn planning_reads_a_bounded_amount_whatever_the_flood(backend: Backend) {
         rounds[0], rounds[1],
         "statements per round do not grow with the flood: {rounds:?}"
     );
+}
+
+/// Mentions are found in SQL by a loose pattern; only whole names count, so `@anna` or
+/// `x@ann.example` never alert ann in a room she hears about for mentions only.
+async fn only_whole_names_are_mentions(backend: Backend) {
+    let Some((app, sink)) = start(backend).await else {
+        return;
+    };
+    let ann = app.user("ann", false).await;
+    let bob = app.user("bob", false).await;
+    let anna = app.user("anna", false).await;
+    let room = app.room("general", false, &[ann, bob, anna]).await;
+    app.write(move |c| chat::alerts::set_room_level(c, room, ann, "mentions"))
+        .await;
+    app.write(move |c| chat::alerts::set_mode(c, anna, "off", 8))
+        .await;
+    app.write(move |c| chat::alerts::set_mode(c, bob, "off", 8))
+        .await;
+    app.messages(
+        room,
+        bob,
+        vec!["@anna hi".into(), "mail x@ann.example".into()],
+    )
+    .await;
+    assert_eq!(
+        plan_at(&app, minutes(11)).await,
+        0,
+        "no whole-name mention of ann"
+    );
+    app.messages(room, bob, vec!["@ann, your turn".into()])
+        .await;
+    assert_eq!(plan_at(&app, minutes(11)).await, 1);
+    assert_eq!(send_at(&app, minutes(11)).await, 1);
+    let text = sink.mails()[0].text();
+    assert!(text.contains("@ann, your turn"), "{text}");
+    assert!(!text.contains("@anna hi"), "{text}");
+    assert!(text.contains("1 new"), "{text}");
 }
