@@ -100,22 +100,29 @@ async fn login(
     // address alone, so that a guesser locks out only themselves.
     let window_start = now - Duration::seconds(settings.login_lockout_secs);
     let (name, from) = (form.username.clone(), address.0.clone());
+    let address_limit = settings.login_max_failures_per_address;
     let counted = db
-        .write(move |conn| logins::count_attempt(conn, &name, &from, now, window_start))
+        .write(move |conn| {
+            logins::count_attempt(conn, &name, &from, now, window_start, address_limit)
+        })
         .await?;
-    let locked = |counted: &logins::Counted| {
-        counted.for_name > settings.login_max_failures
-            || counted.for_address > settings.login_max_failures_per_address
+    let lockout = Duration::seconds(settings.login_lockout_secs);
+    // The window that is over its limit says how long to wait.
+    let refused = |counted: &logins::Counted, at_limit: bool| {
+        let over = |n: i32, limit: i32| if at_limit { n >= limit } else { n > limit };
+        let started = if over(counted.for_address, address_limit) {
+            Some(counted.address_started)
+        } else if over(counted.for_name, settings.login_max_failures) {
+            Some(counted.name_started)
+        } else {
+            None
+        };
+        started.map(|started| Error::TooManyRequests {
+            retry_after_secs: (started + lockout - now).num_seconds().max(1),
+        })
     };
-    let retry_after = |counted: &logins::Counted| {
-        (counted.window_started + Duration::seconds(settings.login_lockout_secs) - now)
-            .num_seconds()
-            .max(1)
-    };
-    if locked(&counted) {
-        return Err(Error::TooManyRequests {
-            retry_after_secs: retry_after(&counted),
-        });
+    if let Some(refusal) = refused(&counted, false) {
+        return Err(refusal);
     }
     let hash = user.as_ref().and_then(|u| u.password_hash.clone());
     let password = form.password.clone();
@@ -137,17 +144,16 @@ async fn login(
             // A right password for a deactivated account says so; anything else is one message.
             let deactivated = found.is_some() && matches;
             if !deactivated {
-                let failures = counted.for_name;
-                if failures > 2 {
-                    let delay = settings.login_slowdown_ms * (failures as u64 - 2);
+                // Slower with each failure for this name, from here or from anywhere.
+                let steps = (counted.for_name - 2)
+                    .max(counted.for_name_anywhere - settings.login_max_failures)
+                    .max(0);
+                if steps > 0 {
+                    let delay = settings.login_slowdown_ms * steps as u64;
                     tokio::time::sleep(std::time::Duration::from_millis(delay.min(5_000))).await;
                 }
-                if failures >= settings.login_max_failures
-                    || counted.for_address >= settings.login_max_failures_per_address
-                {
-                    return Err(Error::TooManyRequests {
-                        retry_after_secs: retry_after(&counted),
-                    });
+                if let Some(refusal) = refused(&counted, true) {
+                    return Err(refusal);
                 }
             }
             let message = if deactivated {

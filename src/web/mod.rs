@@ -116,10 +116,29 @@ impl<'r> FromRequest<'r> for ClientAddress {
     type Error = std::convert::Infallible;
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        Outcome::Success(ClientAddress(
-            req.client_ip()
-                .map_or_else(|| "unknown".to_string(), |ip| ip.to_string()),
-        ))
+        static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        let proxied =
+            req.headers().contains("X-Forwarded-For") || req.headers().contains("X-Real-IP");
+        if proxied
+            && req.rocket().config().ip_header.is_none()
+            && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            log::warn!(
+                "requests carry X-Forwarded-For or X-Real-IP but `proxy_ip_header` is not set: \
+                 every client behind the proxy counts as the proxy's address for login limits"
+            );
+        }
+        Outcome::Success(ClientAddress(req.client_ip().map_or_else(
+            || "unknown".to_string(),
+            |ip| match ip {
+                // One IPv6 client usually holds a whole /64: count it as one address.
+                std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+                    let s = v6.segments();
+                    format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+                }
+                other => other.to_canonical().to_string(),
+            },
+        )))
     }
 }
 

@@ -173,14 +173,24 @@ async fn upload(
     {
         match field.name() {
             Some("csrf") => {
-                let sent = field.text().await.map_err(multipart_error)?;
+                let sent = stalls_after(idle, field.text())
+                    .await?
+                    .map_err(multipart_error)?;
                 verify_csrf(cookies, &sent)?;
                 fields.csrf_checked = true;
             }
             Some("client_id") => {
-                fields.client_id = Some(field.text().await.map_err(multipart_error)?)
+                fields.client_id = Some(
+                    stalls_after(idle, field.text())
+                        .await?
+                        .map_err(multipart_error)?,
+                )
             }
-            Some("body") => fields.caption = field.text().await.map_err(multipart_error)?,
+            Some("body") => {
+                fields.caption = stalls_after(idle, field.text())
+                    .await?
+                    .map_err(multipart_error)?
+            }
             Some("file") => {
                 // The token must come first, so that a forged form never reaches the disk.
                 if !fields.csrf_checked {

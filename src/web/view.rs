@@ -150,11 +150,13 @@ pub async fn messages(
     marked: Option<i64>,
 ) -> crate::error::Result<(Vec<Posted>, Vec<MessageView>)> {
     let reader = reader.user.clone();
-    super::blocking(move || {
+    // Tokio's blocking pool, not `web::blocking`: pages must not queue behind password checks.
+    tokio::task::spawn_blocking(move || {
         let views = message_views(&page, &attachments, &reader, last_read_id, marked);
-        Ok((page, views))
+        (page, views)
     })
     .await
+    .map_err(|e| crate::error::Error::Internal(format!("rendering messages: {e}")))
 }
 
 fn message_views(
