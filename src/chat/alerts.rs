@@ -3,12 +3,13 @@
 //! `alert_delay` old, or a mention is `mention_alert_delay` old; after that at most one more a day
 //! until they come back. Digest members get one summary a day at their chosen local hour.
 //!
-//! A planning round costs the same few statements whatever the number and size of unread messages:
-//! three reads of counts (no message texts), one read of rooms and one of the latest few lines per
-//! room with something to tell, then three writes that record every alert and write every mail into
-//! the outbox. On PostgreSQL the round holds an advisory lock, so that of several instances one plans
-//! at a time; on SQLite (one instance) a lock in the process does, and the reads run before the write
-//! lock is taken.
+//! A planning round costs the same few statements whatever the number of members and rooms and the
+//! number and size of unread messages: a read of the members who may be due, one of counts per
+//! member and room (no message texts), one of possible mentions (a bounded number, texts cut
+//! short), one of room names and one of the latest few lines of every room concerned, then three
+//! writes that record every alert and write every mail into the outbox. On PostgreSQL the round
+//! holds an advisory lock, so that of several instances one plans at a time; on SQLite (one
+//! instance) a lock in the process does, and the reads run before the write lock is taken.
 
 use std::collections::BTreeMap;
 
@@ -297,6 +298,23 @@ pub fn due(conn: &mut AnyConnection, now: NaiveDateTime, rules: &Rules) -> Resul
 /// A recent message of a room: id, author id, author's name, the start of its text, when.
 type Line = (i64, i64, String, String, NaiveDateTime);
 
+/// A recent message of a room, as the window query reads it.
+#[derive(QueryableByName)]
+struct LineRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    room_id: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    author_id: i64,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    username: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    body: String,
+    #[diesel(sql_type = diesel::sql_types::Timestamp)]
+    created_at: NaiveDateTime,
+}
+
 /// Fills in each room's name and each member's latest lines: one read of the rooms, and one of the
 /// newest few messages per room (texts cut short in SQL).
 fn add_lines(conn: &mut AnyConnection, due: &mut [Due]) -> Result<()> {
@@ -316,25 +334,36 @@ fn add_lines(conn: &mut AnyConnection, due: &mut [Due]) -> Result<()> {
         .into_iter()
         .map(|(id, slug, name)| (id, (slug, name)))
         .collect();
-    let authors = diesel::alias!(users as authors);
+    // The newest few messages of every room at once (one statement whatever the number of rooms):
+    // numbered per room by a window over ids only, texts read for the few kept. Every value put in
+    // the text is an id from the database (an i64).
+    let cases: String = oldest_wanted
+        .iter()
+        .map(|(room, oldest)| format!(" WHEN {room} THEN {oldest}"))
+        .collect();
+    let rooms_list = room_ids
+        .iter()
+        .map(|id| id.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rows: Vec<LineRow> = diesel::sql_query(format!(
+        "SELECT m.id, m.room_id, m.author_id, u.username, substr(m.body, 1, {LINE_CHARS}) AS body, m.created_at \
+         FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY room_id ORDER BY id DESC) AS n \
+               FROM messages WHERE room_id IN ({rooms_list}) AND deleted_at IS NULL \
+               AND id >= CASE room_id{cases} END) newest \
+         JOIN messages m ON m.id = newest.id JOIN users u ON u.id = m.author_id \
+         WHERE newest.n <= {LINES_READ_PER_ROOM}"
+    ))
+    .load(conn)?;
     let mut latest: BTreeMap<i64, Vec<Line>> = BTreeMap::new();
-    for (&room_id, &oldest) in &oldest_wanted {
-        let lines = messages::table
-            .inner_join(authors.on(authors.field(users::id).eq(messages::author_id)))
-            .filter(messages::room_id.eq(room_id))
-            .filter(messages::id.ge(oldest))
-            .filter(messages::deleted_at.is_null())
-            .order(messages::id.desc())
-            .limit(LINES_READ_PER_ROOM)
-            .select((
-                messages::id,
-                messages::author_id,
-                authors.field(users::username),
-                substr(messages::body, 1, LINE_CHARS),
-                messages::created_at,
-            ))
-            .load(conn)?;
-        latest.insert(room_id, lines);
+    for row in rows {
+        latest.entry(row.room_id).or_default().push((
+            row.id,
+            row.author_id,
+            row.username,
+            row.body,
+            row.created_at,
+        ));
     }
     for d in due.iter_mut() {
         let uid = d.user.id;

@@ -828,6 +828,14 @@ async fn planning_reads_a_bounded_amount_whatever_the_flood(backend: Backend) {
             .collect();
         bodies[0] = format!("@away3 look {}", "y".repeat(size));
         app.messages(room, flooder, bodies).await;
+        // The second time, more rooms have something to tell too.
+        if messages > 20 {
+            for name in ["second", "third"] {
+                let other = app.room(name, false, &members).await;
+                app.messages(other, flooder, vec![format!("news in {name}")])
+                    .await;
+            }
+        }
         let rules = confab::chat::alerts::Rules {
             away_after: Duration::minutes(5),
             alert_delay: Duration::minutes(10),
@@ -838,7 +846,11 @@ async fn planning_reads_a_bounded_amount_whatever_the_flood(backend: Backend) {
             .await;
         assert_eq!(due.len(), 20, "every away member is due");
         for d in &due {
-            let room = &d.rooms[0];
+            let room = d
+                .rooms
+                .iter()
+                .find(|r| r.slug == "general")
+                .expect("general");
             assert_eq!(room.count, messages, "counted in SQL");
             assert!(room.messages.len() <= confab::chat::alerts::LINES_PER_ROOM);
             assert!(room
@@ -858,7 +870,7 @@ async fn planning_reads_a_bounded_amount_whatever_the_flood(backend: Backend) {
     }
     assert_eq!(
         rounds[0], rounds[1],
-        "statements per round do not grow with the flood: {rounds:?}"
+        "statements per round grow neither with the flood nor with the rooms: {rounds:?}"
     );
 }
 
