@@ -628,6 +628,9 @@ async fn run(args: Args) {
         .merge(("login_slowdown_ms", 0))
         .merge(("db_pool_size", 16))
         .merge(("max_held_polls", 20_000))
+        // The benchmark posts as fast as it can from few accounts: no posting limit.
+        .merge(("post_burst", 1_000_000))
+        .merge(("post_per_minute", 1_000_000))
         .merge(("workers", 8));
     let settings = confab::Settings::from_figment(figment).expect("settings");
     let rocket = confab::app(settings.clone())
@@ -1128,6 +1131,8 @@ async fn start_child(url: &str, dir: &std::path::Path) -> Started {
             .env("CONFAB_JOBS_ENABLED", "false")
             .env("CONFAB_LOGIN_SLOWDOWN_MS", "0")
             .env("CONFAB_MAX_HELD_POLLS", "20000")
+            .env("CONFAB_POST_BURST", "1000000")
+            .env("CONFAB_POST_PER_MINUTE", "1000000")
             .env("CONFAB_MAX_UPLOAD_BYTES", (2u64 << 30).to_string())
             .env("ROCKET_PORT", port.to_string())
             .env("ROCKET_LOG_LEVEL", "off")

@@ -186,7 +186,7 @@ fn advance_cursor(conn: &mut AnyConnection, room_id: i64) -> Result<i64> {
 }
 
 /// A message just stored, or the one an earlier send of the same form stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Stored {
     /// The room it is in.
     pub room_id: i64,
@@ -194,6 +194,9 @@ pub struct Stored {
     pub id: i64,
     /// The room's cursor with it.
     pub cursor: i64,
+    /// The message as stored: for a resent form, the one its first send stored (which may since
+    /// have been edited or deleted), never the resent text.
+    pub message: Message,
 }
 
 /// Why a post stored nothing new. Either way the caller's transaction must roll back.
@@ -290,10 +293,38 @@ pub fn post(
         .on_conflict((messages::author_id, messages::client_id))
         .do_update()
         .set(messages::client_id.eq(diesel::upsert::excluded(messages::client_id)))
-        .returning((messages::id, messages::room_id, messages::revision));
-    let (id, stored_room, revision): (i64, i64, i64) = match conn {
-        AnyConnection::Postgresql(pg) => insert.get_result(pg)?,
-        AnyConnection::Sqlite(sqlite) => insert.get_result(sqlite)?,
+        .returning((
+            messages::id,
+            messages::room_id,
+            messages::revision,
+            messages::body,
+            messages::created_at,
+            messages::edited_at,
+            messages::deleted_at,
+        ));
+    type Row = (
+        i64,
+        i64,
+        i64,
+        String,
+        NaiveDateTime,
+        Option<NaiveDateTime>,
+        Option<NaiveDateTime>,
+    );
+    let (id, stored_room, revision, stored_body, created_at, edited_at, deleted_at): Row =
+        match conn {
+            AnyConnection::Postgresql(pg) => insert.get_result(pg)?,
+            AnyConnection::Sqlite(sqlite) => insert.get_result(sqlite)?,
+        };
+    let message = Message {
+        id,
+        room_id: stored_room,
+        author_id,
+        body: stored_body,
+        revision,
+        created_at,
+        edited_at,
+        deleted_at,
     };
     // A message of another room may hold any revision, even this cursor: the room decides first.
     if stored_room != room_id {
@@ -307,12 +338,14 @@ pub fn post(
             room_id,
             id,
             cursor,
+            message,
         });
     }
     Err(NotPosted::Duplicate(Stored {
         room_id,
         id,
         cursor: cursor - 1,
+        message,
     }))
 }
 

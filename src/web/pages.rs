@@ -251,42 +251,18 @@ pub(super) async fn post_to_room(
     app.post_limits.take(user.user.id)?;
     let now = chat::now();
     let uid = user.user.id;
-    let (slug, stored_body) = (slug.to_string(), body.clone());
+    let slug = slug.to_string();
     let result = app
         .db
-        .write(move |conn| {
-            messages::post(conn, &slug, uid, &stored_body, client_id.as_deref(), now)
-        })
+        .write(move |conn| messages::post(conn, &slug, uid, &body, client_id.as_deref(), now))
         .await;
-    let (
-        messages::Stored {
-            room_id,
-            id,
-            cursor,
-        },
-        created,
-    ) = NotPosted::into_stored(result)?;
-    if !created {
-        // A resend (a double click, a reload): answer with the message as it was stored, which
-        // may since have been edited or deleted, never with the text just sent.
-        return app
-            .db
-            .run(move |conn| messages::get(conn, room_id, id))
-            .await;
+    let (stored, created) = NotPosted::into_stored(result)?;
+    // A resend (a double click, a reload) is answered with the message as it was stored.
+    if created {
+        app.live.advance(stored.room_id, stored.cursor);
     }
-    app.live.advance(room_id, cursor);
-    let message = messages::Message {
-        id,
-        room_id,
-        author_id: uid,
-        body,
-        revision: cursor,
-        created_at: now,
-        edited_at: None,
-        deleted_at: None,
-    };
     Ok(messages::Posted {
-        message,
+        message: stored.message,
         author: user.user.username.clone(),
     })
 }

@@ -294,6 +294,7 @@ async fn store_upload(
             room_id,
             id,
             cursor,
+            ..
         },
         created,
     ) = NotPosted::into_stored(result)?;
