@@ -1,4 +1,4 @@
-//! JSON for the live room page: "what changed after this cursor?" (answered from memory when
+//! JSON for the live room page, mounted at `/api`: "what changed after this cursor?" (answered from memory when
 //! nothing did, optionally held open until something does) and posting without a reload.
 
 use std::time::Duration;
@@ -126,7 +126,7 @@ async fn member_room(app: &App<'_>, slug: &str, uid: i64) -> Result<i64> {
 }
 
 #[allow(clippy::too_many_arguments)]
-#[get("/api/rooms/<slug>/events?<after>&<wait>&<state>&<latest>")]
+#[get("/rooms/<slug>/events?<after>&<wait>&<state>&<latest>")]
 async fn events(
     slug: &str,
     after: Option<&str>,
@@ -216,7 +216,7 @@ struct NewMessage {
 }
 
 #[allow(clippy::too_many_arguments)]
-#[post("/api/rooms/<slug>/messages", data = "<message>")]
+#[post("/rooms/<slug>/messages", data = "<message>")]
 async fn post_message(
     slug: &str,
     message: Json<NewMessage>,

@@ -169,7 +169,7 @@ pub fn stage() -> AdHoc {
             .mount("/", pages::routes())
             .mount("/", settings::routes())
             .mount("/", uploads::routes())
-            .mount("/", api::routes())
+            .mount("/api", api::routes())
             .mount("/", history::routes())
             .mount("/", alerts::routes())
             .mount("/admin", admin::routes())
