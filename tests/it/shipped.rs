@@ -148,6 +148,16 @@ impl Http {
     }
 }
 
+/// A served binary with `settings`, ann logged in over HTTP, and the form token of her room page.
+async fn ann_in_general(settings: &[(&str, &str)]) -> (Server, Http, String) {
+    let mut server = Server::new(settings);
+    server.start().await;
+    let mut http = Http::new(server.url(""));
+    http.login("ann").await;
+    let csrf = http.get("/rooms/general").await.csrf();
+    (server, http, csrf)
+}
+
 #[tokio::test]
 async fn the_binary_runs_from_an_empty_folder() {
     let mut server = Server::new(&[]);
@@ -346,12 +356,7 @@ async fn the_binary_mails_alerts_through_smtp(backend: Backend) {
 #[tokio::test]
 async fn a_stalled_upload_is_answered_and_cleaned_up() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut server = Server::new(&[("CONFAB_UPLOAD_IDLE_SECS", "1")]);
-    server.start().await;
-    let mut http = Http::new(server.url(""));
-    http.login("ann").await;
-    let room = http.get("/rooms/general").await;
-    let csrf = room.csrf();
+    let (server, http, csrf) = ann_in_general(&[("CONFAB_UPLOAD_IDLE_SECS", "1")]).await;
     let boundary = BOUNDARY;
     let head = format!(
         "{}{}",
@@ -387,12 +392,7 @@ async fn a_stalled_upload_is_answered_and_cleaned_up() {
 /// 404 for the icon browsers ask for.
 #[tokio::test]
 async fn ordinary_traffic_logs_no_warnings() {
-    let mut server = Server::new(&[("ROCKET_LOG_LEVEL", "normal")]);
-    server.start().await;
-    let mut http = Http::new(server.url(""));
-    http.login("ann").await;
-    let room = http.get("/rooms/general").await;
-    let csrf = room.csrf();
+    let (mut server, mut http, csrf) = ann_in_general(&[("ROCKET_LOG_LEVEL", "normal")]).await;
     let boundary = BOUNDARY;
     let body = format!(
         "{}some notes\r\n--{boundary}--\r\n",
