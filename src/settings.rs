@@ -88,8 +88,6 @@ pub struct Settings {
     pub login_max_failures: i32,
     /// Failed logins from one client address (any names) before it is refused for `login_lockout_secs`.
     pub login_max_failures_per_address: i32,
-    /// The header a trusted reverse proxy puts the client's address in (`X-Real-IP`); none: the peer address.
-    pub proxy_ip_header: Option<String>,
     /// Messages and uploads one member may send in a burst before being slowed down.
     pub post_burst: u32,
     /// Messages and uploads one member may send per minute, sustained.
@@ -354,7 +352,6 @@ impl Settings {
                 Some(header) => figment.merge(("ip_header", header.clone())),
                 None => figment.merge(("ip_header", false)),
             },
-            proxy_ip_header: raw.proxy_ip_header,
         })
     }
 

@@ -1,7 +1,6 @@
 //! What operators rely on: migrations, settings, the `confab` commands, health checks, and a
 //! database that goes away.
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 
 use confab::db::{self, DatabaseUrl};
@@ -161,22 +160,15 @@ async fn unknown_migrations_are_refused(backend: Backend) {
 }
 
 fn confab(database: &TestDatabase, args: &[&str], stdin: &str) -> (bool, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_confab"))
-        .args(args)
-        .env("CONFAB_DATABASE_URL", database.url_string())
-        .env("CONFAB_DATA_DIR", database.dir.path().join("data"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run confab");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    let out = child.wait_with_output().expect("wait");
+    let (url, data) = (
+        database.url_string(),
+        database.dir.path().join("data").display().to_string(),
+    );
+    let out = crate::process::Server::bare(&[
+        ("CONFAB_DATABASE_URL", url.as_str()),
+        ("CONFAB_DATA_DIR", data.as_str()),
+    ])
+    .command(args, stdin);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
