@@ -1,9 +1,13 @@
 //! The operator commands behind `confab migrate`, `confab user …` and `confab room …`: the same
-//! domain functions the web uses, on one direct connection. Each returns a line to print.
+//! services the web uses, on a small pool of their own. Each returns a line to print.
 
-use crate::chat::{self, rooms, text, users};
-use crate::db::{self, AnyConnection};
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::db::{self, Db};
 use crate::error::Error;
+use crate::service::accounts::{self, NewAccount};
+use crate::service::{limits::PostLimits, rooms, Services};
 use crate::settings::Settings;
 
 /// A command's failure, as one line for the operator.
@@ -13,10 +17,7 @@ pub struct CommandError(String);
 
 impl From<Error> for CommandError {
     fn from(e: Error) -> Self {
-        CommandError(match e {
-            Error::Internal(detail) | Error::Unavailable(detail) => detail,
-            other => other.to_string(),
-        })
+        CommandError(e.detail())
     }
 }
 
@@ -26,11 +27,39 @@ impl From<db::MigrateError> for CommandError {
     }
 }
 
-/// Brings the database up to date and opens a connection to it.
-fn open(settings: &Settings) -> Result<AnyConnection, CommandError> {
+/// Brings the database up to date, then runs `work` with the services, on a runtime of its own
+/// (inside which lettre's pool, if any, is dropped, as it needs one to close its connections).
+fn with_services<T, F>(
+    settings: &Settings,
+    work: impl FnOnce(Services) -> F,
+) -> Result<T, CommandError>
+where
+    F: Future<Output = Result<T, CommandError>>,
+{
     db::migrate(&settings.database_url)?;
-    db::connect(&settings.database_url)
-        .map_err(|e| CommandError(format!("cannot connect to the database: {e}")))
+    let theme = crate::assets::Theme::new(settings.theme_dir.clone());
+    let mail = crate::mail::Mail::from_settings(settings, &theme).map_err(CommandError)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CommandError(format!("cannot start: {e}")))?;
+    runtime.block_on(async move {
+        let services = Services {
+            db: Db::new(&settings.database_url, 2),
+            live: crate::live::Live::new(
+                0,
+                std::time::Duration::from_secs(settings.presence_timeout),
+            ),
+            store: crate::files::FileStore::new(settings.uploads_dir.clone()),
+            mail: Arc::new(mail),
+            post_limits: Arc::new(PostLimits::new(
+                settings.post_burst,
+                settings.post_per_minute,
+            )),
+            settings: Arc::new(settings.clone()),
+        };
+        work(services).await
+    })
 }
 
 /// `confab migrate`: applies pending migrations.
@@ -53,18 +82,20 @@ pub fn user_add(
     admin: bool,
     password: &str,
 ) -> Result<String, CommandError> {
-    let username = text::username(username)?;
-    let email = text::email(email)?;
-    text::password(password)?;
-    let hash = users::hash_password(password)?;
-    let mut conn = open(settings)?;
-    db::write_transaction(&mut conn, |conn| {
-        users::create(conn, &username, &email, Some(&hash), admin, chat::now())
-    })?;
-    Ok(format!(
-        "Created {}user {username}.",
-        if admin { "admin " } else { "" }
-    ))
+    with_services(settings, |svc| async move {
+        let account = NewAccount {
+            username,
+            email,
+            password: Some(password),
+            admin,
+        };
+        let (user, _) = accounts::create(&svc, account).await?;
+        Ok(format!(
+            "Created {}user {}.",
+            if admin { "admin " } else { "" },
+            user.username
+        ))
+    })
 }
 
 /// `confab user password`: sets a new password and ends the user's sessions.
@@ -73,20 +104,13 @@ pub fn user_password(
     username: &str,
     password: &str,
 ) -> Result<String, CommandError> {
-    text::password(password)?;
-    let hash = users::hash_password(password)?;
-    let mut conn = open(settings)?;
-    db::write_transaction(&mut conn, |conn| {
-        let user =
-            users::find_by_username(conn, username)?.ok_or_else(|| unknown_user(username))?;
-        users::set_password(conn, user.id, &hash)?;
-        chat::sessions::revoke_all(conn, user.id, None)?;
-        Ok::<_, Error>(())
-    })?;
-    Ok(format!(
-        "Password of {} changed; their sessions were ended.",
-        username.trim().to_lowercase()
-    ))
+    with_services(settings, |svc| async move {
+        let user = accounts::set_password(&svc, username, password).await?;
+        Ok(format!(
+            "Password of {} changed; their sessions were ended.",
+            user.username
+        ))
+    })
 }
 
 /// `confab room add`: creates a room.
@@ -96,46 +120,32 @@ pub fn room_add(
     name: &str,
     private: bool,
 ) -> Result<String, CommandError> {
-    let slug = text::slug(slug)?;
-    let name = text::line(name, "room name", 1, 80)?;
-    let mut conn = open(settings)?;
-    let fields = rooms::RoomFields {
-        slug: &slug,
-        name: &name,
-        description: "",
-        is_private: private,
-    };
-    let room = db::write_transaction(&mut conn, |conn| rooms::create(conn, &fields, chat::now()))?;
-    Ok(format!(
-        "Created {} room {} at /rooms/{}.",
-        if private { "private" } else { "open" },
-        room.name,
-        room.slug
-    ))
+    with_services(settings, |svc| async move {
+        let room = rooms::create(&svc, slug, name, "", private).await?;
+        Ok(format!(
+            "Created {} room {} at /rooms/{}.",
+            if private { "private" } else { "open" },
+            room.name,
+            room.slug
+        ))
+    })
 }
 
-/// `confab room member add`: adds a user to a room.
+/// `confab room member add`: adds an active user to a room.
 pub fn room_member_add(
     settings: &Settings,
     slug: &str,
     username: &str,
 ) -> Result<String, CommandError> {
-    let mut conn = open(settings)?;
-    db::write_transaction(&mut conn, |conn| {
-        let room = rooms::find_by_slug(conn, slug).map_err(|e| match e {
-            Error::NotFound => Error::Invalid(format!("There is no room `{slug}`.")),
-            e => e,
-        })?;
-        let user =
-            users::find_by_username(conn, username)?.ok_or_else(|| unknown_user(username))?;
-        rooms::add_member(conn, room.id, user.id, chat::now())?;
-        Ok::<_, Error>(format!("{} is a member of {}.", user.username, room.name))
+    with_services(settings, |svc| async move {
+        let (room, user) = rooms::add_member(&svc, slug.to_string(), username)
+            .await
+            .map_err(|e| match e {
+                Error::NotFound => Error::Invalid(format!("There is no room `{slug}`.")),
+                e => e,
+            })?;
+        Ok(format!("{} is a member of {}.", user.username, room.name))
     })
-    .map_err(Into::into)
-}
-
-fn unknown_user(username: &str) -> Error {
-    Error::Invalid(format!("There is no user `{}`.", text::clean(username)))
 }
 
 /// `confab mail test`: sends one mail through the configured transport and says how it went.

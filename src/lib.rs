@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod live;
 pub mod mail;
 pub mod secrets;
+pub mod service;
 pub mod settings;
 pub mod web;
 
@@ -45,10 +46,6 @@ pub fn app(settings: Settings) -> Rocket<Build> {
         .manage(web::session::SessionCache::new(Duration::from_secs(
             settings.session_cache_secs,
         )))
-        .manage(web::limits::PostLimits::new(
-            settings.post_burst,
-            settings.post_per_minute,
-        ))
         .manage(db)
         .manage(theme)
         .manage(settings)
@@ -77,13 +74,34 @@ pub fn app(settings: Settings) -> Rocket<Build> {
                     return Err(rocket);
                 };
                 let built = theme.page_templates().and_then(|pages| {
-                    let mail = mail::Mail::from_settings(settings, theme)?;
+                    let mail = std::sync::Arc::new(mail::Mail::from_settings(settings, theme)?);
                     Ok((pages, mail))
                 });
+                let (Some(db), Some(live), Some(store)) = (
+                    rocket.state::<Db>(),
+                    rocket.state::<live::Live>(),
+                    rocket.state::<files::FileStore>(),
+                ) else {
+                    return Err(rocket);
+                };
                 match built {
-                    Ok((pages, mail)) => Ok(rocket
-                        .manage(web::template::Pages(pages))
-                        .manage(std::sync::Arc::new(mail))),
+                    Ok((pages, mail)) => {
+                        let services = service::Services {
+                            db: db.clone(),
+                            live: live.clone(),
+                            store: store.clone(),
+                            mail: mail.clone(),
+                            post_limits: std::sync::Arc::new(service::limits::PostLimits::new(
+                                settings.post_burst,
+                                settings.post_per_minute,
+                            )),
+                            settings: std::sync::Arc::new(settings.clone()),
+                        };
+                        Ok(rocket
+                            .manage(web::template::Pages(pages))
+                            .manage(mail)
+                            .manage(services))
+                    }
                     Err(e) => {
                         eprintln!("confab: {e}");
                         Err(rocket)

@@ -490,7 +490,7 @@ pub fn plan(
             static PLANNING: std::sync::Mutex<()> = std::sync::Mutex::new(());
             let _one_planner = PLANNING
                 .lock()
-                .map_err(|_| Error::Internal("alert planner lock poisoned".into()))?;
+                .map_err(|_| Error::internal("planning alerts", "the planner lock is poisoned"))?;
             let (due, mails) = prepare(conn)?;
             if due.is_empty() {
                 return Ok(0);

@@ -5,7 +5,6 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::Serialize;
 
-use super::messages::{self, NotPosted, Stored};
 use crate::db::schema::{attachments, memberships, messages as messages_table, rooms};
 use crate::db::AnyConnection;
 use crate::error::{Error, Result};
@@ -58,26 +57,23 @@ pub struct NewFile {
     pub dimensions: Option<(u32, u32)>,
 }
 
-/// Posts an upload as a message with its caption, by a member of room `slug` (see
-/// [`messages::post`]); a resent form is [`NotPosted::Duplicate`], and its first file is the one kept.
-pub fn post(
+/// Records the file of a message just stored (see [`crate::service::uploads`], which posts the
+/// message and its file in one transaction).
+pub fn attach(
     conn: &mut AnyConnection,
-    slug: &str,
-    author_id: i64,
-    caption: &str,
-    client_id: Option<&str>,
+    message_id: i64,
+    room_id: i64,
     file: &NewFile,
     now: NaiveDateTime,
-) -> std::result::Result<Stored, NotPosted> {
-    let stored = messages::post(conn, slug, author_id, caption, client_id, now)?;
+) -> Result<()> {
     let (width, height) = match file.dimensions {
         Some((w, h)) => (i32::try_from(w).ok(), i32::try_from(h).ok()),
         None => (None, None),
     };
     diesel::insert_into(attachments::table)
         .values((
-            attachments::message_id.eq(stored.id),
-            attachments::room_id.eq(stored.room_id),
+            attachments::message_id.eq(message_id),
+            attachments::room_id.eq(room_id),
             attachments::file_name.eq(&file.file_name),
             attachments::stored_name.eq(&file.stored_name),
             attachments::content_type.eq(&file.content_type),
@@ -88,7 +84,7 @@ pub fn post(
             attachments::created_at.eq(now),
         ))
         .execute(conn)?;
-    Ok(stored)
+    Ok(())
 }
 
 /// The attachments of these messages.

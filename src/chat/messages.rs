@@ -4,7 +4,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::attachments::Attachment;
+use super::attachments::{self as attachments_rows, Attachment};
 use crate::db::schema::{attachments, memberships, messages, rooms, users};
 use crate::db::AnyConnection;
 use crate::error::{Error, Result};
@@ -389,7 +389,7 @@ pub fn delete(
     actor_id: i64,
     actor_is_admin: bool,
     now: NaiveDateTime,
-) -> Result<Option<super::attachments::Attachment>> {
+) -> Result<Option<Attachment>> {
     let current = get(conn, room_id, id)?;
     if current.message.author_id != actor_id && !actor_is_admin {
         return Err(Error::Forbidden);
@@ -405,7 +405,7 @@ pub fn delete(
             messages::revision.eq(revision),
         ))
         .execute(conn)?;
-    super::attachments::remove_for_message(conn, id)
+    attachments_rows::remove_for_message(conn, id)
 }
 
 /// The messages of a room changed after `cursor` (new, edited, deleted), in the order they changed,
@@ -485,16 +485,4 @@ pub fn batch_after(
         .select((Message::as_select(), users::username))
         .load(conn)?;
     Ok(rows.into_iter().map(Posted::from).collect())
-}
-
-/// The newest message id of a room (0 when it has none), by the `(room_id, id)` index (see [`page`]:
-/// `MAX(id)` with `room_id = $1` may walk the primary key back past other rooms' messages).
-pub fn newest_id(conn: &mut AnyConnection, room_id: i64) -> Result<i64> {
-    Ok(messages::table
-        .filter(messages::room_id.eq_any(vec![room_id]))
-        .order((messages::room_id.desc(), messages::id.desc()))
-        .select(messages::id)
-        .first::<i64>(conn)
-        .optional()?
-        .unwrap_or(0))
 }

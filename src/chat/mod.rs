@@ -5,13 +5,13 @@
 
 pub mod alerts;
 pub mod attachments;
+pub mod input;
 pub mod logins;
 pub mod messages;
 pub mod outbox;
 pub mod rooms;
 pub mod search;
 pub mod sessions;
-pub mod text;
 pub mod tokens;
 pub mod users;
 

@@ -201,7 +201,7 @@ pub fn add_member(
     if already {
         return Ok(());
     }
-    let last_id = super::messages::newest_id(conn, room_id)?;
+    let last_id = newest_message_id(conn, room_id)?;
     let inserted = diesel::insert_into(memberships::table)
         .values((
             memberships::room_id.eq(room_id),
@@ -330,4 +330,16 @@ pub fn memberships(conn: &mut AnyConnection, user_id: i64) -> Result<Vec<(Room, 
         .order(rooms::name)
         .select((Room::as_select(), Membership::as_select()))
         .load(conn)?)
+}
+
+/// The newest message id of a room (0 when it has none), by the `(room_id, id)` index (see [`super::messages::page`]:
+/// `MAX(id)` with `room_id = $1` may walk the primary key back past other rooms' messages).
+pub fn newest_message_id(conn: &mut AnyConnection, room_id: i64) -> Result<i64> {
+    Ok(messages::table
+        .filter(messages::room_id.eq_any(vec![room_id]))
+        .order((messages::room_id.desc(), messages::id.desc()))
+        .select(messages::id)
+        .first::<i64>(conn)
+        .optional()?
+        .unwrap_or(0))
 }

@@ -37,7 +37,7 @@ pub fn create(
     now: NaiveDateTime,
 ) -> Result<String> {
     let token = random_token();
-    let user_agent: String = super::text::clean(user_agent).chars().take(200).collect();
+    let user_agent: String = super::input::clean(user_agent).chars().take(200).collect();
     diesel::insert_into(sessions::table)
         .values((
             sessions::token_hash.eq(hash_token(&token)),

@@ -8,7 +8,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::Serialize;
 
-use super::{is_unique_violation, text};
+use super::{input, is_unique_violation};
 use crate::db::schema::{sessions, users};
 use crate::db::AnyConnection;
 use crate::error::{Error, Result};
@@ -59,7 +59,7 @@ pub fn hash_password(password: &str) -> Result<String> {
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| Error::Internal(format!("hashing a password: {e}")))
+        .map_err(|e| Error::internal("hashing a password", e.to_string()))
 }
 
 /// Checks a password against a stored hash; `None` (no password set) never matches but costs the
@@ -187,7 +187,7 @@ pub fn set_time_zone(conn: &mut AnyConnection, id: i64, time_zone: &str) -> Resu
     let tz: chrono_tz::Tz = time_zone.trim().parse().map_err(|_| {
         Error::Invalid(format!(
             "`{}` is not a time zone Confab knows.",
-            text::clean(time_zone)
+            input::clean(time_zone)
         ))
     })?;
     diesel::update(users::table.find(id))

@@ -105,7 +105,9 @@ fn render(mail: &Mail, due: &Due) -> Result<NewMail> {
     context.insert("settings_url", &format!("{}/settings", mail.public_url));
     context.insert("unsubscribe_url", &unsubscribe);
     context.insert("digest", &(due.user.alert_mode == "digest"));
-    let rendered = mail.render("alert", &context).map_err(Error::Internal)?;
+    let rendered = mail
+        .render("alert", &context)
+        .map_err(|e| Error::internal("rendering an alert", e))?;
     Ok(NewMail {
         kind: "alert",
         user_id: Some(due.user.id),

@@ -48,8 +48,8 @@ pub async fn left_over_uploads(db: &Db, store: &FileStore, stale_after: Duration
     let scan = store.clone();
     let stale = tokio::task::spawn_blocking(move || scan.stale_temp_files(stale_after))
         .await
-        .map_err(|e| Error::Internal(e.to_string()))?
-        .map_err(|e| Error::Internal(format!("reading the uploads folder: {e}")))?;
+        .map_err(|e| Error::internal("listing the uploads folder", e))?
+        .map_err(|e| Error::internal("reading the uploads folder", e))?;
     let count = stale.len();
     for (path, stored_name) in stale {
         let committed = match stored_name.clone() {

@@ -9,13 +9,14 @@ use rocket::response::{Flash, Redirect};
 use rocket::{get, post, routes, Route, State};
 use rocket_dyn_templates::context;
 
+use super::error::{AppError, Result};
 use super::session::{Csrf, CsrfForm, CsrfToken, SessionCache};
 use super::view::Layout;
-use super::{blocking, AdminUser};
-use crate::chat::{self, rooms, sessions, text, tokens, users};
+use super::{AdminUser, App};
+use crate::chat::{sessions, users};
 use crate::db::Db;
-use crate::error::{Error, Result};
-use crate::live::Live;
+use crate::service::accounts::{self, NewAccount};
+use crate::service::rooms;
 use crate::settings::Settings;
 
 /// The routes of this module, under `/admin`.
@@ -41,13 +42,13 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// Runs an admin action and turns a correctable error into a notice on the page it came from.
-fn outcome(result: Result<String>, back: String) -> Result<Flash<Redirect>> {
+fn outcome(result: Result<String, AppError>, back: String) -> Result<Flash<Redirect>> {
     match result {
         Ok(done) => Ok(Flash::success(Redirect::to(back), done)),
-        Err(Error::Invalid(why) | Error::Conflict(why)) => {
+        Err(AppError::Invalid(why) | AppError::Conflict(why)) => {
             Ok(Flash::error(Redirect::to(back), why))
         }
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -61,9 +62,9 @@ async fn rooms_page(
     admin: AdminUser,
     csrf: CsrfToken,
     flash: Option<FlashMessage<'_>>,
-    db: &State<Db>,
+    app: App<'_>,
 ) -> Result<Template> {
-    let rooms = db.run(rooms::list).await?;
+    let rooms = rooms::list(app.svc).await?;
     Ok(Template::render(
         "admin/rooms",
         context! { layout: Layout::new(&admin.0, &csrf, flash), rooms },
@@ -82,39 +83,25 @@ struct RoomForm {
 async fn create_room(
     _admin: AdminUser,
     form: CsrfForm<RoomForm>,
-    db: &State<Db>,
+    app: App<'_>,
 ) -> Result<Flash<Redirect>> {
     let form = form.0;
-    let checked = (|| {
-        Ok::<_, Error>((
-            text::slug(&form.slug)?,
-            text::line(&form.name, "room name", 1, 80)?,
-            text::line(&form.description, "description", 0, 300)?,
-        ))
-    })();
-    let (slug, name, description) = match checked {
-        Ok(fields) => fields,
-        Err(e) => return outcome(Err(e), "/admin/rooms".into()),
+    let created = rooms::create(
+        app.svc,
+        &form.slug,
+        &form.name,
+        &form.description,
+        form.private,
+    )
+    .await;
+    let back = match &created {
+        Ok(room) => format!("/admin/rooms/{}", room.slug),
+        Err(_) => "/admin/rooms".into(),
     };
-    let fields_slug = slug.clone();
-    let created = db
-        .write(move |conn| {
-            let fields = rooms::RoomFields {
-                slug: &fields_slug,
-                name: &name,
-                description: &description,
-                is_private: form.private,
-            };
-            rooms::create(conn, &fields, chat::now())
-                .map(|room| format!("Room {} created.", room.name))
-        })
-        .await;
-    let back = if created.is_ok() {
-        format!("/admin/rooms/{slug}")
-    } else {
-        "/admin/rooms".into()
-    };
-    outcome(created, back)
+    outcome(
+        created.map(|room| format!("Room {} created.", room.name)),
+        back,
+    )
 }
 
 #[get("/rooms/<slug>")]
@@ -123,16 +110,9 @@ async fn room_page(
     admin: AdminUser,
     csrf: CsrfToken,
     flash: Option<FlashMessage<'_>>,
-    db: &State<Db>,
+    app: App<'_>,
 ) -> Result<Template> {
-    let (room, members, users) = db
-        .run(move |conn| {
-            let room = rooms::find_by_slug(conn, &slug)?;
-            let members = rooms::members(conn, room.id)?;
-            let users = users::list(conn)?;
-            Ok::<_, Error>((room, members, users))
-        })
-        .await?;
+    let (room, members, users) = rooms::details(app.svc, slug).await?;
     let candidates: Vec<&str> = users
         .iter()
         .filter(|u| u.is_active && !members.iter().any(|m| m.id == u.id))
@@ -155,43 +135,23 @@ async fn update_room(
     slug: String,
     _admin: AdminUser,
     form: CsrfForm<RoomDetails>,
-    db: &State<Db>,
+    app: App<'_>,
 ) -> Result<Flash<Redirect>> {
     let back = format!("/admin/rooms/{}", RawStr::new(&slug).percent_encode());
-    let checked = (|| {
-        Ok::<_, Error>((
-            text::line(&form.0.name, "room name", 1, 80)?,
-            text::line(&form.0.description, "description", 0, 300)?,
-        ))
-    })();
-    let result = match checked {
-        Ok((name, description)) => {
-            db.write(move |conn| {
-                let room = rooms::find_by_slug(conn, &slug)?;
-                rooms::update(conn, room.id, &name, &description)?;
-                Ok("Room updated.".to_string())
-            })
-            .await
-        }
-        Err(e) => Err(e),
-    };
-    outcome(result, back)
+    let result = rooms::update(app.svc, slug, &form.0.name, &form.0.description).await;
+    outcome(result.map(|()| "Room updated.".to_string()), back)
 }
 
-async fn set_archived(db: &Db, slug: String, archive: bool) -> Result<Flash<Redirect>> {
+async fn set_archived(app: &App<'_>, slug: String, archive: bool) -> Result<Flash<Redirect>> {
     let back = format!("/admin/rooms/{}", RawStr::new(&slug).percent_encode());
-    let result = db
-        .write(move |conn| {
-            let room = rooms::find_by_slug(conn, &slug)?;
-            rooms::set_archived(conn, room.id, archive.then(chat::now))?;
-            Ok(if archive {
-                "Room archived: its history stays, new messages are refused."
-            } else {
-                "Room restored."
-            }
-            .to_string())
-        })
-        .await;
+    let result = rooms::set_archived(app.svc, slug, archive).await.map(|()| {
+        if archive {
+            "Room archived: its history stays, new messages are refused."
+        } else {
+            "Room restored."
+        }
+        .to_string()
+    });
     outcome(result, back)
 }
 
@@ -200,9 +160,9 @@ async fn archive_room(
     slug: String,
     _admin: AdminUser,
     _form: Csrf,
-    db: &State<Db>,
+    app: App<'_>,
 ) -> Result<Flash<Redirect>> {
-    set_archived(db, slug, true).await
+    set_archived(&app, slug, true).await
 }
 
 #[post("/rooms/<slug>/restore", data = "<_form>")]
@@ -210,9 +170,9 @@ async fn restore_room(
     slug: String,
     _admin: AdminUser,
     _form: Csrf,
-    db: &State<Db>,
+    app: App<'_>,
 ) -> Result<Flash<Redirect>> {
-    set_archived(db, slug, false).await
+    set_archived(&app, slug, false).await
 }
 
 #[derive(FromForm)]
@@ -225,29 +185,14 @@ async fn add_member(
     slug: String,
     _admin: AdminUser,
     form: CsrfForm<MemberForm>,
-    db: &State<Db>,
-    live: &State<Live>,
+    app: App<'_>,
 ) -> Result<Flash<Redirect>> {
-    let changed_room = slug.clone();
     let back = format!("/admin/rooms/{}", RawStr::new(&slug).percent_encode());
-    let username = form.0.username;
-    let result = db
-        .write(move |conn| {
-            let room = rooms::find_by_slug(conn, &slug)?;
-            let user = users::find_by_username(conn, &username)?
-                .filter(|u| u.is_active)
-                .ok_or_else(|| {
-                    Error::Invalid(format!(
-                        "There is no active user `{}`.",
-                        text::clean(&username)
-                    ))
-                })?;
-            rooms::add_member(conn, room.id, user.id, chat::now())?;
-            Ok(format!("{} is now a member.", user.username))
-        })
-        .await;
-    live.forget_slug(&changed_room);
-    outcome(result, back)
+    let result = rooms::add_member(app.svc, slug, &form.0.username).await;
+    outcome(
+        result.map(|(_, user)| format!("{} is now a member.", user.username)),
+        back,
+    )
 }
 
 #[post("/rooms/<slug>/members/<user_id>/remove", data = "<_form>")]
@@ -256,20 +201,11 @@ async fn remove_member(
     user_id: i64,
     _admin: AdminUser,
     _form: Csrf,
-    db: &State<Db>,
-    live: &State<Live>,
+    app: App<'_>,
 ) -> Result<Flash<Redirect>> {
-    let changed_room = slug.clone();
     let back = format!("/admin/rooms/{}", RawStr::new(&slug).percent_encode());
-    let result = db
-        .write(move |conn| {
-            let room = rooms::find_by_slug(conn, &slug)?;
-            rooms::remove_member(conn, room.id, user_id)?;
-            Ok("Member removed.".to_string())
-        })
-        .await;
-    live.forget_slug(&changed_room);
-    outcome(result, back)
+    let result = rooms::remove_member(app.svc, slug, user_id).await;
+    outcome(result.map(|()| "Member removed.".to_string()), back)
 }
 
 #[get("/users")]
@@ -336,55 +272,29 @@ async fn create_user(
     admin: AdminUser,
     csrf: CsrfToken,
     form: CsrfForm<NewUserForm>,
-    db: &State<Db>,
-    settings: &State<Settings>,
-    mail: &State<std::sync::Arc<crate::mail::Mail>>,
+    app: App<'_>,
 ) -> Result<super::Reply> {
     let form = form.0;
-    let checked = (|| {
-        let username = text::username(&form.username)?;
-        let email = text::email(&form.email)?;
-        if !form.password.is_empty() {
-            text::password(&form.password)?;
-        }
-        Ok::<_, Error>((username, email))
-    })();
-    let (username, email) = match checked {
-        Ok(ok) => ok,
-        Err(e) => return outcome(Err(e), "/admin/users".into()).map(super::Reply::Flash),
+    let account = NewAccount {
+        username: &form.username,
+        email: &form.email,
+        password: Some(form.password.as_str()).filter(|p| !p.is_empty()),
+        admin: form.admin,
     };
-    let password = form.password;
-    let hash = if password.is_empty() {
-        None
-    } else {
-        Some(blocking(move || users::hash_password(&password)).await?)
-    };
-    let with_link = hash.is_none();
-    let name = username.clone();
-    let mail = mail.inner().clone();
-    let created = db
-        .write(move |conn| {
-            let now = chat::now();
-            let id = users::create(conn, &name, &email, hash.as_deref(), form.admin, now)?;
-            if with_link {
-                // The link is shown to the admin and mailed to the person, through the outbox.
-                let token = tokens::issue(conn, id, tokens::SET_PASSWORD, now)?;
-                let invite = mail
-                    .link_mail("invite", &users::find(conn, id)?, &token)
-                    .map_err(Error::Internal)?;
-                crate::chat::outbox::enqueue(conn, &invite, now)?;
-                return Ok(Some(token));
-            }
-            Ok(None)
-        })
-        .await;
-    match created {
-        Ok(Some(token)) => Ok(super::Reply::Page((
+    match accounts::create(app.svc, account).await {
+        Ok((user, Some(token))) => Ok(super::Reply::Page((
             rocket::http::Status::Ok,
-            link_page(&admin, &csrf, settings, &username, &token, "invitation"),
+            link_page(
+                &admin,
+                &csrf,
+                app.settings,
+                &user.username,
+                &token,
+                "invitation",
+            ),
         ))),
         other => outcome(
-            other.map(|_| format!("User {username} created.")),
+            other.map(|(user, _)| format!("User {} created.", user.username)),
             "/admin/users".into(),
         )
         .map(super::Reply::Flash),
@@ -400,7 +310,7 @@ async fn set_active(
 ) -> Result<Flash<Redirect>> {
     if user_id == admin.0.user.id && !active {
         return outcome(
-            Err(Error::Invalid(
+            Err(AppError::Invalid(
                 "You cannot deactivate your own account.".into(),
             )),
             "/admin/users".into(),
@@ -453,20 +363,13 @@ async fn reset_password(
     admin: AdminUser,
     csrf: CsrfToken,
     _form: Csrf,
-    db: &State<Db>,
-    settings: &State<Settings>,
+    app: App<'_>,
 ) -> Result<Template> {
-    let (user, token) = db
-        .write(move |conn| {
-            let user = users::find(conn, user_id)?;
-            let token = tokens::issue(conn, user.id, tokens::SET_PASSWORD, chat::now())?;
-            Ok::<_, Error>((user, token))
-        })
-        .await?;
+    let (user, token) = accounts::password_link(app.svc, user_id).await?;
     Ok(link_page(
         &admin,
         &csrf,
-        settings,
+        app.settings,
         &user.username,
         &token,
         "password reset",

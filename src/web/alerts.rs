@@ -9,11 +9,11 @@ use rocket::response::{Flash, Redirect};
 use rocket::{get, post, routes, Route, State};
 use rocket_dyn_templates::context;
 
+use super::error::{AppError, Error, Result};
 use super::session::{CsrfForm, CsrfToken, CurrentUser, SessionCache};
 use super::view::Layout;
 use crate::chat::{alerts, rooms};
 use crate::db::Db;
-use crate::error::{Error, Result};
 use crate::mail::Mail;
 
 /// The routes of this module.
@@ -48,7 +48,7 @@ async fn unsubscribe(
     let user_id = signed(mail, token)?;
     db.write(move |conn| {
         alerts::set_mode(conn, user_id, "off", 8).map_err(|e| match e {
-            Error::Invalid(_) => Error::NotFound,
+            AppError::Invalid(_) => AppError::NotFound,
             other => other,
         })
     })
@@ -87,8 +87,8 @@ async fn set_alerts(
             Redirect::to("/settings"),
             "Email alerts saved.",
         )),
-        Err(Error::Invalid(why)) => Ok(Flash::error(Redirect::to("/settings"), why)),
-        Err(e) => Err(e),
+        Err(AppError::Invalid(why)) => Ok(Flash::error(Redirect::to("/settings"), why)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -110,7 +110,7 @@ async fn set_room_alerts(
         .write(move |conn| {
             let (room, _) = rooms::for_member(conn, &slug, uid)?;
             alerts::set_room_level(conn, room.id, uid, &level)?;
-            Ok::<_, Error>(room.name)
+            Ok::<_, AppError>(room.name)
         })
         .await;
     match result {
@@ -118,7 +118,7 @@ async fn set_room_alerts(
             Redirect::to("/settings"),
             format!("Alerts for {name} saved."),
         )),
-        Err(Error::Invalid(why)) => Ok(Flash::error(Redirect::to("/settings"), why)),
-        Err(e) => Err(e),
+        Err(AppError::Invalid(why)) => Ok(Flash::error(Redirect::to("/settings"), why)),
+        Err(e) => Err(e.into()),
     }
 }

@@ -10,13 +10,14 @@ use rocket::{get, post, routes, Request, Route, State};
 use rocket_dyn_templates::context;
 use serde::{Deserialize, Serialize};
 
+use super::error::{AppError, Error, Result};
 use super::session::{CsrfHeader, CsrfToken, CurrentUser};
 use super::template::Pages;
 use super::{pages, view, App};
 use crate::chat::messages::Posted;
-use crate::chat::{self, attachments, messages, rooms};
-use crate::error::{Error, Result};
+use crate::chat::{self, attachments};
 use crate::live::{Activity, Presence, Token};
+use crate::service::{messages, reading};
 
 /// The routes of this module.
 pub fn routes() -> Vec<Route> {
@@ -93,7 +94,7 @@ async fn render(
             let layout = context! { csrf: &csrf.0 };
             let html = templates
                 .render("message", context! { m: &m, room, layout })
-                .map_err(Error::Internal)?;
+                .map_err(|e| AppError::internal("rendering a message", e))?;
             Ok(MessageJson {
                 id: posted.message.id,
                 revision: posted.message.revision,
@@ -105,24 +106,6 @@ async fn render(
             })
         })
         .collect()
-}
-
-/// The room a member polls, from memory when this instance knows it, else from the database.
-async fn member_room(app: &App<'_>, slug: &str, uid: i64) -> Result<i64> {
-    if let Some(room_id) = app.live.member_room(slug, uid) {
-        return Ok(room_id);
-    }
-    let lookup = slug.to_string();
-    let (room, members) = app
-        .db
-        .run(move |conn| {
-            let (room, _) = rooms::for_member(conn, &lookup, uid)?;
-            let members = rooms::members(conn, room.id)?;
-            Ok::<_, Error>((room, members))
-        })
-        .await?;
-    app.live.load(slug, room.id, room.cursor, members);
-    Ok(room.id)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -142,12 +125,12 @@ async fn events(
         Error::BadRequest("`after` must be a cursor from this room, such as `42.3`.".into())
     })?;
     let uid = user.user.id;
-    let room_id = member_room(&app, slug, uid).await?;
+    let room_id = reading::member_room(app.svc, slug, uid).await?;
     let activity = Activity::parse(state);
     app.live.seen(room_id, uid, activity, chat::now());
     // An active reader of the latest page has read what this poll delivers.
     let reads = latest == Some(true) && activity == Activity::Active;
-    let mut token = app.live.token(room_id).ok_or(Error::NotFound)?;
+    let mut token = app.live.token(room_id).ok_or(AppError::NotFound)?;
     let wait = Duration::from_secs(wait.unwrap_or(0).min(app.settings.poll_wait_max));
     if token == after && !wait.is_zero() {
         // Past the server-wide cap, the poll is answered at once instead of held.
@@ -160,23 +143,17 @@ async fn events(
     }
     // The reader may have been removed while the poll was held: nothing of the room (not even its
     // presence or cursor) goes to a non-member. In memory unless the membership changed.
-    member_room(&app, slug, uid).await?;
+    reading::member_room(app.svc, slug, uid).await?;
     let (changed, files) = if token.cursor > after.cursor {
-        app.db
-            .run(move |conn| {
-                let (changed, files) = messages::changed_since(
-                    conn,
-                    room_id,
-                    uid,
-                    after.cursor,
-                    CHANGES_PER_ANSWER + 1,
-                )?;
-                if let Some(newest) = changed.iter().map(|p| p.message.id).max().filter(|_| reads) {
-                    rooms::mark_read(conn, room_id, uid, newest)?;
-                }
-                Ok::<_, Error>((changed, files))
-            })
-            .await?
+        reading::changes(
+            app.svc,
+            room_id,
+            uid,
+            after.cursor,
+            CHANGES_PER_ANSWER + 1,
+            reads,
+        )
+        .await?
     } else {
         (Vec::new(), Vec::new())
     };
@@ -227,10 +204,10 @@ async fn post_message(
     templates: &State<Pages>,
 ) -> Result<(Status, Json<MessageJson>)> {
     let message = message.into_inner();
-    let posted = pages::post_to_room(
-        &app,
+    let posted = messages::post(
+        app.svc,
         slug,
-        &user,
+        &user.user,
         &message.body,
         pages::client_id(message.client_id),
     )
@@ -238,6 +215,6 @@ async fn post_message(
     let mut rendered = render(templates, vec![posted], Vec::new(), &user, slug, &csrf).await?;
     let json = rendered
         .pop()
-        .ok_or_else(|| Error::Internal("nothing rendered".into()))?;
+        .ok_or_else(|| AppError::internal("answering a post", "nothing was rendered"))?;
     Ok((Status::Created, Json(json)))
 }

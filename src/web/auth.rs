@@ -9,12 +9,13 @@ use rocket::response::{Flash, Redirect};
 use rocket::{get, post, routes, Route, State};
 use rocket_dyn_templates::context;
 
+use super::error::{AppError, Result};
 use super::session::{self, Csrf, CsrfForm, CsrfToken, CurrentUser, SessionCache};
 use super::view::Layout;
-use super::{blocking, ClientAddress, Reply, UserAgent};
-use crate::chat::{self, logins, sessions, text, tokens, users};
+use super::{ClientAddress, Reply, UserAgent};
+use crate::chat::{self, input, logins, sessions, tokens, users};
 use crate::db::Db;
-use crate::error::{Error, Result};
+use crate::service::{accounts, blocking};
 use crate::settings::Settings;
 
 /// The one-time token of the first-run setup link, made at start; it works only while no account exists.
@@ -117,12 +118,12 @@ async fn login(
         } else {
             None
         };
-        started.map(|started| Error::TooManyRequests {
+        started.map(|started| AppError::TooManyRequests {
             retry_after_secs: (started + lockout - now).num_seconds().max(1),
         })
     };
     if let Some(refusal) = refused(&counted, false) {
-        return Err(refusal);
+        return Err(refusal.into());
     }
     let hash = user.as_ref().and_then(|u| u.password_hash.clone());
     let password = form.password.clone();
@@ -153,7 +154,7 @@ async fn login(
                     tokio::time::sleep(std::time::Duration::from_millis(delay.min(5_000))).await;
                 }
                 if let Some(refusal) = refused(&counted, true) {
-                    return Err(refusal);
+                    return Err(refusal.into());
                 }
             }
             let message = if deactivated {
@@ -214,7 +215,7 @@ async fn check_setup(token: &str, setup: &Setup, db: &Db) -> Result<()> {
     if !crate::secrets::constant_time_eq(token.as_bytes(), setup.token.as_bytes())
         || db.run(users::count).await? > 0
     {
-        return Err(Error::NotFound);
+        return Err(AppError::NotFound.into());
     }
     Ok(())
 }
@@ -242,21 +243,21 @@ async fn setup(
     check_setup(token, setup, db).await?;
     let form = form.0;
     let checked = (|| {
-        let username = text::username(&form.username)?;
-        let email = text::email(&form.email)?;
+        let username = input::username(&form.username)?;
+        let email = input::email(&form.email)?;
         new_password(&form.password, &form.confirm)?;
-        Ok::<_, Error>((username, email))
+        Ok::<_, AppError>((username, email))
     })();
     let (username, email) = match checked {
         Ok(ok) => ok,
-        Err(Error::Invalid(message)) => {
+        Err(AppError::Invalid(message)) => {
             let page = Template::render(
                 "setup",
                 context! { layout: Layout::anonymous(&csrf, None), token, username: form.username, email: form.email, error: message },
             );
             return Ok(Reply::Page((Status::UnprocessableEntity, page)));
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     let password = form.password;
     let hash = blocking(move || users::hash_password(&password)).await?;
@@ -266,7 +267,7 @@ async fn setup(
         .write(move |conn| {
             // Checked again inside the transaction: only the very first account can come from here.
             if users::count(conn)? > 0 {
-                return Err(Error::NotFound);
+                return Err(AppError::NotFound);
             }
             let id = users::create(conn, &username, &email, Some(&hash), true, now)?;
             sessions::create(conn, id, &agent, now)
@@ -280,10 +281,10 @@ async fn setup(
 }
 
 /// Checks a new password and its confirmation.
-pub fn new_password(password: &str, confirm: &str) -> Result<()> {
-    text::password(password)?;
+pub fn new_password(password: &str, confirm: &str) -> Result<(), AppError> {
+    input::password(password)?;
     if password != confirm {
-        return Err(Error::Invalid("The two passwords do not match.".into()));
+        return Err(AppError::Invalid("The two passwords do not match.".into()));
     }
     Ok(())
 }
@@ -306,28 +307,11 @@ struct ForgotForm {
 #[post("/password/forgot", data = "<form>")]
 async fn forgot(
     form: CsrfForm<ForgotForm>,
-    db: &State<Db>,
-    mail: &State<std::sync::Arc<crate::mail::Mail>>,
+    app: super::App<'_>,
     csrf: CsrfToken,
 ) -> Result<Template> {
-    let who = form.0.who;
-    let mail = mail.inner().clone();
-    db.write(move |conn| {
-        let Some(user) = users::find_by_name_or_email(conn, &who)? else {
-            return Ok(());
-        };
-        let now = chat::now();
-        // One reset mail per account per ten minutes; asking again meanwhile sends nothing more.
-        if tokens::recently_issued(conn, user.id, tokens::RESET, now - Duration::minutes(10))? {
-            return Ok(());
-        }
-        let token = tokens::issue(conn, user.id, tokens::RESET, now)?;
-        let reset = mail
-            .link_mail("reset", &user, &token)
-            .map_err(Error::Internal)?;
-        crate::chat::outbox::enqueue(conn, &reset, now)
-    })
-    .await?;
+    // One reset mail per account per ten minutes; asking again meanwhile sends nothing more.
+    accounts::forgot(app.svc, form.0.who).await?;
     Ok(Template::render(
         "forgot",
         context! { layout: Layout::anonymous(&csrf, None), sent: true },
@@ -369,7 +353,7 @@ async fn set_password(
         .run(move |conn| tokens::find(conn, &lookup, chat::now()))
         .await?;
     let form = form.0;
-    if let Err(Error::Invalid(message)) = new_password(&form.password, &form.confirm) {
+    if let Err(AppError::Invalid(message)) = new_password(&form.password, &form.confirm) {
         let page = Template::render(
             "password",
             context! { layout: Layout::anonymous(&csrf, None), token, username: user.username, error: message },

@@ -4,9 +4,11 @@ mod admin;
 mod alerts;
 mod api;
 mod auth;
-mod history;
-pub mod limits;
+pub mod error;
+mod export;
+mod missed;
 mod pages;
+mod search;
 pub mod session;
 mod settings;
 pub mod template;
@@ -24,7 +26,7 @@ use template::Template;
 pub use auth::Setup;
 pub use session::{AdminUser, CurrentUser};
 
-use crate::error::{Error, Result};
+use error::{AppError, Error, Result};
 
 /// What a form handler answers: a redirect (post/redirect/get), or the page again with an error.
 #[derive(Responder)]
@@ -39,18 +41,16 @@ pub enum Reply {
 
 /// The app's shared services, as one request guard.
 pub struct App<'r> {
-    /// The database.
+    /// The use cases' services.
+    pub svc: &'r crate::service::Services,
+    /// The database, for the reads a page needs beside its service call.
     pub db: &'r crate::db::Db,
     /// The settings.
     pub settings: &'r crate::settings::Settings,
     /// Room heads, held polls and presence.
     pub live: &'r crate::live::Live,
-    /// Uploaded files.
-    pub store: &'r crate::files::FileStore,
     /// Recent session checks.
     pub sessions: &'r session::SessionCache,
-    /// How fast each member may post.
-    pub post_limits: &'r limits::PostLimits,
 }
 
 #[rocket::async_trait]
@@ -60,31 +60,20 @@ impl<'r> FromRequest<'r> for App<'r> {
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
         let rocket = req.rocket();
         match (
-            rocket.state(),
-            rocket.state(),
-            rocket.state(),
-            rocket.state(),
+            rocket.state::<crate::service::Services>(),
             rocket.state(),
             rocket.state(),
         ) {
-            (
-                Some(db),
-                Some(settings),
-                Some(live),
-                Some(store),
-                Some(sessions),
-                Some(post_limits),
-            ) => Outcome::Success(App {
-                db,
+            (Some(svc), Some(settings), Some(sessions)) => Outcome::Success(App {
+                svc,
+                db: &svc.db,
                 settings,
-                live,
-                store,
+                live: &svc.live,
                 sessions,
-                post_limits,
             }),
             _ => Outcome::Error((
                 Status::InternalServerError,
-                Error::Internal("app state is not managed".into()),
+                AppError::internal("a request", "the app state is not managed").into(),
             )),
         }
     }
@@ -142,25 +131,6 @@ impl<'r> FromRequest<'r> for ClientAddress {
     }
 }
 
-/// Runs CPU-heavy work (password hashing, thumbnails) on the blocking pool, at most one job per
-/// core at a time, so that a flood of logins or images cannot exhaust memory.
-pub async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    static CPU: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let permit = CPU
-        .get_or_init(|| tokio::sync::Semaphore::new(cores))
-        .acquire()
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?;
-    let result = tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?;
-    drop(permit);
-    result
-}
-
 /// The web stage: routes, static files, catchers and security headers.
 pub fn stage() -> AdHoc {
     AdHoc::on_ignite("Web", move |rocket| async move {
@@ -170,7 +140,9 @@ pub fn stage() -> AdHoc {
             .mount("/", settings::routes())
             .mount("/", uploads::routes())
             .mount("/api", api::routes())
-            .mount("/", history::routes())
+            .mount("/", search::routes())
+            .mount("/", missed::routes())
+            .mount("/", export::routes())
             .mount("/", alerts::routes())
             .mount("/admin", admin::routes())
             .mount("/", rocket::routes![healthz, readyz, static_file, favicon])
@@ -253,7 +225,7 @@ fn forbidden(req: &Request<'_>) -> Error {
     if req.local_cache(|| session::CsrfRejected(false)).0 {
         Error::CsrfExpired
     } else {
-        Error::Forbidden
+        AppError::Forbidden.into()
     }
 }
 

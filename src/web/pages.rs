@@ -9,13 +9,14 @@ use rocket::response::{Flash, Redirect};
 use rocket::{get, post, routes, Route};
 use rocket_dyn_templates::context;
 
+use super::error::{AppError, Error, Result};
 use super::session::{Csrf, CsrfForm, CsrfToken, CurrentUser};
 use super::view::{self, Layout};
 use super::{App, Reply};
-use crate::chat::messages::{self, NotPosted, PageAt};
-use crate::chat::{self, attachments, rooms, text};
-use crate::error::{Error, Result};
-use crate::live::Activity;
+use crate::chat;
+use crate::chat::messages::PageAt;
+use crate::service::reading::{self, RoomView};
+use crate::service::{messages, rooms};
 
 /// The routes of this module.
 pub fn routes() -> Vec<Route> {
@@ -38,11 +39,7 @@ async fn home(
     flash: Option<FlashMessage<'_>>,
     app: App<'_>,
 ) -> Result<Template> {
-    let uid = user.user.id;
-    let (mine, joinable) = app
-        .db
-        .run(move |conn| Ok::<_, Error>((rooms::for_user(conn, uid)?, rooms::joinable(conn, uid)?)))
-        .await?;
+    let (mine, joinable) = reading::home(app.svc, user.user.id).await?;
     let tz = user.user.tz();
     let unread_total: i64 = mine.iter().map(|r| r.unread).sum();
     let mine: Vec<_> = mine
@@ -77,40 +74,21 @@ pub(super) async fn render_room(
     draft: Draft,
 ) -> Result<Template> {
     let uid = user.user.id;
-    let size = app.settings.page_size;
-    let loaded = app
-        .db
-        .run(move |conn| {
-            let (room, membership) = rooms::visible(conn, &slug, uid)?;
-            let Some(membership) = membership else {
-                return Ok::<_, Error>((room, None));
-            };
-            let mut page = messages::page(conn, room.id, at, size)?;
-            let mut at = at;
-            if matches!(at, PageAt::From(_)) && page.messages.is_empty() {
-                at = PageAt::Latest;
-                page = messages::page(conn, room.id, at, size)?;
-            }
-            if at == PageAt::Latest {
-                if let Some(newest) = page.messages.last() {
-                    rooms::mark_read(conn, room.id, uid, newest.message.id)?;
-                }
-            }
-            let members = rooms::members(conn, room.id)?;
-            let ids: Vec<i64> = page.messages.iter().map(|m| m.message.id).collect();
-            let files = attachments::for_messages(conn, &ids)?;
-            Ok((room, Some((membership, page, members, files, at))))
-        })
-        .await?;
-    let (room, Some((membership, page, members, files, shown))) = loaded else {
-        return Ok(Template::render(
-            "room_join",
-            context! { layout, room: loaded.0 },
-        ));
+    let view = reading::room_page(app.svc, slug, uid, at, app.settings.page_size).await?;
+    let page = match view {
+        RoomView::NotMember(room) => {
+            return Ok(Template::render("room_join", context! { layout, room }));
+        }
+        RoomView::Member(page) => *page,
     };
+    let reading::RoomPage {
+        room,
+        membership,
+        page,
+        files,
+        shown,
+    } = page;
     let now = chat::now();
-    app.live.load(&room.slug, room.id, room.cursor, members);
-    app.live.seen(room.id, uid, Activity::Active, now);
     // The page's own cursor, read with its messages: never ahead of what the page shows.
     let presence_version = app.live.token(room.id).map_or(0, |t| t.presence);
     let token = crate::live::Token {
@@ -197,7 +175,7 @@ async fn room(
             date: Some(date), ..
         } => {
             let day = chrono::NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d")
-                .map_err(|_| Error::Invalid("A date looks like 2026-11-23.".into()))?;
+                .map_err(|_| Error::invalid("A date looks like 2026-11-23."))?;
             PageAt::From(chat::search::day_start(day, user.user.tz()))
         }
         Position {
@@ -238,35 +216,6 @@ pub(super) fn client_id(raw: Option<String>) -> Option<String> {
     })
 }
 
-/// Posts a message as `user` (form or live page alike) and wakes the room's pollers. Returns the
-/// message as stored, without reading it back.
-pub(super) async fn post_to_room(
-    app: &App<'_>,
-    slug: &str,
-    user: &CurrentUser,
-    body: &str,
-    client_id: Option<String>,
-) -> Result<messages::Posted> {
-    let body = text::message_body(body, app.settings.max_message_chars)?;
-    app.post_limits.take(user.user.id)?;
-    let now = chat::now();
-    let uid = user.user.id;
-    let slug = slug.to_string();
-    let result = app
-        .db
-        .write(move |conn| messages::post(conn, &slug, uid, &body, client_id.as_deref(), now))
-        .await;
-    let (stored, created) = NotPosted::into_stored(result)?;
-    // A resend (a double click, a reload) is answered with the message as it was stored.
-    if created {
-        app.live.advance(stored.room_id, stored.cursor);
-    }
-    Ok(messages::Posted {
-        message: stored.message,
-        author: user.user.username.clone(),
-    })
-}
-
 #[post("/rooms/<slug>/messages", data = "<form>")]
 async fn post_message(
     slug: String,
@@ -276,39 +225,33 @@ async fn post_message(
     app: App<'_>,
 ) -> Result<Reply> {
     let form = form.0;
-    match post_to_room(&app, &slug, &user, &form.body, client_id(form.client_id)).await {
+    match messages::post(
+        app.svc,
+        &slug,
+        &user.user,
+        &form.body,
+        client_id(form.client_id),
+    )
+    .await
+    {
         Ok(posted) => Ok(Reply::Redirect(Redirect::to(format!(
             "/rooms/{slug}#m{}",
             posted.message.id
         )))),
         // The page again, with the error and the draft kept.
-        Err(e @ (Error::Invalid(_) | Error::RateLimited { .. })) => {
-            let status = e.status();
+        Err(e @ (AppError::Invalid(_) | AppError::RateLimited { .. })) => {
+            let error = Some(e.to_string());
+            let status = Error::from(e).status();
             let draft = Draft {
                 body: form.body,
-                error: Some(e.to_string()),
+                error,
             };
             let layout = Layout::new(&user, &csrf, None);
             let page = render_room(&app, &user, layout, slug, PageAt::Latest, draft).await?;
             Ok(Reply::Page((status, page)))
         }
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
-}
-
-async fn own_message(
-    app: &App<'_>,
-    slug: String,
-    id: i64,
-    uid: i64,
-) -> Result<(rooms::Room, messages::Posted)> {
-    app.db
-        .run(move |conn| {
-            let (room, _) = rooms::for_member(conn, &slug, uid)?;
-            let message = messages::get(conn, room.id, id)?;
-            Ok((room, message))
-        })
-        .await
 }
 
 #[get("/rooms/<slug>/messages/<id>/edit")]
@@ -319,10 +262,7 @@ async fn edit_page(
     csrf: CsrfToken,
     app: App<'_>,
 ) -> Result<Template> {
-    let (room, message) = own_message(&app, slug, id, user.user.id).await?;
-    if message.message.author_id != user.user.id || message.message.deleted_at.is_some() {
-        return Err(Error::Forbidden);
-    }
+    let (room, message) = messages::editable(app.svc, slug, id, user.user.id).await?;
     let body = message.message.body;
     Ok(Template::render(
         "edit",
@@ -345,35 +285,19 @@ async fn edit_message(
     app: App<'_>,
 ) -> Result<Reply> {
     let uid = user.user.id;
-    let edited = match text::message_body(&form.0.body, app.settings.max_message_chars) {
-        Ok(body) => {
-            let slug = slug.clone();
-            app.db
-                .write(move |conn| {
-                    let (room, _) = rooms::for_member(conn, &slug, uid)?;
-                    messages::edit(conn, room.id, id, uid, &body, chat::now())?;
-                    Ok((room.id, rooms::cursor(conn, room.id)?))
-                })
-                .await
-        }
-        Err(e) => Err(e),
-    };
-    match edited {
-        Ok((room_id, cursor)) => {
-            app.live.advance(room_id, cursor);
-            Ok(Reply::Redirect(Redirect::to(format!(
-                "/rooms/{slug}?around={id}#m{id}"
-            ))))
-        }
-        Err(Error::Invalid(error)) => {
-            let (room, _) = own_message(&app, slug, id, uid).await?;
+    match messages::edit(app.svc, slug.clone(), id, uid, &form.0.body).await {
+        Ok(()) => Ok(Reply::Redirect(Redirect::to(format!(
+            "/rooms/{slug}?around={id}#m{id}"
+        )))),
+        Err(AppError::Invalid(error)) => {
+            let (room, _) = messages::find(app.svc, slug, id, uid).await?;
             let page = Template::render(
                 "edit",
                 context! { layout: Layout::new(&user, &csrf, None), room, id, body: form.0.body, error },
             );
             Ok(Reply::Page((Status::UnprocessableEntity, page)))
         }
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -385,22 +309,7 @@ async fn delete_message(
     user: CurrentUser,
     app: App<'_>,
 ) -> Result<Flash<Redirect>> {
-    let (uid, is_admin) = (user.user.id, user.user.is_admin);
-    let room_slug = slug.clone();
-    let (removed, room_id, cursor) = app
-        .db
-        .write(move |conn| {
-            let (room, _) = rooms::for_member(conn, &room_slug, uid)?;
-            let removed = messages::delete(conn, room.id, id, uid, is_admin, chat::now())?;
-            Ok::<_, Error>((removed, room.id, rooms::cursor(conn, room.id)?))
-        })
-        .await?;
-    app.live.advance(room_id, cursor);
-    if let Some(attachment) = removed {
-        if let Err(e) = app.store.remove(&attachment.stored_name).await {
-            log::error!("removing the file of deleted message {id}: {e}");
-        }
-    }
+    messages::delete(app.svc, slug.clone(), id, &user.user).await?;
     Ok(Flash::success(
         Redirect::to(format!("/rooms/{slug}?around={id}#m{id}")),
         "Message deleted.",
@@ -409,12 +318,7 @@ async fn delete_message(
 
 #[post("/rooms/<slug>/join", data = "<_form>")]
 async fn join(slug: String, _form: Csrf, user: CurrentUser, app: App<'_>) -> Result<Redirect> {
-    let uid = user.user.id;
-    let room = app
-        .db
-        .write(move |conn| rooms::join(conn, &slug, uid, chat::now()))
-        .await?;
-    app.live.forget(room.id);
+    let room = rooms::join(app.svc, slug, user.user.id).await?;
     Ok(Redirect::to(format!("/rooms/{}", room.slug)))
 }
 
@@ -425,16 +329,7 @@ async fn leave(
     user: CurrentUser,
     app: App<'_>,
 ) -> Result<Flash<Redirect>> {
-    let uid = user.user.id;
-    let room = app
-        .db
-        .write(move |conn| {
-            let (room, _) = rooms::for_member(conn, &slug, uid)?;
-            rooms::remove_member(conn, room.id, uid)?;
-            Ok::<_, Error>(room)
-        })
-        .await?;
-    app.live.forget(room.id);
+    let room = rooms::leave(app.svc, slug, user.user.id).await?;
     Ok(Flash::success(
         Redirect::to("/"),
         format!("You left {}.", room.name),

@@ -10,9 +10,9 @@ use rocket::http::{Cookie, CookieJar, SameSite, Status};
 use rocket::request::{FromRequest, Outcome};
 use rocket::{Data, Request, State};
 
+use super::error::{AppError, Error};
 use crate::chat::{self, sessions, users::User};
 use crate::db::Db;
-use crate::error::Error;
 use crate::settings::Settings;
 
 const SESSION_COOKIE: &str = "confab_session";
@@ -90,7 +90,7 @@ async fn lookup(req: &Request<'_>) -> Result<Option<CurrentUser>, Error> {
         rocket.state::<Settings>(),
         rocket.state::<SessionCache>(),
     ) else {
-        return Err(Error::Internal("database not managed".into()));
+        return Err(AppError::internal("checking a session", "the database is not managed").into());
     };
     if let Some(user) = cache.get(&token) {
         return Ok(Some(user));
@@ -121,7 +121,9 @@ impl<'r> FromRequest<'r> for CurrentUser {
         match cached {
             Ok(Some(user)) => Outcome::Success(user.clone()),
             Ok(None) => Outcome::Error((Status::Unauthorized, Error::Unauthorized)),
-            Err((status, why)) => Outcome::Error((*status, Error::Unavailable(why.clone()))),
+            Err((status, why)) => {
+                Outcome::Error((*status, AppError::Unavailable(why.clone().into()).into()))
+            }
         }
     }
 }
@@ -133,7 +135,7 @@ impl<'r> FromRequest<'r> for AdminUser {
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Error> {
         match CurrentUser::from_request(req).await {
             Outcome::Success(user) if user.user.is_admin => Outcome::Success(AdminUser(user)),
-            Outcome::Success(_) => Outcome::Error((Status::Forbidden, Error::Forbidden)),
+            Outcome::Success(_) => Outcome::Error((Status::Forbidden, AppError::Forbidden.into())),
             Outcome::Error(e) => Outcome::Error(e),
             Outcome::Forward(f) => Outcome::Forward(f),
         }
@@ -204,7 +206,7 @@ impl<'r> FromRequest<'r> for CsrfToken {
             _ => {
                 return Outcome::Error((
                     Status::InternalServerError,
-                    Error::Internal("settings not managed".into()),
+                    AppError::internal("reading a form", "the settings are not managed").into(),
                 ))
             }
         };
@@ -290,7 +292,7 @@ impl<'r, T: for<'a> FromForm<'a> + 'static> FromData<'r> for CsrfForm<T> {
             Ok(form) => DataOutcome::Success(CsrfForm(form)),
             Err(errors) => DataOutcome::Error((
                 Status::UnprocessableEntity,
-                Error::Invalid(errors.to_string()),
+                Error::invalid(errors.to_string()),
             )),
         }
     }

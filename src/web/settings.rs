@@ -8,12 +8,13 @@ use rocket::response::{Flash, Redirect};
 use rocket::{get, post, routes, Route, State};
 use rocket_dyn_templates::context;
 
+use super::error::{AppError, Result};
 use super::session::{self, Csrf, CsrfForm, CsrfToken, CurrentUser, SessionCache};
 use super::view::{self, Layout};
-use super::{auth, blocking, UserAgent};
+use super::{auth, UserAgent};
 use crate::chat::{self, sessions, tokens, users};
 use crate::db::Db;
-use crate::error::{Error, Result};
+use crate::service::blocking;
 use crate::settings::Settings;
 
 /// The routes of this module.
@@ -37,7 +38,7 @@ async fn page(
     let uid = user.user.id;
     let (list, memberships, sent) = db
         .run(move |conn| {
-            Ok::<_, Error>((
+            Ok::<_, AppError>((
                 sessions::list(conn, uid)?,
                 crate::chat::rooms::memberships(conn, uid)?,
                 crate::chat::outbox::recent_alerts(conn, uid, 20)?,
@@ -89,13 +90,13 @@ async fn page(
 fn back(
     sessions: &SessionCache,
     user_id: i64,
-    result: Result<&'static str>,
+    result: Result<&'static str, AppError>,
 ) -> Result<Flash<Redirect>> {
     sessions.forget_user(user_id);
     match result {
         Ok(done) => Ok(Flash::success(Redirect::to("/settings"), done)),
-        Err(Error::Invalid(why)) => Ok(Flash::error(Redirect::to("/settings"), why)),
-        Err(e) => Err(e),
+        Err(AppError::Invalid(why)) => Ok(Flash::error(Redirect::to("/settings"), why)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -148,7 +149,9 @@ async fn change_password(
     let (given, password) = (form.current, form.password);
     let hash = blocking(move || {
         if !users::verify_password(current.as_deref(), &given) {
-            return Err(Error::Invalid("Your current password is not right.".into()));
+            return Err(AppError::Invalid(
+                "Your current password is not right.".into(),
+            ));
         }
         users::hash_password(&password)
     })

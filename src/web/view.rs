@@ -156,7 +156,7 @@ pub async fn messages(
         (page, views)
     })
     .await
-    .map_err(|e| crate::error::Error::Internal(format!("rendering messages: {e}")))
+    .map_err(|e| crate::error::Error::internal("rendering messages", e))
 }
 
 fn message_views(

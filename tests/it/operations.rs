@@ -237,7 +237,7 @@ async fn operator_commands(backend: Backend) {
     fails(
         &["room", "member", "add", "plans", "ghost"],
         "",
-        "no user `ghost`",
+        "no active user `ghost`",
     );
     let (ok, out, err) = confab(&database, &["room", "member", "add", "plans", "ann"], "");
     assert!(ok && out.contains("ann is a member of Plans"), "{out}{err}");

@@ -83,7 +83,7 @@ async fn search_finds_words_phrases_and_operators(backend: Backend) {
                 sha256: "0".repeat(64),
                 dimensions: None,
             };
-            let posted = attachments::post(
+            let posted = confab::service::uploads::post_with_file(
                 c,
                 "general",
                 bob,
@@ -445,7 +445,15 @@ async fn export_is_complete_and_in_order(backend: Backend) {
             sha256: "0".repeat(64),
             dimensions: None,
         };
-        let posted = attachments::post(c, "general", ann, "", None, &file, chat::now());
+        let posted = confab::service::uploads::post_with_file(
+            c,
+            "general",
+            ann,
+            "",
+            None,
+            &file,
+            chat::now(),
+        );
         messages::NotPosted::into_stored(posted).map(|_| ())
     })
     .await;

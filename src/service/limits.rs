@@ -36,7 +36,7 @@ impl PostLimits {
         let mut buckets = self
             .buckets
             .lock()
-            .map_err(|_| Error::Internal("post limits poisoned".into()))?;
+            .map_err(|_| Error::internal("taking a post", "the post limits lock is poisoned"))?;
         if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(&user_id) {
             let (burst, rate) = (self.burst, self.per_second);
             buckets.retain(|_, (tokens, at)| {

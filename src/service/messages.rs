@@ -1,0 +1,92 @@
+//! Writing in a room: post, edit and delete a message, each waking the room's pollers once the
+//! change has committed.
+
+use super::Services;
+use crate::chat::messages::{self, NotPosted, Posted};
+use crate::chat::rooms::{self, Room};
+use crate::chat::users::User;
+use crate::chat::{self, input};
+use crate::error::{Error, Result};
+
+/// Posts `body` as `author` in room `slug` (form, live page and any later way in alike), within
+/// the posting limit. `client_id`, the form's one-time token, makes a resend answer with the
+/// message the first send stored instead of posting twice.
+pub async fn post(
+    svc: &Services,
+    slug: &str,
+    author: &User,
+    body: &str,
+    client_id: Option<String>,
+) -> Result<Posted> {
+    let body = input::message_body(body, svc.settings.max_message_chars)?;
+    svc.post_limits.take(author.id)?;
+    let (uid, slug, now) = (author.id, slug.to_string(), chat::now());
+    let result = svc
+        .db
+        .write(move |conn| messages::post(conn, &slug, uid, &body, client_id.as_deref(), now))
+        .await;
+    let (stored, created) = NotPosted::into_stored(result)?;
+    if created {
+        svc.live.advance(stored.room_id, stored.cursor);
+    }
+    Ok(Posted {
+        message: stored.message,
+        author: author.username.clone(),
+    })
+}
+
+/// A message of room `slug` as its member `uid` sees it, with the room.
+pub async fn find(svc: &Services, slug: String, id: i64, uid: i64) -> Result<(Room, Posted)> {
+    svc.db
+        .run(move |conn| {
+            let (room, _) = rooms::for_member(conn, &slug, uid)?;
+            let message = messages::get(conn, room.id, id)?;
+            Ok((room, message))
+        })
+        .await
+}
+
+/// A message `uid` may edit: their own, not deleted.
+pub async fn editable(svc: &Services, slug: String, id: i64, uid: i64) -> Result<(Room, Posted)> {
+    let (room, message) = find(svc, slug, id, uid).await?;
+    if message.message.author_id != uid || message.message.deleted_at.is_some() {
+        return Err(Error::Forbidden);
+    }
+    Ok((room, message))
+}
+
+/// Replaces the text of `editor`'s own message `id` in room `slug`.
+pub async fn edit(svc: &Services, slug: String, id: i64, editor: i64, body: &str) -> Result<()> {
+    let body = input::message_body(body, svc.settings.max_message_chars)?;
+    let (room_id, cursor) = svc
+        .db
+        .write(move |conn| {
+            let (room, _) = rooms::for_member(conn, &slug, editor)?;
+            messages::edit(conn, room.id, id, editor, &body, chat::now())?;
+            Ok::<_, Error>((room.id, rooms::cursor(conn, room.id)?))
+        })
+        .await?;
+    svc.live.advance(room_id, cursor);
+    Ok(())
+}
+
+/// Deletes message `id` of room `slug` (the author's own, or anyone's for an admin), then its
+/// file and thumbnail.
+pub async fn delete(svc: &Services, slug: String, id: i64, actor: &User) -> Result<()> {
+    let (uid, is_admin) = (actor.id, actor.is_admin);
+    let (removed, room_id, cursor) = svc
+        .db
+        .write(move |conn| {
+            let (room, _) = rooms::for_member(conn, &slug, uid)?;
+            let removed = messages::delete(conn, room.id, id, uid, is_admin, chat::now())?;
+            Ok::<_, Error>((removed, room.id, rooms::cursor(conn, room.id)?))
+        })
+        .await?;
+    svc.live.advance(room_id, cursor);
+    if let Some(attachment) = removed {
+        if let Err(e) = svc.store.remove(&attachment.stored_name).await {
+            log::error!("removing the file of deleted message {id}: {e}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,57 @@
+//! Application services: one module per family of use cases, between the web (and the CLI) and the
+//! domain. A service function owns its transaction and the side effects that must follow a commit
+//! (waking the room's pollers, removing files, queueing mail), so a caller cannot forget one.
+//! Handlers parse and authorise, call one service function, and render.
+
+pub mod accounts;
+pub mod limits;
+pub mod messages;
+pub mod reading;
+pub mod rooms;
+pub mod uploads;
+
+use std::sync::Arc;
+
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::files::FileStore;
+use crate::live::Live;
+use crate::mail::Mail;
+use crate::settings::Settings;
+use limits::PostLimits;
+
+/// What the use cases work with, shared by every request, job and command.
+#[derive(Clone)]
+pub struct Services {
+    /// The database.
+    pub db: Db,
+    /// Room heads, held polls and presence.
+    pub live: Live,
+    /// Uploaded files.
+    pub store: FileStore,
+    /// Mail rendering and delivery.
+    pub mail: Arc<Mail>,
+    /// How fast each member may post.
+    pub post_limits: Arc<PostLimits>,
+    /// The settings.
+    pub settings: Arc<Settings>,
+}
+
+/// Runs CPU-heavy work (password hashing, thumbnails) on the blocking pool, at most one job per
+/// core at a time, so that a flood of logins or images cannot exhaust memory.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    static CPU: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let permit = CPU
+        .get_or_init(|| tokio::sync::Semaphore::new(cores))
+        .acquire()
+        .await
+        .map_err(|e| Error::internal("waiting for a CPU slot", e))?;
+    let result = tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::internal("a CPU task", e))?;
+    drop(permit);
+    result
+}

@@ -1,0 +1,243 @@
+//! Reading: the room list, a page of a room's history, what changed since a cursor, what a member
+//! missed, search and exports, and marking what has been read.
+
+use super::Services;
+use crate::chat::attachments::{self, Attachment};
+use crate::chat::messages::{self, Page, PageAt, Posted};
+use crate::chat::rooms::{self, Membership, Room, RoomSummary};
+use crate::chat::search::{self, Budget, Hit, Query};
+use crate::chat::{self, users::User};
+use crate::db::AnyConnection;
+use crate::error::{Error, Result};
+use crate::live::Activity;
+
+/// The rooms on the home page: `uid`'s own with their unread counts, and the open ones to join.
+pub async fn home(svc: &Services, uid: i64) -> Result<(Vec<RoomSummary>, Vec<Room>)> {
+    svc.db
+        .run(move |conn| Ok((rooms::for_user(conn, uid)?, rooms::joinable(conn, uid)?)))
+        .await
+}
+
+/// A page of a room's history as one member reads it.
+pub struct RoomPage {
+    /// The room, with the cursor read together with the messages.
+    pub room: Room,
+    /// The reader's membership, as it was before this page marked anything read.
+    pub membership: Membership,
+    /// The messages shown.
+    pub page: Page,
+    /// Their files.
+    pub files: Vec<Attachment>,
+    /// Which page this is: `Latest` when a day past the last message fell back to the latest.
+    pub shown: PageAt,
+}
+
+/// What a room shows to someone who may see it.
+pub enum RoomView {
+    /// A member's page of history.
+    Member(Box<RoomPage>),
+    /// An open room the reader has not joined.
+    NotMember(Room),
+}
+
+/// Opens a page of room `slug` for `uid`: the latest page marks what it shows as read, and the
+/// reader counts as active in the room.
+pub async fn room_page(
+    svc: &Services,
+    slug: String,
+    uid: i64,
+    at: PageAt,
+    size: i64,
+) -> Result<RoomView> {
+    let (view, members) = svc
+        .db
+        .run(move |conn| {
+            let (room, membership) = rooms::visible(conn, &slug, uid)?;
+            let Some(membership) = membership else {
+                return Ok::<_, Error>((RoomView::NotMember(room), None));
+            };
+            let mut page = messages::page(conn, room.id, at, size)?;
+            let mut shown = at;
+            if matches!(at, PageAt::From(_)) && page.messages.is_empty() {
+                shown = PageAt::Latest;
+                page = messages::page(conn, room.id, shown, size)?;
+            }
+            if shown == PageAt::Latest {
+                if let Some(newest) = page.messages.last() {
+                    rooms::mark_read(conn, room.id, uid, newest.message.id)?;
+                }
+            }
+            let members = rooms::members(conn, room.id)?;
+            let files = attachments::for_messages(conn, &message_ids(&page.messages))?;
+            let page = RoomPage {
+                room,
+                membership,
+                page,
+                files,
+                shown,
+            };
+            Ok((RoomView::Member(Box::new(page)), Some(members)))
+        })
+        .await?;
+    if let (RoomView::Member(page), Some(members)) = (&view, members) {
+        let room = &page.room;
+        svc.live.load(&room.slug, room.id, room.cursor, members);
+        svc.live.seen(room.id, uid, Activity::Active, chat::now());
+    }
+    Ok(view)
+}
+
+fn message_ids(posted: &[Posted]) -> Vec<i64> {
+    posted.iter().map(|p| p.message.id).collect()
+}
+
+/// The id of room `slug` for its member `uid`: from memory when this instance knows the room,
+/// else from the database (which then loads the room's head and members into memory).
+pub async fn member_room(svc: &Services, slug: &str, uid: i64) -> Result<i64> {
+    if let Some(room_id) = svc.live.member_room(slug, uid) {
+        return Ok(room_id);
+    }
+    let lookup = slug.to_string();
+    let (room, members) = svc
+        .db
+        .run(move |conn| {
+            let (room, _) = rooms::for_member(conn, &lookup, uid)?;
+            let members = rooms::members(conn, room.id)?;
+            Ok::<_, Error>((room, members))
+        })
+        .await?;
+    svc.live.load(slug, room.id, room.cursor, members);
+    Ok(room.id)
+}
+
+/// The messages of room `room_id` changed after `cursor`, at most `limit`, with their files, for
+/// its member `uid`; with `reads`, what they deliver counts as read.
+pub async fn changes(
+    svc: &Services,
+    room_id: i64,
+    uid: i64,
+    cursor: i64,
+    limit: i64,
+    reads: bool,
+) -> Result<(Vec<Posted>, Vec<Attachment>)> {
+    svc.db
+        .run(move |conn| {
+            let (changed, files) = messages::changed_since(conn, room_id, uid, cursor, limit)?;
+            if let Some(newest) = changed.iter().map(|p| p.message.id).max().filter(|_| reads) {
+                rooms::mark_read(conn, room_id, uid, newest)?;
+            }
+            Ok::<_, Error>((changed, files))
+        })
+        .await
+}
+
+/// Marks everything in a room read for `uid`, up to its newest message.
+fn read_to_newest(conn: &mut AnyConnection, room_id: i64, uid: i64) -> Result<()> {
+    let newest = rooms::newest_message_id(conn, room_id)?;
+    rooms::mark_read(conn, room_id, uid, newest)
+}
+
+/// Marks room `slug` read for its member `uid`; returns the room.
+pub async fn mark_room_read(svc: &Services, slug: String, uid: i64) -> Result<Room> {
+    svc.db
+        .write(move |conn| {
+            let (room, _) = rooms::for_member(conn, &slug, uid)?;
+            read_to_newest(conn, room.id, uid)?;
+            Ok(room)
+        })
+        .await
+}
+
+/// Marks every room of `uid` read.
+pub async fn mark_all_read(svc: &Services, uid: i64) -> Result<()> {
+    svc.db
+        .write(move |conn| {
+            for (room, _) in rooms::memberships(conn, uid)? {
+                read_to_newest(conn, room.id, uid)?;
+            }
+            Ok(())
+        })
+        .await
+}
+
+/// One room on "what you missed".
+pub struct Missed {
+    /// The room and its unread count.
+    pub summary: RoomSummary,
+    /// The oldest unread messages, at most the limit asked for.
+    pub messages: Vec<Posted>,
+    /// Their files.
+    pub files: Vec<Attachment>,
+    /// The reader's read marker in the room.
+    pub last_read_id: i64,
+}
+
+/// The rooms where `uid` has unread messages, each with its oldest `per_room` unread ones.
+pub async fn missed(svc: &Services, uid: i64, per_room: i64) -> Result<Vec<Missed>> {
+    svc.db
+        .run(move |conn| {
+            let mut missed = Vec::new();
+            for summary in rooms::for_user(conn, uid)?
+                .into_iter()
+                .filter(|s| s.unread > 0)
+            {
+                let (_, membership) = rooms::for_member(conn, &summary.room.slug, uid)?;
+                let last_read_id = membership.last_read_id;
+                let messages =
+                    messages::unread(conn, summary.room.id, uid, last_read_id, per_room)?;
+                let files = attachments::for_messages(conn, &message_ids(&messages))?;
+                missed.push(Missed {
+                    summary,
+                    messages,
+                    files,
+                    last_read_id,
+                });
+            }
+            Ok(missed)
+        })
+        .await
+}
+
+/// Searches what `reader` may read, newest first, at most `limit` hits older than `before`.
+pub async fn search(
+    svc: &Services,
+    reader: &User,
+    query: Query,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Hit>> {
+    let (uid, tz) = (reader.id, reader.tz());
+    let budget = Budget {
+        timeout_ms: svc.settings.search_timeout_ms,
+        scan_rows: svc.settings.search_scan_rows,
+    };
+    svc.db
+        .run(move |conn| search::search(conn, uid, &query, tz, before, limit, budget))
+        .await
+}
+
+/// Room `slug`, for its member `uid` to export.
+pub async fn member_room_details(svc: &Services, slug: String, uid: i64) -> Result<Room> {
+    let (room, _) = svc
+        .db
+        .run(move |conn| rooms::for_member(conn, &slug, uid))
+        .await?;
+    Ok(room)
+}
+
+/// The next `limit` messages of a room after `after_id`, oldest first, with their files (a batch
+/// of an export).
+pub async fn batch_after(
+    svc: &Services,
+    room_id: i64,
+    after_id: i64,
+    limit: i64,
+) -> Result<(Vec<Posted>, Vec<Attachment>)> {
+    svc.db
+        .run(move |conn| {
+            let posted = messages::batch_after(conn, room_id, after_id, limit)?;
+            let files = attachments::for_messages(conn, &message_ids(&posted))?;
+            Ok((posted, files))
+        })
+        .await
+}

@@ -1,0 +1,161 @@
+//! Sharing files: a file that has streamed in becomes a message with its attachment, the file
+//! moves into place once the row has committed, and images get a thumbnail off the request path.
+
+use chrono::NaiveDateTime;
+
+use super::{blocking, Services};
+use crate::chat::attachments::{self, Attachment, NewFile};
+use crate::chat::messages::{self, NotPosted, Stored};
+use crate::chat::{self, input, rooms};
+use crate::db::AnyConnection;
+use crate::error::{Error, Result};
+use crate::files::{self, TempUpload};
+
+/// A file that has streamed in completely, still under its temporary name.
+pub struct Received {
+    /// Removes the temporary file unless the upload is kept.
+    pub temp: TempUpload,
+    /// The name the sender gave it, cleaned.
+    pub file_name: String,
+    /// The random name it is stored under.
+    pub stored_name: String,
+    /// Its length in bytes.
+    pub size: u64,
+    /// SHA-256, hex.
+    pub sha256: String,
+    /// Its first bytes, to detect the content type.
+    pub head: Vec<u8>,
+}
+
+/// Whether `uid` may send a file to room `slug` now: a member, within the posting limit. Checked
+/// before anything is written to disk.
+pub async fn may_upload(svc: &Services, slug: String, uid: i64) -> Result<()> {
+    svc.db
+        .run(move |conn| rooms::for_member(conn, &slug, uid))
+        .await?;
+    svc.post_limits.take(uid)
+}
+
+/// Posts a message with its file in one transaction, by a member of room `slug` (see
+/// [`messages::post`]); a resent form is [`NotPosted::Duplicate`], and its first file is the one kept.
+pub fn post_with_file(
+    conn: &mut AnyConnection,
+    slug: &str,
+    author_id: i64,
+    caption: &str,
+    client_id: Option<&str>,
+    file: &NewFile,
+    now: NaiveDateTime,
+) -> std::result::Result<Stored, NotPosted> {
+    let stored = messages::post(conn, slug, author_id, caption, client_id, now)?;
+    attachments::attach(conn, stored.id, stored.room_id, file, now)?;
+    Ok(stored)
+}
+
+/// Commits a received file as a message by `uid` in room `slug` with its caption, then moves the
+/// file into place, wakes the room and starts the thumbnail. Returns the message id (for a resent
+/// form, the first send's; this copy of the file is removed with `received.temp`).
+pub async fn upload(
+    svc: &Services,
+    slug: &str,
+    uid: i64,
+    received: Received,
+    caption: &str,
+    client_id: Option<String>,
+) -> Result<i64> {
+    let caption = input::caption(caption, svc.settings.max_message_chars)?;
+    let temp_path = svc.store.temp_path(&received.stored_name);
+    let head = received.head;
+    let (content_type, dimensions) = blocking(move || {
+        let content_type = files::detect_content_type(&head);
+        let dimensions = content_type
+            .starts_with("image/")
+            .then(|| files::image_dimensions(&temp_path))
+            .flatten();
+        Ok((content_type, dimensions))
+    })
+    .await?;
+    let is_image = files::shown_inline(&content_type);
+    let file = NewFile {
+        file_name: received.file_name,
+        stored_name: received.stored_name,
+        content_type,
+        size: i64::try_from(received.size)
+            .map_err(|_| Error::Invalid("That file is too large.".into()))?,
+        sha256: received.sha256,
+        dimensions,
+    };
+    let now = chat::now();
+    let (slug, stored) = (slug.to_string(), file.clone());
+    let result = svc
+        .db
+        .write(move |conn| {
+            post_with_file(
+                conn,
+                &slug,
+                uid,
+                &caption,
+                client_id.as_deref(),
+                &stored,
+                now,
+            )
+        })
+        .await;
+    let (
+        Stored {
+            room_id,
+            id,
+            cursor,
+            ..
+        },
+        created,
+    ) = NotPosted::into_stored(result)?;
+    if !created {
+        return Ok(id);
+    }
+    received.temp.keep();
+    let finished = svc.store.finish(&file.stored_name).await;
+    svc.live.advance(room_id, cursor);
+    if let Err(e) = finished {
+        // The row is committed; the sweep moves the file into place later.
+        log::error!("moving upload {} into place: {e}", file.stored_name);
+        return Ok(id);
+    }
+    if is_image {
+        spawn_thumbnail(svc.clone(), file.stored_name);
+    }
+    Ok(id)
+}
+
+/// Makes a thumbnail off the request path, then records it and wakes the room.
+fn spawn_thumbnail(svc: Services, stored_name: String) {
+    tokio::spawn(async move {
+        let maker = svc.store.clone();
+        let name = stored_name.clone();
+        let made = blocking(move || Ok(maker.make_thumbnail(&name)))
+            .await
+            .ok()
+            .flatten();
+        let Some(content_type) = made else { return };
+        let name = stored_name.clone();
+        match svc
+            .db
+            .write(move |conn| attachments::set_thumbnail(conn, &name, content_type))
+            .await
+        {
+            Ok(Some((room_id, cursor))) => svc.live.advance(room_id, cursor),
+            // The message was deleted meanwhile: its thumbnail goes too.
+            Ok(None) => {
+                let _ = svc.store.remove(&stored_name).await;
+            }
+            Err(e) => log::warn!("recording the thumbnail of {stored_name}: {}", e.detail()),
+        }
+    });
+}
+
+/// An attachment `uid` may download (they are a member of its room); anything else is "not found".
+pub async fn for_download(svc: &Services, id: i64, uid: i64) -> Result<Attachment> {
+    svc.db
+        .run(move |conn| attachments::for_member(conn, id, uid))
+        .await
+}

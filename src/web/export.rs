@@ -1,0 +1,180 @@
+//! Exports of a room's whole history, as text or JSON, streamed in batches.
+
+use rocket::http::{ContentType, Header};
+use rocket::response::stream::TextStream;
+use rocket::response::{self, Responder};
+use rocket::{get, routes, Request, Route};
+
+use super::error::Result;
+use super::session::CurrentUser;
+use super::view;
+use super::App;
+use crate::chat;
+use crate::format;
+use crate::service::{reading, Services};
+
+/// The routes of this module.
+pub fn routes() -> Vec<Route> {
+    routes![export_text, export_json]
+}
+
+/// Messages read from the database per export batch.
+const EXPORT_BATCH: i64 = 500;
+
+/// A streamed download of a room's whole history.
+struct Export {
+    body: TextStream<std::pin::Pin<Box<dyn rocket::futures::Stream<Item = String> + Send>>>,
+    content_type: ContentType,
+    disposition: Header<'static>,
+}
+
+impl<'r> Responder<'r, 'r> for Export {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'r> {
+        let mut response = self.body.respond_to(req)?;
+        response.set_header(self.content_type);
+        response.set_header(self.disposition);
+        Ok(response)
+    }
+}
+
+/// One exported message, in the reader's time zone.
+struct Line {
+    id: i64,
+    author: String,
+    when: String,
+    iso: String,
+    edited: bool,
+    deleted: bool,
+    text: String,
+    file: Option<(String, String)>,
+}
+
+/// Streams a room's messages in batches, so memory does not grow with the room.
+fn export(
+    app: &App<'_>,
+    user: &CurrentUser,
+    room: chat::rooms::Room,
+    render: fn(&Line, bool) -> String,
+    head: String,
+    tail: &'static str,
+) -> Box<dyn rocket::futures::Stream<Item = String> + Send> {
+    let svc: Services = app.svc.clone();
+    let public_url = app.settings.public_url.clone();
+    let tz = user.user.tz();
+    Box::new(rocket::async_stream::stream! {
+        yield head;
+        let mut after = 0;
+        let mut first = true;
+        loop {
+            let room_id = room.id;
+            let batch = reading::batch_after(&svc, room_id, after, EXPORT_BATCH).await;
+            let (posted, files) = match batch {
+                Ok(batch) => batch,
+                Err(e) => {
+                    log::error!("exporting room {}: {}", room.slug, e.detail());
+                    yield "\n[the export stopped early: the database did not answer]\n".to_string();
+                    break;
+                }
+            };
+            let Some(last) = posted.last() else { break };
+            after = last.message.id;
+            for p in &posted {
+                let m = &p.message;
+                let when = view::when(m.created_at, tz);
+                let file = files.iter().find(|a| a.message_id == m.id).map(|a| {
+                    (a.file_name.clone(), format!("{public_url}/files/{}/{}", a.id, view::encode_uri_component(&a.file_name)))
+                });
+                let line = Line {
+                    id: m.id,
+                    author: p.author.clone(),
+                    when: when.full,
+                    iso: when.iso,
+                    edited: m.edited_at.is_some(),
+                    deleted: m.deleted_at.is_some(),
+                    text: format::message_text(&m.body),
+                    file,
+                };
+                yield render(&line, first);
+                first = false;
+            }
+        }
+        yield tail.to_string();
+    })
+}
+
+fn text_line(line: &Line, _first: bool) -> String {
+    let mut out = format!("[{}] {}: ", line.when, line.author);
+    if line.deleted {
+        out.push_str("(message deleted)");
+    } else {
+        out.push_str(&line.text.replace('\n', "\n    "));
+        if line.edited {
+            out.push_str(" (edited)");
+        }
+    }
+    if let Some((name, url)) = &line.file {
+        out.push_str(&format!("\n    file: {name} <{url}>"));
+    }
+    out.push('\n');
+    out
+}
+
+fn json_line(line: &Line, first: bool) -> String {
+    let value = serde_json::json!({
+        "id": line.id,
+        "author": line.author,
+        "created": line.iso,
+        "edited": line.edited,
+        "deleted": line.deleted,
+        "text": if line.deleted { "" } else { line.text.as_str() },
+        "file": line.file.as_ref().map(|(name, url)| serde_json::json!({ "name": name, "url": url })),
+    });
+    format!("{}\n  {value}", if first { "" } else { "," })
+}
+
+async fn export_room(
+    slug: String,
+    user: &CurrentUser,
+    app: &App<'_>,
+    json: bool,
+) -> Result<Export> {
+    let room = reading::member_room_details(app.svc, slug, user.user.id).await?;
+    let date = view::when(chat::now(), user.user.tz()).full;
+    let (extension, content_type, stream) = if json {
+        let head = format!(
+            "{{\n\"room\": {},\n\"exported\": {},\n\"messages\": [",
+            serde_json::json!(room.slug),
+            serde_json::json!(date)
+        );
+        (
+            "json",
+            ContentType::JSON,
+            export(app, user, room.clone(), json_line, head, "\n]\n}\n"),
+        )
+    } else {
+        let head = format!("{} (/rooms/{}), exported {date}\n\n", room.name, room.slug);
+        (
+            "txt",
+            ContentType::Plain,
+            export(app, user, room.clone(), text_line, head, ""),
+        )
+    };
+    Ok(Export {
+        body: TextStream::from(Box::into_pin(stream)),
+        content_type,
+        disposition: Header::new(
+            "Content-Disposition",
+            format!("attachment; filename=\"{}.{extension}\"", room.slug),
+        ),
+    })
+}
+
+#[get("/rooms/<slug>/export.txt")]
+async fn export_text(slug: String, user: CurrentUser, app: App<'_>) -> Result<Export> {
+    export_room(slug, &user, &app, false).await
+}
+
+#[get("/rooms/<slug>/export.json")]
+async fn export_json(slug: String, user: CurrentUser, app: App<'_>) -> Result<Export> {
+    export_room(slug, &user, &app, true).await
+}
