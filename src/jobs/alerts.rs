@@ -1,14 +1,12 @@
-//! The alert planner and the outbox sender, run on every `alert_tick` (both can also be driven by
+//! The alert planner and the outbox sender (the mail itself is composed by [`Mail::alert_mail`]), run on every `alert_tick` (both can also be driven by
 //! hand, as the tests do).
 
 use std::sync::Arc;
 
 use chrono::{Duration, NaiveDateTime};
-use rocket_dyn_templates::tera::Context;
-use serde::Serialize;
 
-use crate::chat::alerts::{self, Due, Rules};
-use crate::chat::outbox::{self, NewMail};
+use crate::chat::alerts::{self, Rules};
+use crate::chat::outbox;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::mail::Mail;
@@ -28,96 +26,6 @@ pub fn rules(settings: &Settings) -> Rules {
     }
 }
 
-#[derive(Serialize)]
-struct MessageLine {
-    author: String,
-    time: String,
-    excerpt: String,
-    mention: bool,
-}
-
-#[derive(Serialize)]
-struct RoomSection {
-    name: String,
-    count: usize,
-    link: String,
-    messages: Vec<MessageLine>,
-    more: usize,
-    mentions: usize,
-}
-
-/// "Design", "Design and Ops", "Design and 2 more rooms".
-fn rooms_phrase(names: &[&str]) -> String {
-    match names {
-        [] => String::new(),
-        [one] => one.to_string(),
-        [a, b] => format!("{a} and {b}"),
-        [first, rest @ ..] => format!("{first} and {} more rooms", rest.len()),
-    }
-}
-
-fn render(mail: &Mail, due: &Due) -> Result<NewMail> {
-    let tz = due.user.tz();
-    let sections: Vec<RoomSection> = due
-        .rooms
-        .iter()
-        .map(|room| {
-            let first = room.first_id;
-            let lines: Vec<MessageLine> = room
-                .messages
-                .iter()
-                .map(|m| {
-                    let text = crate::format::message_text(&m.body);
-                    let excerpt: String = text.chars().take(200).collect();
-                    let when = crate::format::when(m.created_at, tz);
-                    MessageLine {
-                        author: m.author.clone(),
-                        time: format!("{} {}", when.day, when.time),
-                        excerpt: if text.chars().count() > 200 {
-                            format!("{excerpt}…")
-                        } else {
-                            excerpt
-                        },
-                        mention: m.mention,
-                    }
-                })
-                .collect();
-            RoomSection {
-                name: room.name.clone(),
-                count: room.count,
-                link: format!(
-                    "{}/rooms/{}?around={first}#m{first}",
-                    mail.public_url, room.slug
-                ),
-                more: room.count.saturating_sub(lines.len()),
-                messages: lines,
-                mentions: room.mentions,
-            }
-        })
-        .collect();
-    let names: Vec<&str> = due.rooms.iter().map(|r| r.name.as_str()).collect();
-    let unsubscribe = mail.unsubscribe_url(due.user.id);
-    let mut context = Context::new();
-    context.insert("username", &due.user.username);
-    context.insert("count", &due.count());
-    context.insert("rooms_phrase", &rooms_phrase(&names));
-    context.insert("rooms", &sections);
-    context.insert("settings_url", &format!("{}/settings", mail.public_url));
-    context.insert("unsubscribe_url", &unsubscribe);
-    context.insert("digest", &(due.user.alert_mode == "digest"));
-    let rendered = mail
-        .render("alert", &context)
-        .map_err(|e| Error::internal("rendering an alert", e))?;
-    Ok(NewMail {
-        kind: "alert",
-        user_id: Some(due.user.id),
-        recipient: due.user.email.clone(),
-        rendered,
-        summary: names.join(", "),
-        unsubscribe_url: Some(unsubscribe),
-    })
-}
-
 /// Plans the alerts due at `now` and writes them into the outbox (one round, see
 /// [`alerts::plan`]); returns how many were written.
 pub async fn plan(
@@ -127,8 +35,13 @@ pub async fn plan(
     now: NaiveDateTime,
 ) -> Result<usize> {
     let (rules, mail) = (rules(settings), mail.clone());
-    db.run(move |conn| alerts::plan(conn, now, &rules, PLAN_BATCH, |due| render(&mail, due)))
-        .await
+    db.run(move |conn| {
+        alerts::plan(conn, now, &rules, PLAN_BATCH, |due| {
+            mail.alert_mail(due)
+                .map_err(|e| Error::internal("rendering an alert", e))
+        })
+    })
+    .await
 }
 
 /// Delivers the due outbox rows; returns how many were delivered.

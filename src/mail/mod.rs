@@ -13,6 +13,8 @@ use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, To
 use rocket_dyn_templates::tera::{Context, Tera};
 use sha2::Sha256;
 
+mod alert;
+
 use crate::assets::Theme;
 pub use crate::chat::outbox::Rendered;
 use crate::chat::outbox::{NewMail, OutboxRow};
@@ -27,7 +29,12 @@ enum Transport {
         transport: OnceLock<AsyncSmtpTransport<Tokio1Executor>>,
     },
     Files(AsyncFileTransport<Tokio1Executor>, PathBuf),
+    /// Kept in memory (`mail_dir = ":memory:"`), for tests that read mail without a server.
+    Memory(std::sync::Mutex<Vec<String>>),
 }
+
+/// The `mail_dir` that keeps mail in memory instead of writing files.
+pub const IN_MEMORY: &str = ":memory:";
 
 /// Renders, signs and delivers Confab's mail.
 pub struct Mail {
@@ -53,6 +60,9 @@ impl Mail {
                     timeout: Duration::from_secs(settings.smtp_timeout_secs),
                     transport: OnceLock::new(),
                 }
+            }
+            None if settings.mail_dir.as_os_str() == IN_MEMORY => {
+                Transport::Memory(std::sync::Mutex::new(Vec::new()))
             }
             None => Transport::Files(
                 AsyncFileTransport::<Tokio1Executor>::new(&settings.mail_dir),
@@ -85,6 +95,14 @@ impl Mail {
             key: key.into_bytes(),
             public_url: settings.public_url.clone(),
         })
+    }
+
+    /// The mails delivered so far by the in-memory transport, as sent (empty for the others).
+    pub fn delivered(&self) -> Vec<String> {
+        match &self.transport {
+            Transport::Memory(sent) => sent.lock().map(|s| s.clone()).unwrap_or_default(),
+            _ => Vec::new(),
+        }
     }
 
     /// Renders `<kind>-subject.txt.tera`, `<kind>-text.txt.tera` and `<kind>-html.html.tera`.
@@ -212,6 +230,7 @@ impl Mail {
                 "wrote a test mail to {to} into {} (smtp_url is not set)",
                 dir.display()
             ),
+            Transport::Memory(_) => format!("kept a test mail to {to} in memory"),
         })
     }
 
@@ -236,6 +255,13 @@ impl Mail {
                     .await
                     .map(|_| ())
                     .map_err(|e| e.to_string())
+            }
+            Transport::Memory(sent) => {
+                let text = String::from_utf8_lossy(&message.formatted()).into_owned();
+                sent.lock()
+                    .map_err(|_| "the in-memory mailbox is poisoned".to_string())?
+                    .push(text);
+                Ok(())
             }
             Transport::Files(files, dir) => {
                 tokio::fs::create_dir_all(dir)

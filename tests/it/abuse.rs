@@ -19,8 +19,10 @@ crate::both_backends!(
 );
 
 async fn posting_too_fast_is_refused_and_keeps_the_draft(backend: Backend) {
-    let Some(app) =
-        TestApp::start_with(backend, &[("post_burst", 3), ("post_per_minute", 1)]).await
+    let Some(app) = TestApp::builder(backend)
+        .with(&[("post_burst", 3), ("post_per_minute", 1)])
+        .start()
+        .await
     else {
         return;
     };
@@ -252,7 +254,11 @@ fn with_cookie<'c>(
 }
 
 async fn a_held_poll_answers_nothing_to_a_removed_member(backend: Backend) {
-    let Some(app) = TestApp::start_with(backend, &[("poll_wait_max", 3600)]).await else {
+    let Some(app) = TestApp::builder(backend)
+        .with(&[("poll_wait_max", 3600)])
+        .start()
+        .await
+    else {
         return;
     };
     let ann = app.user("ann", false).await;
@@ -322,7 +328,11 @@ async fn deeply_nested_messages_render_bounded(backend: Backend) {
 }
 
 async fn a_search_has_a_budget_on_sqlite(backend: Backend) {
-    let Some(app) = TestApp::start_with(backend, &[("search_scan_rows", 10)]).await else {
+    let Some(app) = TestApp::builder(backend)
+        .with(&[("search_scan_rows", 10)])
+        .start()
+        .await
+    else {
         return;
     };
     let ann = app.user("ann", false).await;

@@ -198,7 +198,7 @@ async fn forged_forms_are_refused(backend: Backend) {
 
 async fn failed_logins_are_throttled(backend: Backend) {
     let extra = &[("login_max_failures", 3), ("login_lockout_secs", 600)];
-    let Some(app) = TestApp::start_with(backend, extra).await else {
+    let Some(app) = TestApp::builder(backend).with(extra).start().await else {
         return;
     };
     app.user("ann", false).await;
@@ -273,7 +273,7 @@ async fn a_guesser_locks_out_only_itself(backend: Backend) {
         ("login_lockout_secs", 600),
         ("login_max_failures_per_address", 6),
     ];
-    let Some(app) = TestApp::start_with(backend, extra).await else {
+    let Some(app) = TestApp::builder(backend).with(extra).start().await else {
         return;
     };
     app.user("ann", false).await;
@@ -459,6 +459,14 @@ async fn one_time_password_link(backend: Backend) {
         .expect(Status::Ok);
     let link = one_time_link(&created.body);
     let path = format!("/password/{link}");
+    // The same link is mailed to the person (quoted-printable wraps long lines with `=`).
+    assert_eq!(app.deliver_mail().await, 1);
+    let invitation = app.mail().delivered()[0].replace("=\r\n", "");
+    assert!(
+        invitation.contains("To: newbie@example.org"),
+        "{invitation}"
+    );
+    assert!(invitation.contains(&link), "{invitation}");
 
     let mut newbie = app.browser();
     let page = newbie.get(&path).await.expect(Status::Ok);
@@ -494,11 +502,10 @@ async fn one_time_password_link(backend: Backend) {
 }
 
 async fn parallel_guesses_are_all_counted(backend: Backend) {
-    let Some(app) = TestApp::start_with(
-        backend,
-        &[("login_max_failures", 3), ("login_lockout_secs", 600)],
-    )
-    .await
+    let Some(app) = TestApp::builder(backend)
+        .with(&[("login_max_failures", 3), ("login_lockout_secs", 600)])
+        .start()
+        .await
     else {
         return;
     };

@@ -33,7 +33,11 @@ both_backends!(
 
 async fn start(backend: Backend) -> Option<(TestApp, SmtpSink)> {
     let sink = SmtpSink::start().await;
-    let app = TestApp::start_with_smtp(backend, &[], sink.url()).await?;
+    let url = sink.url();
+    let app = TestApp::builder(backend)
+        .with_settings(move |s| s.smtp_url = Some(url))
+        .start()
+        .await?;
     Some((app, sink))
 }
 
@@ -195,6 +199,8 @@ async fn an_away_member_gets_one_summary_then_at_most_one_a_day(backend: Backend
         settings.body.contains("3 new messages in DESIGN and OPS")
             && settings.body.contains("DESIGN, OPS")
     );
+    assert_eq!(send_at(&app, minutes(26 * 60 + 20)).await, 1);
+    assert_eq!(sink.mails().len(), 3);
 }
 
 async fn reading_in_time_or_being_present_means_no_mail(backend: Backend) {
@@ -666,7 +672,8 @@ async fn password_reset_end_to_end(backend: Backend) {
 }
 
 async fn without_smtp_mail_is_written_to_files(backend: Backend) {
-    let Some(app) = TestApp::start(backend).await else {
+    let app = TestApp::builder(backend).with_settings(|s| s.mail_dir = s.data_dir.join("mail"));
+    let Some(app) = app.start().await else {
         return;
     };
     app.user("admin", true).await;
@@ -705,7 +712,7 @@ async fn without_smtp_mail_is_written_to_files(backend: Backend) {
 }
 
 async fn a_round_writes_at_most_its_limit(backend: Backend) {
-    let Some((app, _sink)) = start(backend).await else {
+    let Some((app, sink)) = start(backend).await else {
         return;
     };
     let bob = app.user("bob", false).await;
@@ -749,6 +756,8 @@ async fn a_round_writes_at_most_its_limit(backend: Backend) {
     recipients.sort();
     recipients.dedup();
     assert_eq!(recipients.len(), 5, "each member once");
+    assert_eq!(send_at(&app, now).await, 5);
+    assert_eq!(sink.mails().len(), 5);
 }
 
 /// On PostgreSQL, ids come from one sequence and commit out of order across rooms: a message in
@@ -811,7 +820,12 @@ async fn planning_reads_a_bounded_amount_whatever_the_flood(backend: Backend) {
     for (messages, size) in [(20usize, 10usize), (400, 10_000)] {
         // One connection, so that no pool check of an idle connection adds to the count.
         let sink = SmtpSink::start().await;
-        let Some(app) = TestApp::start_with_smtp(backend, &[("db_pool_size", 1)], sink.url()).await
+        let url = sink.url();
+        let Some(app) = TestApp::builder(backend)
+            .with(&[("db_pool_size", 1)])
+            .with_settings(move |s| s.smtp_url = Some(url))
+            .start()
+            .await
         else {
             return;
         };
@@ -867,6 +881,8 @@ async fn planning_reads_a_bounded_amount_whatever_the_flood(backend: Backend) {
         let before = app.db().queries();
         assert_eq!(plan_at(&app, minutes(11)).await, 20);
         rounds.push(app.db().queries() - before);
+        assert_eq!(send_at(&app, minutes(11)).await, 20);
+        assert_eq!(sink.mails().len(), 20);
     }
     assert_eq!(
         rounds[0], rounds[1],

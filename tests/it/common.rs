@@ -217,7 +217,8 @@ impl TestDatabase {
             .merge(("log_level", "off"))
             .merge(("login_slowdown_ms", 0))
             .merge(("db_pool_size", 4))
-            .merge(("jobs_enabled", false));
+            .merge(("jobs_enabled", false))
+            .merge(("mail_dir", confab::mail::IN_MEMORY));
         let figment = extra.iter().fold(figment, |figment, (key, value)| {
             figment.merge((*key, *value))
         });
@@ -225,10 +226,49 @@ impl TestDatabase {
     }
 }
 
-/// A running Confab for one test.
+/// A running Confab for one test. When it is dropped (and the test did not fail), it checks
+/// that the test left nothing behind: no mail still pending in the outbox (deliver it with
+/// [`TestApp::deliver_mail`]) and no temporary upload file.
 pub struct TestApp {
     pub client: Client,
     pub database: TestDatabase,
+}
+
+/// A test app's settings, on top of the test defaults.
+pub struct TestAppBuilder {
+    backend: Backend,
+    extra: Vec<(&'static str, i64)>,
+    adjust: Vec<Adjust>,
+}
+
+/// A change to a test app's settings.
+type Adjust = Box<dyn FnOnce(&mut Settings)>;
+
+impl TestAppBuilder {
+    /// Numeric settings by their keys, as an operator would set them (validated).
+    pub fn with(mut self, extra: &[(&'static str, i64)]) -> TestAppBuilder {
+        self.extra.extend_from_slice(extra);
+        self
+    }
+
+    /// Changes the settings directly, after the keyed ones.
+    pub fn with_settings(mut self, adjust: impl FnOnce(&mut Settings) + 'static) -> TestAppBuilder {
+        self.adjust.push(Box::new(adjust));
+        self
+    }
+
+    /// Starts Confab on a fresh database, or `None` when PostgreSQL is not available outside CI.
+    pub async fn start(self) -> Option<TestApp> {
+        let database = TestDatabase::new(self.backend)?;
+        let mut settings = database.settings(&self.extra);
+        for adjust in self.adjust {
+            adjust(&mut settings);
+        }
+        let client = Client::untracked(confab::app(settings))
+            .await
+            .expect("valid rocket");
+        Some(TestApp { client, database })
+    }
 }
 
 impl TestApp {
@@ -240,33 +280,31 @@ impl TestApp {
             .expect("a PostgreSQL test app")
     }
 
+    /// A test app to configure before it starts.
+    pub fn builder(backend: Backend) -> TestAppBuilder {
+        TestAppBuilder {
+            backend,
+            extra: Vec::new(),
+            adjust: Vec::new(),
+        }
+    }
+
     /// Starts Confab on a fresh database with default test settings.
     pub async fn start(backend: Backend) -> Option<TestApp> {
-        Self::start_with(backend, &[]).await
+        Self::builder(backend).start().await
     }
 
-    /// Starts Confab on a fresh database with some settings changed.
-    pub async fn start_with(backend: Backend, extra: &[(&str, i64)]) -> Option<TestApp> {
-        let database = TestDatabase::new(backend)?;
-        let client = Client::untracked(confab::app(database.settings(extra)))
-            .await
-            .expect("valid rocket");
-        Some(TestApp { client, database })
-    }
-
-    /// Starts Confab delivering mail to an SMTP server (the tests' sink).
-    pub async fn start_with_smtp(
-        backend: Backend,
-        extra: &[(&str, i64)],
-        smtp_url: String,
-    ) -> Option<TestApp> {
-        let database = TestDatabase::new(backend)?;
-        let mut settings = database.settings(extra);
-        settings.smtp_url = Some(smtp_url);
-        let client = Client::untracked(confab::app(settings))
-            .await
-            .expect("valid rocket");
-        Some(TestApp { client, database })
+    /// Runs the outbox sender once, as the background job would: every pending mail goes to the
+    /// app's transport (in memory unless the test chose SMTP or a folder). Returns how many went.
+    pub async fn deliver_mail(&self) -> usize {
+        confab::jobs::alerts::send(
+            self.db(),
+            &self.mail(),
+            self.settings(),
+            confab::chat::now(),
+        )
+        .await
+        .expect("outbox sender")
     }
 
     /// The app's settings.
@@ -377,6 +415,36 @@ impl TestApp {
             page.body
         );
         browser
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let temp = files_under(&self.settings().uploads_dir.join("tmp"));
+        assert!(
+            temp.is_empty(),
+            "the test left temporary upload files: {temp:?}"
+        );
+        // A test that took the database away has no outbox left to check.
+        let Ok(mut conn) = confab::db::connect(&self.database.url) else {
+            return;
+        };
+        let pending: i64 = {
+            use confab::db::schema::outbox;
+            use diesel::prelude::*;
+            outbox::table
+                .filter(outbox::status.eq("pending"))
+                .count()
+                .get_result(&mut conn)
+                .expect("counting pending mail")
+        };
+        assert_eq!(
+            pending, 0,
+            "the test left mail in the outbox: deliver it with `app.deliver_mail()` and check it"
+        );
     }
 }
 

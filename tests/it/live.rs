@@ -218,7 +218,11 @@ async fn empty_polls_touch_no_database(backend: Backend) {
 }
 
 async fn a_post_wakes_held_polls(backend: Backend) {
-    let Some(app) = TestApp::start_with(backend, &[("poll_wait_max", 3600)]).await else {
+    let Some(app) = TestApp::builder(backend)
+        .with(&[("poll_wait_max", 3600)])
+        .start()
+        .await
+    else {
         return;
     };
     let ann = app.user("ann", false).await;
@@ -267,8 +271,10 @@ async fn a_post_wakes_held_polls(backend: Backend) {
 }
 
 async fn the_api_posts_like_the_form(backend: Backend) {
-    let Some(app) =
-        TestApp::start_with(backend, &[("max_held_polls", 0), ("poll_wait_max", 3600)]).await
+    let Some(app) = TestApp::builder(backend)
+        .with(&[("max_held_polls", 0), ("poll_wait_max", 3600)])
+        .start()
+        .await
     else {
         return;
     };
@@ -445,7 +451,11 @@ async fn presence_is_shown_and_saved_in_batches(backend: Backend) {
 
 #[rocket::async_test]
 async fn a_post_on_one_instance_wakes_polls_on_another() {
-    let Some(app) = TestApp::start_with(Backend::Postgres, &[("poll_wait_max", 3600)]).await else {
+    let Some(app) = TestApp::builder(Backend::Postgres)
+        .with(&[("poll_wait_max", 3600)])
+        .start()
+        .await
+    else {
         return;
     };
     let ann = app.user("ann", false).await;

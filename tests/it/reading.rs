@@ -353,7 +353,11 @@ async fn what_you_missed_and_marking_read(backend: Backend) {
 }
 
 async fn jump_to_a_date_across_time_zones(backend: Backend) {
-    let Some(app) = TestApp::start_with(backend, &[("page_size", 3)]).await else {
+    let Some(app) = TestApp::builder(backend)
+        .with(&[("page_size", 3)])
+        .start()
+        .await
+    else {
         return;
     };
     let ann = app.user("ann", false).await;
@@ -420,7 +424,11 @@ async fn jump_to_a_date_across_time_zones(backend: Backend) {
 }
 
 async fn export_is_complete_and_in_order(backend: Backend) {
-    let Some(app) = TestApp::start_with(backend, &[("page_size", 5)]).await else {
+    let Some(app) = TestApp::builder(backend)
+        .with(&[("page_size", 5)])
+        .start()
+        .await
+    else {
         return;
     };
     let ann = app.user("ann", false).await;
@@ -544,7 +552,10 @@ async fn messages_are_formatted_safely(backend: Backend) {
 /// holds) is refused with a clear page, and the next search works.
 #[rocket::async_test]
 async fn a_search_past_its_time_is_refused_clearly() {
-    let Some(app) = TestApp::start_with(Backend::Postgres, &[("search_timeout_ms", 300)]).await
+    let Some(app) = TestApp::builder(Backend::Postgres)
+        .with(&[("search_timeout_ms", 300)])
+        .start()
+        .await
     else {
         return;
     };

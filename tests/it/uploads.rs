@@ -202,7 +202,11 @@ async fn files_are_for_members_only(backend: Backend) {
 }
 
 async fn oversized_uploads_leave_nothing(backend: Backend) {
-    let Some(app) = TestApp::start_with(backend, &[("max_upload_bytes", 10_000)]).await else {
+    let Some(app) = TestApp::builder(backend)
+        .with(&[("max_upload_bytes", 10_000)])
+        .start()
+        .await
+    else {
         return;
     };
     let mut browser = member_setup(&app).await;

@@ -139,7 +139,7 @@ async fn a_form_posts_exactly_once(backend: Backend) {
 
 async fn bad_messages_are_refused_and_kept(backend: Backend) {
     let extra = &[("max_message_chars", 50)];
-    let Some(app) = TestApp::start_with(backend, extra).await else {
+    let Some(app) = TestApp::builder(backend).with(extra).start().await else {
         return;
     };
     let ann = app.user("ann", false).await;
@@ -185,7 +185,7 @@ async fn bad_messages_are_refused_and_kept(backend: Backend) {
 
 async fn paging_back_to_the_first_message(backend: Backend) {
     let extra = &[("page_size", 5)];
-    let Some(app) = TestApp::start_with(backend, extra).await else {
+    let Some(app) = TestApp::builder(backend).with(extra).start().await else {
         return;
     };
     let ann = app.user("ann", false).await;
@@ -240,7 +240,7 @@ async fn paging_back_to_the_first_message(backend: Backend) {
 
 async fn permalinks_open_the_page_around_a_message(backend: Backend) {
     let extra = &[("page_size", 6)];
-    let Some(app) = TestApp::start_with(backend, extra).await else {
+    let Some(app) = TestApp::builder(backend).with(extra).start().await else {
         return;
     };
     let ann = app.user("ann", false).await;

@@ -1,0 +1,100 @@
+//! Composing the alert mail from what the planner found due.
+
+use rocket_dyn_templates::tera::Context;
+use serde::Serialize;
+
+use super::Mail;
+use crate::chat::alerts::Due;
+use crate::chat::outbox::NewMail;
+
+#[derive(Serialize)]
+struct MessageLine {
+    author: String,
+    time: String,
+    excerpt: String,
+    mention: bool,
+}
+
+#[derive(Serialize)]
+struct RoomSection {
+    name: String,
+    count: usize,
+    link: String,
+    messages: Vec<MessageLine>,
+    more: usize,
+    mentions: usize,
+}
+
+/// "Design", "Design and Ops", "Design and 2 more rooms".
+fn rooms_phrase(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [a, b] => format!("{a} and {b}"),
+        [first, rest @ ..] => format!("{first} and {} more rooms", rest.len()),
+    }
+}
+
+impl Mail {
+    /// The alert (or digest) mail for one member: what they missed, room by room, with links
+    /// back and a one-click unsubscribe.
+    pub fn alert_mail(&self, due: &Due) -> Result<NewMail, String> {
+        let tz = due.user.tz();
+        let sections: Vec<RoomSection> = due
+            .rooms
+            .iter()
+            .map(|room| {
+                let first = room.first_id;
+                let lines: Vec<MessageLine> = room
+                    .messages
+                    .iter()
+                    .map(|m| {
+                        let text = crate::format::message_text(&m.body);
+                        let excerpt: String = text.chars().take(200).collect();
+                        let when = crate::format::when(m.created_at, tz);
+                        MessageLine {
+                            author: m.author.clone(),
+                            time: format!("{} {}", when.day, when.time),
+                            excerpt: if text.chars().count() > 200 {
+                                format!("{excerpt}…")
+                            } else {
+                                excerpt
+                            },
+                            mention: m.mention,
+                        }
+                    })
+                    .collect();
+                RoomSection {
+                    name: room.name.clone(),
+                    count: room.count,
+                    link: format!(
+                        "{}/rooms/{}?around={first}#m{first}",
+                        self.public_url, room.slug
+                    ),
+                    more: room.count.saturating_sub(lines.len()),
+                    messages: lines,
+                    mentions: room.mentions,
+                }
+            })
+            .collect();
+        let names: Vec<&str> = due.rooms.iter().map(|r| r.name.as_str()).collect();
+        let unsubscribe = self.unsubscribe_url(due.user.id);
+        let mut context = Context::new();
+        context.insert("username", &due.user.username);
+        context.insert("count", &due.count());
+        context.insert("rooms_phrase", &rooms_phrase(&names));
+        context.insert("rooms", &sections);
+        context.insert("settings_url", &format!("{}/settings", self.public_url));
+        context.insert("unsubscribe_url", &unsubscribe);
+        context.insert("digest", &(due.user.alert_mode == "digest"));
+        let rendered = self.render("alert", &context)?;
+        Ok(NewMail {
+            kind: "alert",
+            user_id: Some(due.user.id),
+            recipient: due.user.email.clone(),
+            rendered,
+            summary: names.join(", "),
+            unsubscribe_url: Some(unsubscribe),
+        })
+    }
+}
