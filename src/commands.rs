@@ -50,7 +50,7 @@ where
                 0,
                 std::time::Duration::from_secs(settings.presence_timeout),
             ),
-            store: crate::files::FileStore::new(settings.uploads_dir.clone()),
+            store: crate::files::FileStore::new(settings.uploads.dir.clone()),
             mail: Arc::new(mail),
             post_limits: Arc::new(PostLimits::new(
                 settings.post_burst,

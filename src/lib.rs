@@ -37,14 +37,14 @@ pub fn app(settings: Settings) -> Rocket<Build> {
         .manage(web::Setup {
             token: crate::secrets::random_token(),
         })
-        .manage(files::FileStore::new(settings.uploads_dir.clone()))
+        .manage(files::FileStore::new(settings.uploads.dir.clone()))
         .manage(jobs::listen::Stop::default())
         .manage(live::Live::new(
-            settings.max_held_polls,
+            settings.poll.max_held,
             Duration::from_secs(settings.presence_timeout),
         ))
         .manage(web::session::SessionCache::new(Duration::from_secs(
-            settings.session_cache_secs,
+            settings.login.session_cache_secs,
         )))
         .manage(db)
         .manage(theme)

@@ -20,9 +20,9 @@ const SEND_BATCH: i64 = 50;
 pub fn rules(settings: &Settings) -> Rules {
     let secs = |s: u64| Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1000));
     Rules {
-        away_after: secs(settings.away_after),
-        alert_delay: secs(settings.alert_delay),
-        mention_delay: secs(settings.mention_alert_delay),
+        away_after: secs(settings.alerts.away_after),
+        alert_delay: secs(settings.alerts.delay),
+        mention_delay: secs(settings.alerts.mention_delay),
     }
 }
 
@@ -47,14 +47,14 @@ pub async fn plan(
 /// Delivers the due outbox rows; returns how many were delivered.
 pub async fn send(db: &Db, mail: &Mail, settings: &Settings, now: NaiveDateTime) -> Result<usize> {
     let lease =
-        Duration::seconds(i64::try_from(settings.smtp_timeout_secs * 3 + 30).unwrap_or(120));
+        Duration::seconds(i64::try_from(settings.mail.smtp_timeout_secs * 3 + 30).unwrap_or(120));
     let claimed = db
         .write(move |conn| outbox::claim(conn, now, lease, SEND_BATCH))
         .await?;
     let mut delivered = 0;
     let (max_attempts, first_retry) = (
-        settings.outbox_max_attempts,
-        Duration::seconds(settings.outbox_retry_secs),
+        settings.alerts.outbox_max_attempts,
+        Duration::seconds(settings.alerts.outbox_retry_secs),
     );
     let started = std::time::Instant::now();
     for row in claimed {
@@ -96,7 +96,7 @@ pub fn start(db: Db, mail: Arc<Mail>, settings: Settings, mut shutdown: rocket::
         return;
     }
     tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(std::time::Duration::from_secs(settings.alert_tick));
+        let mut ticks = tokio::time::interval(std::time::Duration::from_secs(settings.alerts.tick));
         loop {
             tokio::select! {
                 _ = ticks.tick() => {}

@@ -52,8 +52,8 @@ pub fn stage() -> AdHoc {
                 );
             }
             let (db, store, settings) = (db.clone(), store.clone(), settings.clone());
-            let stale_after = Duration::from_secs(settings.upload_stale_secs);
-            let every = Duration::from_secs(settings.sweep_interval_secs);
+            let stale_after = Duration::from_secs(settings.uploads.stale_secs);
+            let every = Duration::from_secs(settings.uploads.sweep_interval_secs);
             let mut shutdown = rocket.shutdown();
             tokio::spawn(async move {
                 let mut ticks = tokio::time::interval(every);

@@ -28,10 +28,10 @@ pub struct Pruned {
 
 /// Deletes what no longer does anything, as of `now`, in one write transaction.
 pub async fn prune(db: &Db, settings: &Settings, now: NaiveDateTime) -> Result<Pruned> {
-    let sessions_idle = now - chrono::Duration::days(settings.session_days);
+    let sessions_idle = now - chrono::Duration::days(settings.login.session_days);
     let links_before = now - chrono::Duration::days(1);
-    let mail_before = now - chrono::Duration::days(settings.sent_mail_days);
-    let windows_before = now - chrono::Duration::seconds(settings.login_lockout_secs);
+    let mail_before = now - chrono::Duration::days(settings.mail.sent_mail_days);
+    let windows_before = now - chrono::Duration::seconds(settings.login.lockout_secs);
     db.write(move |conn| {
         Ok(Pruned {
             sessions: sessions::prune(conn, sessions_idle)?,

@@ -51,26 +51,27 @@ impl Mail {
     /// Builds the mail service from settings and the theme's mail templates; a bad `smtp_url` or
     /// template is an error. Nothing connects until the first mail is sent.
     pub fn from_settings(settings: &Settings, theme: &Theme) -> Result<Mail, String> {
-        let transport = match &settings.smtp_url {
+        let transport = match &settings.mail.smtp_url {
             Some(url) => {
                 AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
                     .map_err(|e| format!("invalid setting `smtp_url`: {e}"))?;
                 Transport::Smtp {
                     url: url.clone(),
-                    timeout: Duration::from_secs(settings.smtp_timeout_secs),
+                    timeout: Duration::from_secs(settings.mail.smtp_timeout_secs),
                     transport: OnceLock::new(),
                 }
             }
-            None if settings.mail_dir.as_os_str() == IN_MEMORY => {
+            None if settings.mail.dir.as_os_str() == IN_MEMORY => {
                 Transport::Memory(std::sync::Mutex::new(Vec::new()))
             }
             None => Transport::Files(
-                AsyncFileTransport::<Tokio1Executor>::new(&settings.mail_dir),
-                settings.mail_dir.clone(),
+                AsyncFileTransport::<Tokio1Executor>::new(&settings.mail.dir),
+                settings.mail.dir.clone(),
             ),
         };
         let from: Mailbox = settings
-            .mail_from
+            .mail
+            .from
             .parse()
             .map_err(|e| format!("invalid setting `mail_from`: {e}"))?;
         let tera = theme.mail_templates()?;

@@ -131,7 +131,7 @@ async fn events(
     // An active reader of the latest page has read what this poll delivers.
     let reads = latest == Some(true) && activity == Activity::Active;
     let mut token = app.live.token(room_id).ok_or(AppError::NotFound)?;
-    let wait = Duration::from_secs(wait.unwrap_or(0).min(app.settings.poll_wait_max));
+    let wait = Duration::from_secs(wait.unwrap_or(0).min(app.settings.poll.wait_max));
     if token == after && !wait.is_zero() {
         // Past the server-wide cap, the poll is answered at once instead of held.
         if let Some(_hold) = app.live.hold() {

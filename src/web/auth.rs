@@ -99,21 +99,21 @@ async fn login(
     // that guesses sent in parallel cannot slip past the limit. Counted per name tried (whether or
     // not it exists, so that an answer never tells which names do) and client address, and per
     // address alone, so that a guesser locks out only themselves.
-    let window_start = now - Duration::seconds(settings.login_lockout_secs);
+    let window_start = now - Duration::seconds(settings.login.lockout_secs);
     let (name, from) = (form.username.clone(), address.0.clone());
-    let address_limit = settings.login_max_failures_per_address;
+    let address_limit = settings.login.max_failures_per_address;
     let counted = db
         .write(move |conn| {
             logins::count_attempt(conn, &name, &from, now, window_start, address_limit)
         })
         .await?;
-    let lockout = Duration::seconds(settings.login_lockout_secs);
+    let lockout = Duration::seconds(settings.login.lockout_secs);
     // The window that is over its limit says how long to wait.
     let refused = |counted: &logins::Counted, at_limit: bool| {
         let over = |n: i32, limit: i32| if at_limit { n >= limit } else { n > limit };
         let started = if over(counted.for_address, address_limit) {
             Some(counted.address_started)
-        } else if over(counted.for_name, settings.login_max_failures) {
+        } else if over(counted.for_name, settings.login.max_failures) {
             Some(counted.name_started)
         } else {
             None
@@ -147,10 +147,10 @@ async fn login(
             if !deactivated {
                 // Slower with each failure for this name, from here or from anywhere.
                 let steps = (counted.for_name - 2)
-                    .max(counted.for_name_anywhere - settings.login_max_failures)
+                    .max(counted.for_name_anywhere - settings.login.max_failures)
                     .max(0);
                 if steps > 0 {
-                    let delay = settings.login_slowdown_ms * steps as u64;
+                    let delay = settings.login.slowdown_ms * steps as u64;
                     tokio::time::sleep(std::time::Duration::from_millis(delay.min(5_000))).await;
                 }
                 if let Some(refusal) = refused(&counted, true) {

@@ -139,14 +139,14 @@ pub(super) async fn render_room(
             presence,
             token,
             poll: context! {
-                min: s.poll_min, step: s.poll_step, max: s.poll_max, idle_after: s.idle_after, wait_max: s.poll_wait_max,
+                min: s.poll.min, step: s.poll.step, max: s.poll.max, idle_after: s.poll.idle_after, wait_max: s.poll.wait_max,
             },
             client_id: crate::secrets::random_token(),
             upload_client_id: crate::secrets::random_token(),
             draft: draft.body,
             error: draft.error,
             max_chars: s.max_message_chars,
-            max_upload: view::size(i64::try_from(s.max_upload_bytes).unwrap_or(i64::MAX)),
+            max_upload: view::size(i64::try_from(s.uploads.max_bytes).unwrap_or(i64::MAX)),
         },
     ))
 }

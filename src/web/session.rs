@@ -95,7 +95,7 @@ async fn lookup(req: &Request<'_>) -> Result<Option<CurrentUser>, Error> {
     if let Some(user) = cache.get(&token) {
         return Ok(Some(user));
     }
-    let max_idle = Duration::days(settings.session_days);
+    let max_idle = Duration::days(settings.login.session_days);
     let lookup = token.clone();
     let found = db
         .run(move |conn| sessions::authenticate(conn, &lookup, chat::now(), max_idle))
@@ -148,7 +148,7 @@ fn cookie(settings: &Settings, name: &'static str, value: String) -> Cookie<'sta
         .http_only(true)
         .same_site(SameSite::Lax)
         .secure(settings.is_https())
-        .max_age(rocket::time::Duration::days(settings.session_days))
+        .max_age(rocket::time::Duration::days(settings.login.session_days))
         .build()
 }
 

@@ -35,7 +35,7 @@ async fn start(backend: Backend) -> Option<(TestApp, SmtpSink)> {
     let sink = SmtpSink::start().await;
     let url = sink.url();
     let app = TestApp::builder(backend)
-        .with_settings(move |s| s.smtp_url = Some(url))
+        .with_settings(move |s| s.mail.smtp_url = Some(url))
         .start()
         .await?;
     Some((app, sink))
@@ -484,7 +484,7 @@ async fn two_planners_and_two_senders_send_each_mail_once(backend: Backend) {
 
     // A second Confab instance on the same database, as behind a load balancer.
     let mut settings = app.database.settings(&[]);
-    settings.smtp_url = Some(sink.url());
+    settings.mail.smtp_url = Some(sink.url());
     let other = rocket::local::asynchronous::Client::untracked(confab::app(settings))
         .await
         .expect("second instance");
@@ -672,7 +672,7 @@ async fn password_reset_end_to_end(backend: Backend) {
 }
 
 async fn without_smtp_mail_is_written_to_files(backend: Backend) {
-    let app = TestApp::builder(backend).with_settings(|s| s.mail_dir = s.data_dir.join("mail"));
+    let app = TestApp::builder(backend).with_settings(|s| s.mail.dir = s.data_dir.join("mail"));
     let Some(app) = app.start().await else {
         return;
     };
@@ -695,7 +695,7 @@ async fn without_smtp_mail_is_written_to_files(backend: Backend) {
         1,
         "the invitation goes through the outbox"
     );
-    let dir = app.settings().mail_dir.clone();
+    let dir = app.settings().mail.dir.clone();
     let files: Vec<_> = std::fs::read_dir(&dir)
         .expect("mail folder")
         .flatten()
@@ -823,7 +823,7 @@ async fn planning_reads_a_bounded_amount_whatever_the_flood(backend: Backend) {
         let url = sink.url();
         let Some(app) = TestApp::builder(backend)
             .with(&[("db_pool_size", 1)])
-            .with_settings(move |s| s.smtp_url = Some(url))
+            .with_settings(move |s| s.mail.smtp_url = Some(url))
             .start()
             .await
         else {

@@ -109,7 +109,7 @@ pub async fn receive(
     settings: &Settings,
     store: &FileStore,
 ) -> Result<(Fields, Option<Received>)> {
-    let max = settings.max_upload_bytes;
+    let max = settings.uploads.max_bytes;
     let stream =
         ReaderStream::with_capacity(data.open((max + 2 * FORM_OVERHEAD).bytes()), 64 * 1024);
     let limits = multer::SizeLimit::new()
@@ -125,7 +125,7 @@ pub async fn receive(
     let mut fields = Fields::default();
     let mut csrf_checked = false;
     let mut received = None;
-    let idle = std::time::Duration::from_secs(settings.upload_idle_secs);
+    let idle = std::time::Duration::from_secs(settings.uploads.idle_secs);
     while let Some(mut field) = stalls_after(idle, multipart.next_field())
         .await?
         .map_err(multipart_error)?

@@ -9,15 +9,17 @@ use serde::Deserialize;
 
 use crate::db::DatabaseUrl;
 
-/// Everything Confab reads from its configuration, validated.
+mod sections;
+
+pub use sections::{Alerts, Login, Mail, Poll, Uploads};
+
+/// Everything Confab reads from its configuration, validated, in sections.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Where Confab keeps its own files (the default SQLite database, the generated secret key, mail).
     pub data_dir: PathBuf,
     /// The database: `postgres://…` or a SQLite file path.
     pub database_url: DatabaseUrl,
-    /// Where uploaded files are stored.
-    pub uploads_dir: PathBuf,
     /// A folder whose `templates/` and `static/` files replace the embedded ones of the same path.
     pub theme_dir: Option<PathBuf>,
     /// The address people use to reach Confab, for links that leave the browser (setup link, mail).
@@ -26,26 +28,6 @@ pub struct Settings {
     pub page_size: i64,
     /// The longest message, in characters.
     pub max_message_chars: usize,
-    /// The largest upload, in bytes.
-    pub max_upload_bytes: u64,
-    /// Temporary upload files untouched for this long are left-overs, in seconds.
-    pub upload_stale_secs: u64,
-    /// How often left-over temporary files are swept, in seconds.
-    pub sweep_interval_secs: u64,
-    /// How long an upload may send nothing before it is refused (408), in seconds.
-    pub upload_idle_secs: u64,
-    /// The live page's first poll interval, in seconds.
-    pub poll_min: u64,
-    /// Seconds added to the interval after each poll with nothing new.
-    pub poll_step: u64,
-    /// The longest interval, and the interval of an idle page, in seconds.
-    pub poll_max: u64,
-    /// Seconds without input after which a page counts as idle.
-    pub idle_after: u64,
-    /// The longest a poll may be held open by the server, in seconds.
-    pub poll_wait_max: u64,
-    /// Polls held open at once, server-wide; more are answered at once.
-    pub max_held_polls: usize,
     /// The longest one search may run on PostgreSQL, in milliseconds.
     pub search_timeout_ms: u64,
     /// The most index matches one search walks on SQLite.
@@ -54,100 +36,59 @@ pub struct Settings {
     pub presence_timeout: u64,
     /// How often presence is written to the database, in seconds.
     pub presence_flush_secs: u64,
-    /// How long a session check is served from memory, in seconds.
-    pub session_cache_secs: u64,
-    /// When set, mail goes through this SMTP server (`smtp://`, `smtps://`, `?tls=required`); otherwise it is written as `.eml` files under `mail_dir`.
-    pub smtp_url: Option<String>,
-    /// The sender of Confab's mail.
-    pub mail_from: String,
-    /// Where mail is written when there is no SMTP server (default `<data_dir>/mail`).
-    pub mail_dir: PathBuf,
-    /// How long one SMTP delivery may take, in seconds.
-    pub smtp_timeout_secs: u64,
-    /// Seconds without an active page after which a member is away.
-    pub away_after: u64,
-    /// How old the oldest unread message must be before an away member is alerted, in seconds.
-    pub alert_delay: u64,
-    /// The same for a mention, in seconds.
-    pub mention_alert_delay: u64,
-    /// How often alerts are planned and the outbox is sent, in seconds.
-    pub alert_tick: u64,
-    /// Whether the alert planner and the outbox sender run (tests drive them by hand).
+    /// Whether the background jobs run (tests drive them by hand).
     pub jobs_enabled: bool,
-    /// Delivery attempts before a mail is marked failed.
-    pub outbox_max_attempts: i32,
-    /// The first retry delay, doubled after each failure, in seconds.
-    pub outbox_retry_secs: i64,
     /// Database connections per instance.
     pub db_pool_size: u32,
-    /// Days a session stays valid without being used.
-    pub session_days: i64,
-    /// Days delivered mail is kept (the alert log in Settings shows it).
-    pub sent_mail_days: i64,
-    /// Failed logins for one account before further attempts are refused for `login_lockout_secs`.
-    pub login_max_failures: i32,
-    /// Failed logins from one client address (any names) before it is refused for `login_lockout_secs`.
-    pub login_max_failures_per_address: i32,
     /// Messages and uploads one member may send in a burst before being slowed down.
     pub post_burst: u32,
     /// Messages and uploads one member may send per minute, sustained.
     pub post_per_minute: u32,
-    /// How long an account stays locked after too many failed logins, in seconds.
-    pub login_lockout_secs: i64,
-    /// Extra delay per failed login beyond the second, in milliseconds.
-    pub login_slowdown_ms: u64,
+    /// The live page's polling.
+    pub poll: Poll,
+    /// Alert mail and the outbox.
+    pub alerts: Alerts,
+    /// How mail leaves Confab.
+    pub mail: Mail,
+    /// Logging in and sessions.
+    pub login: Login,
+    /// Uploaded files.
+    pub uploads: Uploads,
     /// The figment Rocket itself is configured from (address, port, secret key, limits).
     pub figment: Figment,
 }
 
-/// The raw settings as they appear in `Rocket.toml` and the environment.
+/// The raw settings as they appear in `Rocket.toml` and the environment: flat keys, the sections'
+/// among them.
 #[derive(Debug, Deserialize)]
 struct Raw {
     data_dir: PathBuf,
     database_url: Option<String>,
-    uploads_dir: PathBuf,
     theme_dir: Option<PathBuf>,
     public_url: Option<String>,
     page_size: i64,
     max_message_chars: usize,
-    max_upload_bytes: u64,
-    upload_stale_secs: u64,
-    sweep_interval_secs: u64,
-    upload_idle_secs: u64,
-    poll_min: u64,
-    poll_step: u64,
-    poll_max: u64,
-    idle_after: u64,
-    poll_wait_max: u64,
-    max_held_polls: usize,
     search_timeout_ms: u64,
     search_scan_rows: i64,
     presence_timeout: u64,
     presence_flush_secs: u64,
-    session_cache_secs: u64,
-    smtp_url: Option<String>,
-    mail_from: String,
-    mail_dir: Option<PathBuf>,
-    smtp_timeout_secs: u64,
-    away_after: u64,
-    alert_delay: u64,
-    mention_alert_delay: u64,
-    alert_tick: u64,
     jobs_enabled: bool,
-    outbox_max_attempts: i32,
-    outbox_retry_secs: i64,
     db_pool_size: u32,
-    session_days: i64,
-    sent_mail_days: i64,
-    login_max_failures: i32,
-    login_lockout_secs: i64,
-    login_slowdown_ms: u64,
-    login_max_failures_per_address: i32,
     proxy_ip_header: Option<String>,
     post_burst: u32,
     post_per_minute: u32,
     address: std::net::IpAddr,
     port: u16,
+    #[serde(flatten)]
+    poll: Poll,
+    #[serde(flatten)]
+    alerts: Alerts,
+    #[serde(flatten)]
+    mail: Mail,
+    #[serde(flatten)]
+    login: Login,
+    #[serde(flatten)]
+    uploads: Uploads,
 }
 
 /// A setting that is missing, malformed or out of range; the message names the setting.
@@ -190,27 +131,13 @@ impl Settings {
                 "must be between 1 and 1000000",
             ));
         }
-        if raw.max_upload_bytes == 0 {
-            return Err(invalid("max_upload_bytes", "must be at least 1"));
-        }
-        if raw.upload_idle_secs == 0 {
-            return Err(invalid("upload_idle_secs", "must be at least 1"));
-        }
-        if raw.sweep_interval_secs == 0 {
-            return Err(invalid("sweep_interval_secs", "must be at least 1"));
-        }
-        if raw.poll_min == 0 || raw.poll_max < raw.poll_min {
-            return Err(invalid(
-                "poll_max",
-                "must be at least poll_min, which must be at least 1",
-            ));
-        }
-        if raw.away_after <= raw.poll_max {
+        sections::validate(&raw.poll, &raw.alerts, &raw.mail, &raw.login, &raw.uploads)?;
+        if raw.alerts.away_after <= raw.poll.max {
             return Err(invalid(
                 "away_after",
                 format!(
                     "must be longer than poll_max ({} s), or an idle open page would be mailed as away",
-                    raw.poll_max
+                    raw.poll.max
                 ),
             ));
         }
@@ -228,49 +155,17 @@ impl Settings {
         if raw.search_timeout_ms == 0 {
             return Err(invalid("search_timeout_ms", "must be at least 1"));
         }
-        if raw.alert_tick == 0 {
-            return Err(invalid("alert_tick", "must be at least 1"));
-        }
-        if let Some(url) = &raw.smtp_url {
-            if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
-                return Err(invalid("smtp_url", "must start with smtp:// or smtps://"));
-            }
-        }
-        if raw.mail_from.parse::<lettre::message::Mailbox>().is_err() {
-            return Err(invalid(
-                "mail_from",
-                "must be an address such as `Confab <confab@example.org>`",
-            ));
-        }
         if raw.presence_flush_secs == 0 {
             return Err(invalid("presence_flush_secs", "must be at least 1"));
         }
         if !(1..=1000).contains(&raw.db_pool_size) {
             return Err(invalid("db_pool_size", "must be between 1 and 1000"));
         }
-        if raw.sent_mail_days < 1 {
-            return Err(invalid("sent_mail_days", "must be at least 1"));
-        }
-        if raw.session_days < 1 {
-            return Err(invalid("session_days", "must be at least 1"));
-        }
-        if raw.login_max_failures < 1 {
-            return Err(invalid("login_max_failures", "must be at least 1"));
-        }
-        if raw.login_max_failures_per_address < 1 {
-            return Err(invalid(
-                "login_max_failures_per_address",
-                "must be at least 1",
-            ));
-        }
         if raw.post_burst == 0 || raw.post_per_minute == 0 {
             return Err(invalid(
                 "post_burst",
                 "post_burst and post_per_minute must be at least 1",
             ));
-        }
-        if raw.login_lockout_secs < 0 {
-            return Err(invalid("login_lockout_secs", "must not be negative"));
         }
         let public_url = match raw.public_url {
             Some(url) => {
@@ -300,53 +195,30 @@ impl Settings {
         } else {
             figment
         };
-        let mail_dir = raw
-            .mail_dir
-            .clone()
-            .unwrap_or_else(|| raw.data_dir.join("mail"));
+        let mut mail = raw.mail;
+        if mail.dir.as_os_str().is_empty() {
+            mail.dir = raw.data_dir.join("mail");
+        }
         Ok(Settings {
             data_dir: raw.data_dir,
             database_url,
-            uploads_dir: raw.uploads_dir,
             theme_dir: raw.theme_dir,
             public_url,
             page_size: raw.page_size,
             max_message_chars: raw.max_message_chars,
-            max_upload_bytes: raw.max_upload_bytes,
-            upload_stale_secs: raw.upload_stale_secs,
-            sweep_interval_secs: raw.sweep_interval_secs,
-            upload_idle_secs: raw.upload_idle_secs,
-            poll_min: raw.poll_min,
-            poll_step: raw.poll_step,
-            poll_max: raw.poll_max,
-            idle_after: raw.idle_after,
-            poll_wait_max: raw.poll_wait_max,
-            max_held_polls: raw.max_held_polls,
             search_timeout_ms: raw.search_timeout_ms,
             search_scan_rows: raw.search_scan_rows,
             presence_timeout: raw.presence_timeout,
             presence_flush_secs: raw.presence_flush_secs,
-            session_cache_secs: raw.session_cache_secs,
-            smtp_url: raw.smtp_url,
-            mail_from: raw.mail_from,
-            smtp_timeout_secs: raw.smtp_timeout_secs,
-            away_after: raw.away_after,
-            alert_delay: raw.alert_delay,
-            mention_alert_delay: raw.mention_alert_delay,
-            alert_tick: raw.alert_tick,
             jobs_enabled: raw.jobs_enabled,
-            outbox_max_attempts: raw.outbox_max_attempts,
-            outbox_retry_secs: raw.outbox_retry_secs,
-            mail_dir,
             db_pool_size: raw.db_pool_size,
-            session_days: raw.session_days,
-            sent_mail_days: raw.sent_mail_days,
-            login_max_failures: raw.login_max_failures,
-            login_lockout_secs: raw.login_lockout_secs,
-            login_slowdown_ms: raw.login_slowdown_ms,
-            login_max_failures_per_address: raw.login_max_failures_per_address,
             post_burst: raw.post_burst,
             post_per_minute: raw.post_per_minute,
+            poll: raw.poll,
+            alerts: raw.alerts,
+            mail,
+            login: raw.login,
+            uploads: raw.uploads,
             // Rocket trusts `X-Real-IP` by default, which lets any client pick its own address.
             figment: match &raw.proxy_ip_header {
                 Some(header) => figment.merge(("ip_header", header.clone())),
@@ -426,5 +298,50 @@ fn stored_secret_key(data_dir: &Path) -> Result<String, String> {
             .map(|k| k.trim().to_string())
             .map_err(|e| e.to_string()),
         Err(e) => Err(format!("cannot write {}: {e}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(pairs: &[(&str, i64)]) -> Result<Settings, SettingsError> {
+        let dir = std::env::temp_dir().join(format!("confab-settings-{}", std::process::id()));
+        let figment = Figment::new()
+            .merge(Serialized::defaults(rocket::Config::default()))
+            .merge(("data_dir", dir))
+            .merge(("secret_key", "a".repeat(64)));
+        let figment = pairs
+            .iter()
+            .fold(figment, |f, (key, value)| f.merge((*key, *value)));
+        Settings::from_figment(figment)
+    }
+
+    #[test]
+    fn flat_keys_fill_the_sections_and_each_section_checks_its_own() {
+        let settings = with(&[
+            ("poll_min", 5),
+            ("poll_max", 90),
+            ("login_lockout_secs", 60),
+        ])
+        .expect("valid settings");
+        assert_eq!((settings.poll.min, settings.poll.max), (5, 90));
+        assert_eq!(settings.login.lockout_secs, 60);
+        assert_eq!(settings.uploads.dir, PathBuf::from("uploads"));
+        assert!(
+            settings.mail.dir.ends_with("mail"),
+            "defaults under data_dir"
+        );
+
+        let refused = |pairs: &[(&str, i64)]| with(pairs).err().map(|e| e.to_string());
+        assert!(refused(&[("login_max_failures", 0)])
+            .is_some_and(|e| e.contains("`login_max_failures`")));
+        assert!(
+            refused(&[("upload_idle_secs", 0)]).is_some_and(|e| e.contains("`upload_idle_secs`"))
+        );
+        assert!(
+            refused(&[("away_after", 30)]).is_some_and(|e| e.contains("`away_after`")),
+            "checked across the poll and alert sections"
+        );
     }
 }
