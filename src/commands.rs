@@ -56,6 +56,9 @@ where
                 settings.post_burst,
                 settings.post_per_minute,
             )),
+            sessions: Arc::new(crate::service::sessions::SessionCache::new(
+                std::time::Duration::ZERO,
+            )),
             settings: Arc::new(settings.clone()),
         };
         work(services).await

@@ -43,9 +43,6 @@ pub fn app(settings: Settings) -> Rocket<Build> {
             settings.poll.max_held,
             Duration::from_secs(settings.presence_timeout),
         ))
-        .manage(web::session::SessionCache::new(Duration::from_secs(
-            settings.login.session_cache_secs,
-        )))
         .manage(db)
         .manage(theme)
         .manage(settings)
@@ -94,6 +91,9 @@ pub fn app(settings: Settings) -> Rocket<Build> {
                             post_limits: std::sync::Arc::new(service::limits::PostLimits::new(
                                 settings.post_burst,
                                 settings.post_per_minute,
+                            )),
+                            sessions: std::sync::Arc::new(service::sessions::SessionCache::new(
+                                Duration::from_secs(settings.login.session_cache_secs),
                             )),
                             settings: std::sync::Arc::new(settings.clone()),
                         };

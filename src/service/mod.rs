@@ -8,6 +8,7 @@ pub mod limits;
 pub mod messages;
 pub mod reading;
 pub mod rooms;
+pub mod sessions;
 pub mod uploads;
 
 use std::sync::Arc;
@@ -33,6 +34,8 @@ pub struct Services {
     pub mail: Arc<Mail>,
     /// How fast each member may post.
     pub post_limits: Arc<PostLimits>,
+    /// Recent session checks.
+    pub sessions: Arc<sessions::SessionCache>,
     /// The settings.
     pub settings: Arc<Settings>,
 }

@@ -6,17 +6,15 @@ use rocket::form::FromForm;
 use rocket::http::RawStr;
 use rocket::request::FlashMessage;
 use rocket::response::{Flash, Redirect};
-use rocket::{get, post, routes, Route, State};
+use rocket::{get, post, routes, Route};
 use rocket_dyn_templates::context;
 
 use super::error::{AppError, Result};
-use super::session::{Csrf, CsrfForm, CsrfToken, SessionCache};
+use super::session::{Csrf, CsrfForm, CsrfToken};
 use super::view::Layout;
 use super::{AdminUser, App};
-use crate::chat::{sessions, users};
-use crate::db::Db;
 use crate::service::accounts::{self, NewAccount};
-use crate::service::rooms;
+use crate::service::{rooms, sessions};
 use crate::settings::Settings;
 
 /// The routes of this module, under `/admin`.
@@ -213,9 +211,9 @@ async fn users_page(
     admin: AdminUser,
     csrf: CsrfToken,
     flash: Option<FlashMessage<'_>>,
-    db: &State<Db>,
+    app: App<'_>,
 ) -> Result<Template> {
-    let users = db.run(users::list).await?;
+    let users = accounts::list(app.svc).await?;
     Ok(Template::render(
         "admin/users",
         context! { layout: Layout::new(&admin.0, &csrf, flash), users },
@@ -223,10 +221,8 @@ async fn users_page(
 }
 
 #[get("/outbox")]
-async fn outbox_page(admin: AdminUser, csrf: CsrfToken, db: &State<Db>) -> Result<Template> {
-    let rows = db
-        .run(|conn| crate::chat::outbox::undelivered(conn, 200))
-        .await?;
+async fn outbox_page(admin: AdminUser, csrf: CsrfToken, app: App<'_>) -> Result<Template> {
+    let rows = accounts::undelivered_mail(app.svc, 200).await?;
     let tz = admin.0.user.tz();
     let mails: Vec<_> = rows
         .into_iter()
@@ -302,37 +298,21 @@ async fn create_user(
 }
 
 async fn set_active(
-    sessions: &SessionCache,
-    db: &Db,
+    app: &App<'_>,
     admin: &AdminUser,
     user_id: i64,
     active: bool,
 ) -> Result<Flash<Redirect>> {
-    if user_id == admin.0.user.id && !active {
-        return outcome(
-            Err(AppError::Invalid(
-                "You cannot deactivate your own account.".into(),
-            )),
-            "/admin/users".into(),
-        );
-    }
-    let result = db
-        .write(move |conn| {
-            users::set_active(conn, user_id, active)?;
-            let user = users::find(conn, user_id)?;
-            Ok(format!(
-                "{} is {}.",
-                user.username,
-                if active {
-                    "active again"
-                } else {
-                    "deactivated and logged out everywhere"
-                }
-            ))
-        })
-        .await;
-    sessions.forget_user(user_id);
-    outcome(result, "/admin/users".into())
+    let result = accounts::set_active(app.svc, admin.0.user.id, user_id, active).await;
+    let done = result.map(|user| {
+        let now = if active {
+            "active again"
+        } else {
+            "deactivated and logged out everywhere"
+        };
+        format!("{} is {now}.", user.username)
+    });
+    outcome(done, "/admin/users".into())
 }
 
 #[post("/users/<user_id>/deactivate", data = "<_form>")]
@@ -340,10 +320,9 @@ async fn deactivate_user(
     user_id: i64,
     admin: AdminUser,
     _form: Csrf,
-    db: &State<Db>,
-    sessions: &State<SessionCache>,
+    app: App<'_>,
 ) -> Result<Flash<Redirect>> {
-    set_active(sessions, db, &admin, user_id, false).await
+    set_active(&app, &admin, user_id, false).await
 }
 
 #[post("/users/<user_id>/activate", data = "<_form>")]
@@ -351,10 +330,9 @@ async fn activate_user(
     user_id: i64,
     admin: AdminUser,
     _form: Csrf,
-    db: &State<Db>,
-    sessions: &State<SessionCache>,
+    app: App<'_>,
 ) -> Result<Flash<Redirect>> {
-    set_active(sessions, db, &admin, user_id, true).await
+    set_active(&app, &admin, user_id, true).await
 }
 
 #[post("/users/<user_id>/reset", data = "<_form>")]
@@ -381,17 +359,12 @@ async fn end_sessions(
     user_id: i64,
     admin: AdminUser,
     _form: Csrf,
-    db: &State<Db>,
-    sessions: &State<SessionCache>,
+    app: App<'_>,
 ) -> Result<Flash<Redirect>> {
     let keep = (user_id == admin.0.user.id).then_some(admin.0.session_id);
-    let result = db
-        .write(move |conn| {
-            let user = users::find(conn, user_id)?;
-            let n = sessions::revoke_all(conn, user.id, keep)?;
-            Ok(format!("Ended {n} session(s) of {}.", user.username))
-        })
-        .await;
-    sessions.forget_user(user_id);
-    outcome(result, "/admin/users".into())
+    let result = sessions::end_all(app.svc, user_id, keep).await;
+    outcome(
+        result.map(|(user, n)| format!("Ended {n} session(s) of {}.", user.username)),
+        "/admin/users".into(),
+    )
 }

@@ -10,11 +10,11 @@ use rocket::{get, post, routes, Route, State};
 use rocket_dyn_templates::context;
 
 use super::error::{AppError, Error, Result};
-use super::session::{CsrfForm, CsrfToken, CurrentUser, SessionCache};
+use super::session::{CsrfForm, CsrfToken, CurrentUser};
 use super::view::Layout;
-use crate::chat::{alerts, rooms};
-use crate::db::Db;
+use super::App;
 use crate::mail::Mail;
+use crate::service::accounts;
 
 /// The routes of this module.
 pub fn routes() -> Vec<Route> {
@@ -38,22 +38,9 @@ fn unsubscribe_page(token: &str, mail: &State<Arc<Mail>>, csrf: CsrfToken) -> Re
 /// Turns alerts off: from the page's button, or a mail client's RFC 8058 one-click POST (which
 /// carries no cookies, so the signed link is the only proof needed).
 #[post("/unsubscribe/<token>")]
-async fn unsubscribe(
-    token: &str,
-    mail: &State<Arc<Mail>>,
-    db: &State<Db>,
-    sessions: &State<SessionCache>,
-    csrf: CsrfToken,
-) -> Result<(Status, Template)> {
-    let user_id = signed(mail, token)?;
-    db.write(move |conn| {
-        alerts::set_mode(conn, user_id, "off", 8).map_err(|e| match e {
-            AppError::Invalid(_) => AppError::NotFound,
-            other => other,
-        })
-    })
-    .await?;
-    sessions.forget_user(user_id);
+async fn unsubscribe(token: &str, app: App<'_>, csrf: CsrfToken) -> Result<(Status, Template)> {
+    let user_id = signed(&app.svc.mail, token)?;
+    accounts::unsubscribe(app.svc, user_id).await?;
     Ok((
         Status::Ok,
         Template::render(
@@ -73,16 +60,10 @@ struct AlertForm {
 async fn set_alerts(
     user: CurrentUser,
     form: CsrfForm<AlertForm>,
-    db: &State<Db>,
-    sessions: &State<SessionCache>,
+    app: App<'_>,
 ) -> Result<Flash<Redirect>> {
-    let uid = user.user.id;
     let AlertForm { mode, digest_hour } = form.0;
-    let result = db
-        .write(move |conn| alerts::set_mode(conn, uid, &mode, digest_hour))
-        .await;
-    sessions.forget_user(uid);
-    match result {
+    match accounts::set_alert_mode(app.svc, user.user.id, mode, digest_hour).await {
         Ok(()) => Ok(Flash::success(
             Redirect::to("/settings"),
             "Email alerts saved.",
@@ -102,18 +83,9 @@ async fn set_room_alerts(
     slug: String,
     user: CurrentUser,
     form: CsrfForm<RoomAlertForm>,
-    db: &State<Db>,
+    app: App<'_>,
 ) -> Result<Flash<Redirect>> {
-    let uid = user.user.id;
-    let level = form.0.level;
-    let result = db
-        .write(move |conn| {
-            let (room, _) = rooms::for_member(conn, &slug, uid)?;
-            alerts::set_room_level(conn, room.id, uid, &level)?;
-            Ok::<_, AppError>(room.name)
-        })
-        .await;
-    match result {
+    match accounts::set_room_alerts(app.svc, slug, user.user.id, form.0.level).await {
         Ok(name) => Ok(Flash::success(
             Redirect::to("/settings"),
             format!("Alerts for {name} saved."),

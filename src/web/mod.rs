@@ -43,14 +43,10 @@ pub enum Reply {
 pub struct App<'r> {
     /// The use cases' services.
     pub svc: &'r crate::service::Services,
-    /// The database, for the reads a page needs beside its service call.
-    pub db: &'r crate::db::Db,
     /// The settings.
     pub settings: &'r crate::settings::Settings,
     /// Room heads, held polls and presence.
     pub live: &'r crate::live::Live,
-    /// Recent session checks.
-    pub sessions: &'r session::SessionCache,
 }
 
 #[rocket::async_trait]
@@ -59,17 +55,11 @@ impl<'r> FromRequest<'r> for App<'r> {
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
         let rocket = req.rocket();
-        match (
-            rocket.state::<crate::service::Services>(),
-            rocket.state(),
-            rocket.state(),
-        ) {
-            (Some(svc), Some(settings), Some(sessions)) => Outcome::Success(App {
+        match (rocket.state::<crate::service::Services>(), rocket.state()) {
+            (Some(svc), Some(settings)) => Outcome::Success(App {
                 svc,
-                db: &svc.db,
                 settings,
                 live: &svc.live,
-                sessions,
             }),
             _ => Outcome::Error((
                 Status::InternalServerError,

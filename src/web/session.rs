@@ -1,9 +1,5 @@
 //! Who is asking: the session cookie, the logged-in user guards, and the CSRF token every form carries.
 
-use std::collections::HashMap;
-use std::time::Instant;
-
-use chrono::Duration;
 use rocket::data::{FromData, Limits, Outcome as DataOutcome, ToByteUnit};
 use rocket::form::{Form, FromForm};
 use rocket::http::{Cookie, CookieJar, SameSite, Status};
@@ -11,8 +7,8 @@ use rocket::request::{FromRequest, Outcome};
 use rocket::{Data, Request, State};
 
 use super::error::{AppError, Error};
-use crate::chat::{self, sessions, users::User};
-use crate::db::Db;
+use crate::chat::users::User;
+use crate::service::Services;
 use crate::settings::Settings;
 
 const SESSION_COOKIE: &str = "confab_session";
@@ -31,51 +27,6 @@ pub struct CurrentUser {
 #[derive(Debug, Clone)]
 pub struct AdminUser(pub CurrentUser);
 
-/// Recent session checks, so that most requests (every poll) need no query. Revoking a session
-/// through this instance forgets it at once; another instance notices within the cache's lifetime.
-pub struct SessionCache {
-    entries: std::sync::Mutex<HashMap<String, (CurrentUser, Instant)>>,
-    ttl: std::time::Duration,
-}
-
-impl SessionCache {
-    /// A cache whose entries live for `ttl`.
-    pub fn new(ttl: std::time::Duration) -> SessionCache {
-        SessionCache {
-            entries: Default::default(),
-            ttl,
-        }
-    }
-
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, (CurrentUser, Instant)>> {
-        self.entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn get(&self, token: &str) -> Option<CurrentUser> {
-        let entries = self.entries();
-        entries
-            .get(token)
-            .filter(|(_, at)| at.elapsed() < self.ttl)
-            .map(|(user, _)| user.clone())
-    }
-
-    fn put(&self, token: String, user: CurrentUser) {
-        let mut entries = self.entries();
-        if entries.len() > 10_000 {
-            entries.retain(|_, (_, at)| at.elapsed() < self.ttl);
-        }
-        entries.insert(token, (user, Instant::now()));
-    }
-
-    /// Forgets every cached session of a user (after a revocation or a change to their account).
-    pub fn forget_user(&self, user_id: i64) {
-        self.entries()
-            .retain(|_, (user, _)| user.user.id != user_id);
-    }
-}
-
 async fn lookup(req: &Request<'_>) -> Result<Option<CurrentUser>, Error> {
     let Some(token) = req
         .cookies()
@@ -84,30 +35,13 @@ async fn lookup(req: &Request<'_>) -> Result<Option<CurrentUser>, Error> {
     else {
         return Ok(None);
     };
-    let rocket = req.rocket();
-    let (Some(db), Some(settings), Some(cache)) = (
-        rocket.state::<Db>(),
-        rocket.state::<Settings>(),
-        rocket.state::<SessionCache>(),
-    ) else {
-        return Err(AppError::internal("checking a session", "the database is not managed").into());
+    let Some(svc) = req.rocket().state::<Services>() else {
+        return Err(
+            AppError::internal("checking a session", "the services are not managed").into(),
+        );
     };
-    if let Some(user) = cache.get(&token) {
-        return Ok(Some(user));
-    }
-    let max_idle = Duration::days(settings.login.session_days);
-    let lookup = token.clone();
-    let found = db
-        .run(move |conn| sessions::authenticate(conn, &lookup, chat::now(), max_idle))
-        .await?;
-    let user = found.map(|(session, user)| CurrentUser {
-        user,
-        session_id: session.id,
-    });
-    if let Some(user) = &user {
-        cache.put(token, user.clone());
-    }
-    Ok(user)
+    let found = crate::service::sessions::check(svc, token).await?;
+    Ok(found.map(|(user, session_id)| CurrentUser { user, session_id }))
 }
 
 #[rocket::async_trait]

@@ -5,17 +5,14 @@ use rocket::form::FromForm;
 use rocket::http::CookieJar;
 use rocket::request::FlashMessage;
 use rocket::response::{Flash, Redirect};
-use rocket::{get, post, routes, Route, State};
+use rocket::{get, post, routes, Route};
 use rocket_dyn_templates::context;
 
 use super::error::{AppError, Result};
-use super::session::{self, Csrf, CsrfForm, CsrfToken, CurrentUser, SessionCache};
+use super::session::{self, Csrf, CsrfForm, CsrfToken, CurrentUser};
 use super::view::{self, Layout};
-use super::{auth, UserAgent};
-use crate::chat::{self, sessions, tokens, users};
-use crate::db::Db;
-use crate::service::blocking;
-use crate::settings::Settings;
+use super::{auth, App, UserAgent};
+use crate::service::{accounts, sessions};
 
 /// The routes of this module.
 pub fn routes() -> Vec<Route> {
@@ -33,18 +30,9 @@ async fn page(
     user: CurrentUser,
     csrf: CsrfToken,
     flash: Option<FlashMessage<'_>>,
-    db: &State<Db>,
+    app: App<'_>,
 ) -> Result<Template> {
-    let uid = user.user.id;
-    let (list, memberships, sent) = db
-        .run(move |conn| {
-            Ok::<_, AppError>((
-                sessions::list(conn, uid)?,
-                crate::chat::rooms::memberships(conn, uid)?,
-                crate::chat::outbox::recent_alerts(conn, uid, 20)?,
-            ))
-        })
-        .await?;
+    let (list, memberships, sent) = accounts::overview(app.svc, user.user.id).await?;
     let tz = user.user.tz();
     let sessions: Vec<_> = list
         .into_iter()
@@ -85,14 +73,8 @@ async fn page(
     ))
 }
 
-/// Goes back to the settings page with a notice. Every change here touches the user's account or
-/// sessions, so their cached session checks are forgotten.
-fn back(
-    sessions: &SessionCache,
-    user_id: i64,
-    result: Result<&'static str, AppError>,
-) -> Result<Flash<Redirect>> {
-    sessions.forget_user(user_id);
+/// Goes back to the settings page with a notice, or with a correctable error.
+fn back(result: Result<&'static str, AppError>) -> Result<Flash<Redirect>> {
     match result {
         Ok(done) => Ok(Flash::success(Redirect::to("/settings"), done)),
         Err(AppError::Invalid(why)) => Ok(Flash::error(Redirect::to("/settings"), why)),
@@ -109,18 +91,10 @@ struct TimeZoneForm {
 async fn set_time_zone(
     user: CurrentUser,
     form: CsrfForm<TimeZoneForm>,
-    db: &State<Db>,
-    sessions: &State<SessionCache>,
+    app: App<'_>,
 ) -> Result<Flash<Redirect>> {
-    let uid = user.user.id;
-    let tz = form.0.time_zone;
-    back(
-        sessions,
-        user.user.id,
-        db.write(move |conn| users::set_time_zone(conn, uid, &tz))
-            .await
-            .map(|()| "Time zone saved."),
-    )
+    let saved = accounts::set_time_zone(app.svc, user.user.id, form.0.time_zone).await;
+    back(saved.map(|()| "Time zone saved."))
 }
 
 #[derive(FromForm)]
@@ -131,52 +105,25 @@ struct PasswordForm {
 }
 
 #[post("/settings/password", data = "<form>")]
-#[allow(clippy::too_many_arguments)]
 async fn change_password(
     user: CurrentUser,
     form: CsrfForm<PasswordForm>,
-    db: &State<Db>,
-    sessions: &State<SessionCache>,
-    settings: &State<Settings>,
+    app: App<'_>,
     cookies: &CookieJar<'_>,
     agent: UserAgent,
 ) -> Result<Flash<Redirect>> {
     let form = form.0;
     if let Err(e) = auth::new_password(&form.password, &form.confirm) {
-        return back(sessions, user.user.id, Err(e));
+        return back(Err(e));
     }
-    let current = user.user.password_hash.clone();
-    let (given, password) = (form.current, form.password);
-    let hash = blocking(move || {
-        if !users::verify_password(current.as_deref(), &given) {
-            return Err(AppError::Invalid(
-                "Your current password is not right.".into(),
-            ));
-        }
-        users::hash_password(&password)
-    })
-    .await;
-    let hash = match hash {
-        Ok(hash) => hash,
-        Err(e) => return back(sessions, user.user.id, Err(e)),
-    };
-    // Every session ends (this one too: it continues under a new id) and every outstanding reset
-    // or invitation link stops working, so whoever knew the old password or holds an old link is out.
-    let (uid, agent, now) = (user.user.id, agent.0, chat::now());
-    let token = db
-        .write(move |conn| {
-            users::set_password(conn, uid, &hash)?;
-            sessions::revoke_all(conn, uid, None)?;
-            tokens::revoke_unused(conn, uid)?;
-            sessions::create(conn, uid, &agent, now)
-        })
-        .await?;
-    session::start(cookies, settings, token);
-    back(
-        sessions,
-        user.user.id,
-        Ok("Password changed. Your other sessions were logged out."),
-    )
+    let changed =
+        accounts::change_password(app.svc, &user.user, &form.current, &form.password, &agent.0)
+            .await;
+    back(changed.map(|token| {
+        // This session continues under its new token.
+        session::start(cookies, app.settings, token);
+        "Password changed. Your other sessions were logged out."
+    }))
 }
 
 #[post("/settings/sessions/<id>/revoke", data = "<_form>")]
@@ -184,28 +131,14 @@ async fn revoke_session(
     id: i64,
     user: CurrentUser,
     _form: Csrf,
-    db: &State<Db>,
-    sessions: &State<SessionCache>,
+    app: App<'_>,
 ) -> Result<Flash<Redirect>> {
-    let uid = user.user.id;
-    db.write(move |conn| sessions::revoke(conn, uid, id))
-        .await?;
-    back(sessions, user.user.id, Ok("Session ended."))
+    sessions::revoke(app.svc, user.user.id, id).await?;
+    back(Ok("Session ended."))
 }
 
 #[post("/settings/sessions/revoke-others", data = "<_form>")]
-async fn revoke_others(
-    user: CurrentUser,
-    _form: Csrf,
-    db: &State<Db>,
-    sessions: &State<SessionCache>,
-) -> Result<Flash<Redirect>> {
-    let (uid, sid) = (user.user.id, user.session_id);
-    db.write(move |conn| sessions::revoke_all(conn, uid, Some(sid)))
-        .await?;
-    back(
-        sessions,
-        user.user.id,
-        Ok("All your other sessions were logged out."),
-    )
+async fn revoke_others(user: CurrentUser, _form: Csrf, app: App<'_>) -> Result<Flash<Redirect>> {
+    sessions::end_all(app.svc, user.user.id, Some(user.session_id)).await?;
+    back(Ok("All your other sessions were logged out."))
 }
