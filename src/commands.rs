@@ -3,11 +3,12 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::db::{self, Db};
 use crate::error::Error;
 use crate::service::accounts::{self, NewAccount};
-use crate::service::{limits::PostLimits, rooms, Services};
+use crate::service::{rooms, Services};
 use crate::settings::Settings;
 
 /// A command's failure, as one line for the operator.
@@ -27,8 +28,21 @@ impl From<db::MigrateError> for CommandError {
     }
 }
 
-/// Brings the database up to date, then runs `work` with the services, on a runtime of its own
-/// (inside which lettre's pool, if any, is dropped, as it needs one to close its connections).
+/// The mail service and a runtime to use it on (lettre's pool, if any, must also be dropped
+/// inside a runtime, as it needs one to close its connections).
+fn mail_and_runtime(
+    settings: &Settings,
+) -> Result<(crate::mail::Mail, tokio::runtime::Runtime), CommandError> {
+    let theme = crate::assets::Theme::new(settings.theme_dir.clone());
+    let mail = crate::mail::Mail::from_settings(settings, &theme).map_err(CommandError)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CommandError(format!("cannot start: {e}")))?;
+    Ok((mail, runtime))
+}
+
+/// Brings the database up to date, then runs `work` with the services on a runtime of its own.
 fn with_services<T, F>(
     settings: &Settings,
     work: impl FnOnce(Services) -> F,
@@ -37,31 +51,12 @@ where
     F: Future<Output = Result<T, CommandError>>,
 {
     db::migrate(&settings.database_url)?;
-    let theme = crate::assets::Theme::new(settings.theme_dir.clone());
-    let mail = crate::mail::Mail::from_settings(settings, &theme).map_err(CommandError)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CommandError(format!("cannot start: {e}")))?;
+    let (mail, runtime) = mail_and_runtime(settings)?;
     runtime.block_on(async move {
-        let services = Services {
-            db: Db::new(&settings.database_url, 2),
-            live: crate::live::Live::new(
-                0,
-                std::time::Duration::from_secs(settings.presence_timeout),
-            ),
-            store: crate::files::FileStore::new(settings.uploads.dir.clone()),
-            mail: Arc::new(mail),
-            post_limits: Arc::new(PostLimits::new(
-                settings.post_burst,
-                settings.post_per_minute,
-            )),
-            sessions: Arc::new(crate::service::sessions::SessionCache::new(
-                std::time::Duration::ZERO,
-            )),
-            settings: Arc::new(settings.clone()),
-        };
-        work(services).await
+        let live = crate::live::Live::new(0, Duration::from_secs(settings.presence_timeout));
+        let store = crate::files::FileStore::new(settings.uploads.dir.clone());
+        let db = Db::new(&settings.database_url, 2);
+        work(Services::new(settings, db, live, store, Arc::new(mail))).await
     })
 }
 
@@ -153,13 +148,7 @@ pub fn room_member_add(
 
 /// `confab mail test`: sends one mail through the configured transport and says how it went.
 pub fn mail_test(settings: &Settings, to: &str) -> Result<String, CommandError> {
-    let theme = crate::assets::Theme::new(settings.theme_dir.clone());
-    let mail = crate::mail::Mail::from_settings(settings, &theme).map_err(CommandError)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CommandError(format!("cannot start: {e}")))?;
-    // lettre's pool is dropped inside the runtime, as it needs one to close its connections.
+    let (mail, runtime) = mail_and_runtime(settings)?;
     runtime
         .block_on(async move { mail.send_test(to).await })
         .map_err(|e| CommandError(format!("the test mail was not sent: {e}")))

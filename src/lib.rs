@@ -83,20 +83,13 @@ pub fn app(settings: Settings) -> Rocket<Build> {
                 };
                 match built {
                     Ok((pages, mail)) => {
-                        let services = service::Services {
-                            db: db.clone(),
-                            live: live.clone(),
-                            store: store.clone(),
-                            mail: mail.clone(),
-                            post_limits: std::sync::Arc::new(service::limits::PostLimits::new(
-                                settings.post_burst,
-                                settings.post_per_minute,
-                            )),
-                            sessions: std::sync::Arc::new(service::sessions::SessionCache::new(
-                                Duration::from_secs(settings.login.session_cache_secs),
-                            )),
-                            settings: std::sync::Arc::new(settings.clone()),
-                        };
+                        let services = service::Services::new(
+                            settings,
+                            db.clone(),
+                            live.clone(),
+                            store.clone(),
+                            mail.clone(),
+                        );
                         Ok(rocket
                             .manage(web::template::Pages(pages))
                             .manage(mail)

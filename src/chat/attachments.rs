@@ -57,7 +57,7 @@ pub struct NewFile {
     pub dimensions: Option<(u32, u32)>,
 }
 
-/// Records the file of a message just stored (see [`crate::service::uploads`], which posts the
+/// Records the file of a message just stored (the uploads service posts the
 /// message and its file in one transaction).
 pub fn attach(
     conn: &mut AnyConnection,

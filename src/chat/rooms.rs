@@ -332,7 +332,7 @@ pub fn memberships(conn: &mut AnyConnection, user_id: i64) -> Result<Vec<(Room, 
         .load(conn)?)
 }
 
-/// The newest message id of a room (0 when it has none), by the `(room_id, id)` index (see [`super::messages::page`]:
+/// The newest message id of a room (0 when it has none), by the `(room_id, id)` index (as `messages::page` explains:
 /// `MAX(id)` with `room_id = $1` may walk the primary key back past other rooms' messages).
 pub fn newest_message_id(conn: &mut AnyConnection, room_id: i64) -> Result<i64> {
     Ok(messages::table

@@ -40,6 +40,32 @@ pub struct Services {
     pub settings: Arc<Settings>,
 }
 
+impl Services {
+    /// The services over these parts, with the posting limits and session cache the settings ask for.
+    pub fn new(
+        settings: &Settings,
+        db: Db,
+        live: Live,
+        store: FileStore,
+        mail: Arc<Mail>,
+    ) -> Services {
+        Services {
+            db,
+            live,
+            store,
+            mail,
+            post_limits: Arc::new(PostLimits::new(
+                settings.post_burst,
+                settings.post_per_minute,
+            )),
+            sessions: Arc::new(sessions::SessionCache::new(std::time::Duration::from_secs(
+                settings.login.session_cache_secs,
+            ))),
+            settings: Arc::new(settings.clone()),
+        }
+    }
+}
+
 /// Runs CPU-heavy work (password hashing, thumbnails) on the blocking pool, at most one job per
 /// core at a time, so that a flood of logins or images cannot exhaust memory.
 pub async fn blocking<T: Send + 'static>(
