@@ -1,0 +1,112 @@
+// The message list: inserts new and changed messages (rendered by the server's own template) in
+// order and once, keeps the newest in view when the reader is at the bottom (else counts them in
+// a "new below" button), shows who is around, and counts unread messages in a hidden tab's title.
+
+import { fragment } from "./dom.js";
+import { notify } from "./notify.js";
+
+function nearBottom() {
+  return window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 200;
+}
+
+function myName() {
+  const logout = document.querySelector("header.top form button");
+  return logout ? logout.textContent.replace(/^Log out /, "").trim() : "";
+}
+
+export class Messages {
+  constructor(room, onLatest) {
+    this.room = room;
+    this.onLatest = onLatest;
+    this.list = room.querySelector("ol.messages");
+    this.newBelow = document.getElementById("new-below");
+    this.baseTitle = document.title;
+    this.unseen = 0;
+    this.below = 0;
+    this.newBelow.addEventListener("click", () => {
+      this.below = 0;
+      this.newBelow.hidden = true;
+      this.scrollToEnd();
+    });
+    window.addEventListener("scroll", () => {
+      if (this.below && nearBottom()) {
+        this.below = 0;
+        this.newBelow.hidden = true;
+      }
+    }, { passive: true });
+  }
+
+  // The tab is seen again: its title stops counting.
+  seen() {
+    this.unseen = 0;
+    document.title = this.baseTitle;
+  }
+
+  scrollToEnd() {
+    this.list.lastElementChild?.scrollIntoView({ block: "end" });
+  }
+
+  newestId() {
+    const items = this.list.querySelectorAll("li.message");
+    return items.length ? Number(items[items.length - 1].id.slice(1)) : 0;
+  }
+
+  // Puts one message in place; returns whether it was new on this page.
+  insert(message) {
+    const existing = document.getElementById(`m${message.id}`);
+    const item = fragment(message.html);
+    if (existing) {
+      existing.replaceWith(item);
+      return false;
+    }
+    if (!this.onLatest || message.id < this.newestId()) return false; // Not on this page.
+    this.list.hidden = false;
+    this.room.querySelector(".empty")?.remove();
+    this.list.append(item);
+    return true;
+  }
+
+  // One poll answer.
+  apply(data) {
+    const stick = nearBottom();
+    let added = 0;
+    const fromOthers = [];
+    for (const message of data.messages) {
+      if (this.insert(message)) {
+        added += 1;
+        if (message.author !== myName()) fromOthers.push(message);
+      }
+    }
+    if (added) {
+      if (stick) {
+        this.list.lastElementChild.scrollIntoView({ block: "end" });
+      } else {
+        this.below += added;
+        this.newBelow.textContent = `${this.below} new message${this.below === 1 ? "" : "s"} ↓`;
+        this.newBelow.hidden = false;
+      }
+    }
+    if (fromOthers.length && document.visibilityState === "hidden") {
+      this.unseen += fromOthers.length;
+      document.title = `(${this.unseen}) ${this.baseTitle}`;
+      notify(this.room, fromOthers);
+    }
+    if (data.presence) showPresence(data.presence);
+  }
+}
+
+function showPresence(presence) {
+  const box = document.getElementById("presence");
+  if (!box) return;
+  box.replaceChildren(...presence.map((p) => {
+    const item = document.createElement("li");
+    item.className = `presence-${p.state}`;
+    const dot = document.createElement("span");
+    dot.className = "dot";
+    const state = document.createElement("span");
+    state.className = "muted";
+    state.textContent = ` ${p.state}`;
+    item.append(dot, p.username, state);
+    return item;
+  }));
+}
