@@ -589,6 +589,17 @@ fn main() {
     runtime.block_on(run(args));
 }
 
+/// A Confab under test, served on a local port, with eight members logged in.
+struct Bench {
+    server: Arc<Server>,
+    sessions: Vec<Session>,
+    db: Db,
+    settings: confab::Settings,
+    /// Requests per scenario.
+    requests: usize,
+}
+
+/// Runs every scenario in turn and writes the report into docs/benchmarks.md.
 async fn run(args: Args) {
     let scale = args.scale;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -604,22 +615,55 @@ async fn run(args: Args) {
     } else {
         "SQLite"
     };
-    let seed_url = url.clone();
-    let scale_ref: &'static Scale = scale;
-    tokio::task::spawn_blocking(move || seed(&seed_url, scale_ref))
-        .await
-        .expect("seed");
-
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
     let url_text = match &url {
         DatabaseUrl::Postgres(u) => u.clone(),
         DatabaseUrl::Sqlite(p) => p.display().to_string(),
     };
+    let bench = serve(&url, &url_text, scale, &dir, args.requests).await;
+    let mut report = Report {
+        rows: Vec::new(),
+        notes: Vec::new(),
+        verdicts: Vec::new(),
+    };
+    let base = baseline_throughput(&bench, &mut report).await;
+    polls(&bench, &mut report, base).await;
+    posting(&bench, &mut report, base, scale).await;
+    let latest_big = room_pages(&bench, &mut report, base, scale).await;
+    searches(&bench, &mut report, base, &latest_big).await;
+    held_polls(&bench, &mut report, scale).await;
+    alert_planning(&bench.db, &bench.settings, scale, &mut report).await;
+    child_process(&url_text, &dir, scale, &mut report).await;
+
+    let table = format!(
+        "### {backend}, scale `{}` ({} users, {} rooms, {} messages, the big room {})\n\n\
+         | scenario | req/s | × baseline | p50 | p99 | queries/req |\n|---|---|---|---|---|---|\n{}\n\n{}\n\n{}\n",
+        scale.name, scale.users, scale.rooms, scale.messages, scale.big_room,
+        report.rows.join("\n"),
+        report.notes.join("\n"),
+        report.verdicts.join("\n"),
+    );
+    println!("\n{table}");
+    write_section(backend, &table);
+}
+
+/// Seeds the database, starts Confab on a free port and logs eight members in.
+async fn serve(
+    url: &DatabaseUrl,
+    url_text: &str,
+    scale: &'static Scale,
+    dir: &std::path::Path,
+    requests: usize,
+) -> Bench {
+    let seed_url = url.clone();
+    tokio::task::spawn_blocking(move || seed(&seed_url, scale))
+        .await
+        .expect("seed");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
     let figment = confab::Settings::default_figment()
-        .merge(("database_url", url_text.clone()))
+        .merge(("database_url", url_text))
         .merge(("data_dir", dir.join("data")))
         .merge(("uploads_dir", dir.join("uploads")))
         .merge(("port", port))
@@ -653,30 +697,49 @@ async fn run(args: Args) {
     for u in 0..8 {
         sessions.push(server.login(&format!("u{u}")).await);
     }
-    let mut report = Report {
-        rows: Vec::new(),
-        notes: Vec::new(),
-        verdicts: Vec::new(),
-    };
-    let n = args.requests;
+    Bench {
+        server,
+        sessions,
+        db,
+        settings,
+        requests,
+    }
+}
 
+/// `GET /healthz` from 64 clients: the yardstick every other figure is a ratio of.
+async fn baseline_throughput(bench: &Bench, report: &mut Report) -> f64 {
+    let Bench {
+        server, sessions, ..
+    } = bench;
+    let n = bench.requests;
     let baseline = drive(
-        &server,
-        &sessions,
+        server,
+        sessions,
         64,
         n,
         Arc::new(|_| "/healthz".to_string()),
     )
     .await;
-    let base = baseline.throughput();
-    report.row("baseline: GET /healthz (64 clients)", &baseline, base);
+    report.row(
+        "baseline: GET /healthz (64 clients)",
+        &baseline,
+        baseline.throughput(),
+    );
+    baseline.throughput()
+}
 
+/// Polls with nothing new (no query at all) and polls that return one new message.
+async fn polls(bench: &Bench, report: &mut Report, base: f64) {
+    let Bench {
+        server, sessions, ..
+    } = bench;
+    let n = bench.requests;
     // Empty polls: every client shows up in the room first, so that the cursor (room and presence)
     // stays put while they poll.
-    for s in &sessions {
-        token(&server, s, "r0").await;
+    for s in sessions {
+        token(server, s, "r0").await;
     }
-    let cursor = token(&server, &sessions[0], "r0").await;
+    let cursor = token(server, &sessions[0], "r0").await;
     let empty_poll = format!("/api/rooms/r0/events?after={cursor}");
     let is_empty = |status: StatusCode| status == StatusCode::NO_CONTENT;
     assert!(
@@ -690,7 +753,7 @@ async fn run(args: Args) {
     );
     let empty_path = Arc::new(empty_poll.clone());
     let empty = drive(
-        &server,
+        server,
         &sessions[..1],
         64,
         n,
@@ -721,10 +784,10 @@ async fn run(args: Args) {
 
     // A poll that returns one new message.
     let mut poll_queries = Vec::new();
-    let mut after = token(&server, &sessions[0], "r1").await;
+    let mut after = token(server, &sessions[0], "r1").await;
     for i in 0..50 {
         post(
-            &server,
+            server,
             &sessions[1],
             "r1",
             &format!("one new {i}"),
@@ -757,17 +820,27 @@ async fn run(args: Args) {
         &format!("poll with one new message ≤ 2 queries ({per_poll:.2})"),
         per_poll <= 2.0,
     );
+}
 
+/// Posting through the API (concurrently, some sent twice), in the big room, and by plain form.
+async fn posting(bench: &Bench, report: &mut Report, base: f64, scale: &Scale) {
+    let Bench {
+        server,
+        sessions,
+        db,
+        ..
+    } = bench;
+    let n = bench.requests;
     // Posting: 50 concurrent posters, after a round that warms every pooled connection (a
     // connection idle for a while is checked with `SELECT 1` before use).
     let posters = 50;
     let per_poster = (n / posters).max(4);
-    post_concurrently(&server, &sessions, "r1", posters, 1, "warm").await;
-    let before_count = count_messages(&db, "r1").await;
+    post_concurrently(server, sessions, "r1", posters, 1, "warm").await;
+    let before_count = count_messages(db, "r1").await;
     let before_queries = server.queries();
     let started = Instant::now();
     let mut latencies =
-        post_concurrently(&server, &sessions, "r1", posters, per_poster, "bench").await;
+        post_concurrently(server, sessions, "r1", posters, per_poster, "bench").await;
     latencies.sort();
     let sends = posters * per_poster + posters * per_poster.div_ceil(4);
     let posted = Measured {
@@ -782,7 +855,7 @@ async fn run(args: Args) {
         &posted,
         base,
     );
-    let stored = count_messages(&db, "r1").await - before_count;
+    let stored = count_messages(db, "r1").await - before_count;
     report.target(
         &format!(
             "posts: none lost or doubled ({stored} stored of {})",
@@ -794,7 +867,7 @@ async fn run(args: Args) {
     // more there.
     let before_queries = server.queries();
     let started = Instant::now();
-    let mut latencies = post_concurrently(&server, &sessions, "r0", posters, 4, "big").await;
+    let mut latencies = post_concurrently(server, sessions, "r0", posters, 4, "big").await;
     latencies.sort();
     let sends = posters * 4 + posters;
     let big_posted = Measured {
@@ -852,20 +925,28 @@ async fn run(args: Args) {
         ),
         posted.queries <= 4.0 && big_posted.queries <= 4.0 && form_posted.queries <= 4.0,
     );
+}
 
+/// The latest page of a big and a small room, an older page and a permalink; returns the big
+/// room's latest page, which search is measured against.
+async fn room_pages(bench: &Bench, report: &mut Report, base: f64, scale: &Scale) -> Measured {
+    let Bench {
+        server, sessions, ..
+    } = bench;
+    let n = bench.requests;
     // Room pages.
     let pages = n / 4;
     let latest_big = drive(
-        &server,
-        &sessions,
+        server,
+        sessions,
         16,
         pages,
         Arc::new(|_| "/rooms/r0".to_string()),
     )
     .await;
     let latest_small = drive(
-        &server,
-        &sessions,
+        server,
+        sessions,
         16,
         pages,
         Arc::new(|_| "/rooms/r1".to_string()),
@@ -888,16 +969,16 @@ async fn run(args: Args) {
     );
     let middle = scale.big_room / 2;
     let older = drive(
-        &server,
-        &sessions,
+        server,
+        sessions,
         16,
         pages,
         Arc::new(move |i| format!("/rooms/r0?before={}", middle + (i as i64 % 1000))),
     )
     .await;
     let permalink = drive(
-        &server,
-        &sessions,
+        server,
+        sessions,
         16,
         pages,
         Arc::new(move |i| format!("/rooms/r0?around={}", middle + (i as i64 % 1000))),
@@ -913,10 +994,18 @@ async fn run(args: Args) {
         &format!("older page ≤ 1.3 × latest ({r1:.2}×), permalink ≤ 1.3 × latest ({r2:.2}×)"),
         r1 <= 1.3 && r2 <= 1.3,
     );
+    latest_big
+}
 
+/// Searches for a rare word and for one in every message.
+async fn searches(bench: &Bench, report: &mut Report, base: f64, latest_big: &Measured) {
+    let Bench {
+        server, sessions, ..
+    } = bench;
+    let n = bench.requests;
     let search = drive(
-        &server,
-        &sessions,
+        server,
+        sessions,
         8,
         (n / 20).max(20),
         Arc::new(|_| "/search?q=zyzzyva".to_string()),
@@ -924,8 +1013,8 @@ async fn run(args: Args) {
     .await;
     report.row("search for a rare word", &search, base);
     let common = drive(
-        &server,
-        &sessions,
+        server,
+        sessions,
         4,
         40,
         Arc::new(|_| "/search?q=topic".to_string()),
@@ -937,12 +1026,18 @@ async fn run(args: Args) {
         &format!("rare-word search ≤ 10 × the latest page ({ratio:.2}×)"),
         ratio <= 10.0,
     );
+}
 
+/// 1,000 polls held across up to 100 rooms, then a post in one: how soon its waiters are answered.
+async fn held_polls(bench: &Bench, report: &mut Report, scale: &Scale) {
+    let Bench {
+        server, sessions, ..
+    } = bench;
     // Held polls: 1,000 waiting across 100 rooms (or as many rooms as there are), then a post.
     let rooms = scale.rooms.min(100) as usize;
     let mut room_tokens = Vec::new();
     for r in 0..rooms {
-        room_tokens.push(token(&server, &sessions[0], &format!("r{r}")).await);
+        room_tokens.push(token(server, &sessions[0], &format!("r{r}")).await);
     }
     let waiting = 1000;
     let target_room = 5 % rooms;
@@ -968,7 +1063,7 @@ async fn run(args: Args) {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let posted_at = Instant::now();
     post(
-        &server,
+        server,
         &sessions[1],
         &format!("r{target_room}"),
         "wake up",
@@ -1011,20 +1106,6 @@ async fn run(args: Args) {
     for task in held {
         task.abort();
     }
-
-    alert_planning(&db, &settings, scale, &mut report).await;
-    child_process(&url_text, &dir, scale, &mut report).await;
-
-    let table = format!(
-        "### {backend}, scale `{}` ({} users, {} rooms, {} messages, the big room {})\n\n\
-         | scenario | req/s | × baseline | p50 | p99 | queries/req |\n|---|---|---|---|---|---|\n{}\n\n{}\n\n{}\n",
-        scale.name, scale.users, scale.rooms, scale.messages, scale.big_room,
-        report.rows.join("\n"),
-        report.notes.join("\n"),
-        report.verdicts.join("\n"),
-    );
-    println!("\n{table}");
-    write_section(backend, &table);
 }
 
 /// The alert planner with a tenth of the users and with all of them, a fifth of them away with 20
