@@ -45,7 +45,11 @@ struct Line {
     iso: String,
     edited: bool,
     deleted: bool,
+    /// The words without the Markdown (JSON `text`).
     text: String,
+    /// The message as written, Markdown and all: link targets, lists, quotes (the text export,
+    /// JSON `body`, what an import needs).
+    body: String,
     file: Option<(String, String)>,
 }
 
@@ -92,6 +96,7 @@ fn export(
                     edited: m.edited_at.is_some(),
                     deleted: m.deleted_at.is_some(),
                     text: format::message_text(&m.body),
+                    body: m.body.clone(),
                     file,
                 };
                 yield render(&line, first);
@@ -107,7 +112,7 @@ fn text_line(line: &Line, _first: bool) -> String {
     if line.deleted {
         out.push_str("(message deleted)");
     } else {
-        out.push_str(&line.text.replace('\n', "\n    "));
+        out.push_str(&line.body.replace('\n', "\n    "));
         if line.edited {
             out.push_str(" (edited)");
         }
@@ -127,6 +132,7 @@ fn json_line(line: &Line, first: bool) -> String {
         "edited": line.edited,
         "deleted": line.deleted,
         "text": if line.deleted { "" } else { line.text.as_str() },
+        "body": if line.deleted { "" } else { line.body.as_str() },
         "file": line.file.as_ref().map(|(name, url)| serde_json::json!({ "name": name, "url": url })),
     });
     format!("{}\n  {value}", if first { "" } else { "," })

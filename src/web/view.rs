@@ -57,13 +57,13 @@ pub fn encode_uri_component(text: &str) -> String {
     out
 }
 
-/// A byte count for people: `512 B`, `1.5 MB`.
+/// A byte count for people, in the binary units the README and settings use: `512 B`, `1.5 MiB`.
 pub fn size(bytes: i64) -> String {
-    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes as f64;
     let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
         unit += 1;
     }
     if unit == 0 {

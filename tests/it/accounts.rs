@@ -37,6 +37,14 @@ async fn login_and_logout(backend: Backend) {
         wrong.body.contains(r#"value="ann""#),
         "the typed username is kept"
     );
+    // The person retypes the password, so that field has the focus (the name field had it at first).
+    let focused = |body: &str, field: &str| {
+        body.split("<input").any(|input| {
+            input.contains(&format!(r#"name="{field}""#)) && input.contains("autofocus")
+        })
+    };
+    assert!(focused(&login.body, "username") && !focused(&login.body, "password"));
+    assert!(focused(&wrong.body, "password") && !focused(&wrong.body, "username"));
     let unknown = browser
         .post("/login", &[("username", "nobody"), ("password", PASSWORD)])
         .await;
@@ -69,7 +77,9 @@ async fn login_and_logout(backend: Backend) {
     assert!(!cookie.contains("ann"), "the cookie is encrypted: {cookie}");
 
     let home = browser.get("/").await.expect(Status::Ok);
-    assert!(home.body.contains("Log out ann"));
+    assert!(home
+        .body
+        .contains(r#"Log out<span class="who"> ann</span>"#));
 
     browser.post("/logout", &[]).await.expect(Status::SeeOther);
     let after = browser.get("/").await.expect(Status::SeeOther);
@@ -193,7 +203,11 @@ async fn forged_forms_are_refused(backend: Backend) {
         !page.body.contains("forged"),
         "no forged message was stored"
     );
-    assert!(page.body.contains("Log out ann"), "still logged in");
+    assert!(
+        page.body
+            .contains(r#"Log out<span class="who"> ann</span>"#),
+        "still logged in"
+    );
 }
 
 async fn failed_logins_are_throttled(backend: Backend) {

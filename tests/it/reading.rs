@@ -465,6 +465,9 @@ async fn export_is_complete_and_in_order(backend: Backend) {
         messages::NotPosted::into_stored(posted).map(|_| ())
     })
     .await;
+    let structured =
+        "See [the handbook](https://example.org/h):\n\n- one\n- two\n\n> quoted *softly*";
+    app.messages(general, ann, vec![structured.into()]).await;
 
     let mut browser = app.login("ann").await;
     let text = browser
@@ -476,13 +479,13 @@ async fn export_is_complete_and_in_order(backend: Backend) {
         Some("attachment; filename=\"general.txt\"")
     );
     let lines: Vec<&str> = text.body.lines().filter(|l| l.starts_with('[')).collect();
-    assert_eq!(lines.len(), 18);
+    assert_eq!(lines.len(), 19);
     let expected: Vec<String> = (1..=17)
         .map(|i| {
             if i == 4 {
                 "(message deleted)".to_string()
             } else {
-                format!("line {i}")
+                format!("line **{i}**")
             }
         })
         .collect();
@@ -492,6 +495,14 @@ async fn export_is_complete_and_in_order(backend: Backend) {
     assert!(text
         .body
         .contains("file: notes.pdf <http://127.0.0.1:8000/files/"));
+    // The text export keeps what was written: link targets, list and quote markers, emphasis.
+    assert!(
+        text.body.contains(
+            "ann: See [the handbook](https://example.org/h):\n    \n    - one\n    - two\n    \n    > quoted *softly*\n"
+        ),
+        "{}",
+        text.body
+    );
 
     let json = browser
         .get("/rooms/general/export.json")
@@ -500,10 +511,12 @@ async fn export_is_complete_and_in_order(backend: Backend) {
     let value: serde_json::Value =
         serde_json::from_str(&json.body).unwrap_or_else(|e| panic!("{e}: {}", json.body));
     let exported = value["messages"].as_array().expect("messages");
-    assert_eq!(exported.len(), 18);
+    assert_eq!(exported.len(), 19);
     let exported_ids: Vec<i64> = exported.iter().filter_map(|m| m["id"].as_i64()).collect();
     assert!(exported_ids.windows(2).all(|w| w[0] < w[1]), "in order");
     assert_eq!(exported[0]["text"], "line 1");
+    assert_eq!(exported[0]["body"], "line **1**");
+    assert_eq!(exported[18]["body"], structured);
     assert_eq!(exported[3]["deleted"], true);
     assert_eq!(exported[17]["file"]["name"], "notes.pdf");
 

@@ -85,7 +85,7 @@ async fn upload_and_download_round_trip(backend: Backend) {
     assert!(
         room.body.contains("the numbers")
             && room.body.contains(">data.bin</a>")
-            && room.body.contains("100.0 KB")
+            && room.body.contains("97.7 KiB")
     );
     let link = download_link(&room.body);
     assert!(
@@ -549,10 +549,12 @@ async fn the_sweep_removes_left_overs(backend: Backend) {
             .set_modified(old)
             .expect("mtime");
     }
-    let client =
-        rocket::local::asynchronous::Client::untracked(confab::app(database.settings(&[])))
-            .await
-            .expect("app");
+    // The background jobs run, as in production (the tests' default turns them off).
+    let mut settings = database.settings(&[]);
+    settings.jobs_enabled = true;
+    let client = rocket::local::asynchronous::Client::untracked(confab::app(settings))
+        .await
+        .expect("app");
     let mut swept = false;
     for _ in 0..200 {
         if !stale.exists() && !odd.exists() {

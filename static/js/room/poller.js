@@ -77,10 +77,11 @@ export class Poller {
 
   tick() {
     const left = Math.max(0, Math.ceil((this.nextAt - Date.now()) / 1000));
+    // While offline the state label says "reconnecting…"; the button only says when it retries.
     if (this.controller) {
-      this.button.textContent = this.failures ? "reconnecting…" : "live";
+      this.button.textContent = this.failures ? "trying…" : "live";
     } else {
-      this.button.textContent = this.failures ? `reconnecting in ${left}s…` : `next check in ${left}s`;
+      this.button.textContent = this.failures ? `retry in ${left}s` : `next check in ${left}s`;
     }
   }
 
