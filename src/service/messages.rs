@@ -2,6 +2,7 @@
 //! change has committed.
 
 use super::Services;
+use crate::chat::attachments::{self, Attachment};
 use crate::chat::messages::{self, NotPosted, Posted};
 use crate::chat::rooms::{self, Room};
 use crate::chat::users::User;
@@ -53,6 +54,30 @@ pub async fn editable(svc: &Services, slug: String, id: i64, uid: i64) -> Result
         return Err(Error::Forbidden);
     }
     Ok((room, message))
+}
+
+/// A message `actor` may delete: their own (or anyone's, for an admin), not deleted yet; with its file.
+pub async fn deletable(
+    svc: &Services,
+    slug: String,
+    id: i64,
+    actor: &User,
+) -> Result<(Room, Posted, Option<Attachment>)> {
+    let (uid, is_admin) = (actor.id, actor.is_admin);
+    let (room, message, files) = svc
+        .db
+        .run(move |conn| {
+            let (room, _) = rooms::for_member(conn, &slug, uid)?;
+            let message = messages::get(conn, room.id, id)?;
+            let files = attachments::for_messages(conn, &[id])?;
+            Ok::<_, Error>((room, message, files))
+        })
+        .await?;
+    let own = message.message.author_id == uid;
+    if !(own || is_admin) || message.message.deleted_at.is_some() {
+        return Err(Error::Forbidden);
+    }
+    Ok((room, message, files.into_iter().next()))
 }
 
 /// Replaces the text of `editor`'s own message `id` in room `slug`.

@@ -11,7 +11,7 @@ use rocket_dyn_templates::context;
 use serde::{Deserialize, Serialize};
 
 use super::error::{AppError, Error, Result};
-use super::session::{CsrfHeader, CsrfToken, CurrentUser};
+use super::session::{CsrfHeader, CurrentUser};
 use super::template::Pages;
 use super::{pages, view, App};
 use crate::chat::messages::Posted;
@@ -83,7 +83,6 @@ async fn render(
     files: Vec<attachments::Attachment>,
     reader: &CurrentUser,
     slug: &str,
-    csrf: &CsrfToken,
 ) -> Result<Vec<MessageJson>> {
     let (changed, views) = view::messages(changed, files, reader, None, None).await?;
     changed
@@ -91,9 +90,8 @@ async fn render(
         .zip(views)
         .map(|(posted, m)| {
             let room = context! { slug };
-            let layout = context! { csrf: &csrf.0 };
             let html = templates
-                .render("message", context! { m: &m, room, layout })
+                .render("message", context! { m: &m, room })
                 .map_err(|e| AppError::internal("rendering a message", e))?;
             Ok(MessageJson {
                 id: posted.message.id,
@@ -117,7 +115,6 @@ async fn events(
     state: Option<&str>,
     latest: Option<bool>,
     user: CurrentUser,
-    cookies: &rocket::http::CookieJar<'_>,
     app: App<'_>,
     templates: &State<Pages>,
 ) -> Result<EventsReply> {
@@ -168,15 +165,7 @@ async fn events(
         },
         _ => token,
     };
-    let messages = render(
-        templates,
-        changed,
-        files,
-        &user,
-        slug,
-        &CsrfToken::existing(cookies),
-    )
-    .await?;
+    let messages = render(templates, changed, files, &user, slug).await?;
     Ok(EventsReply::Changed(Json(Events {
         cursor: cursor.to_string(),
         messages,
@@ -199,7 +188,6 @@ async fn post_message(
     message: Json<NewMessage>,
     _csrf_header: CsrfHeader,
     user: CurrentUser,
-    csrf: CsrfToken,
     app: App<'_>,
     templates: &State<Pages>,
 ) -> Result<(Status, Json<MessageJson>)> {
@@ -212,7 +200,7 @@ async fn post_message(
         pages::client_id(message.client_id),
     )
     .await?;
-    let mut rendered = render(templates, vec![posted], Vec::new(), &user, slug, &csrf).await?;
+    let mut rendered = render(templates, vec![posted], Vec::new(), &user, slug).await?;
     let json = rendered
         .pop()
         .ok_or_else(|| AppError::internal("answering a post", "nothing was rendered"))?;

@@ -26,6 +26,7 @@ pub fn routes() -> Vec<Route> {
         post_message,
         edit_page,
         edit_message,
+        delete_page,
         delete_message,
         join,
         leave
@@ -299,6 +300,34 @@ async fn edit_message(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Asks before deleting (the no-JavaScript path; the live page asks in a dialog).
+#[get("/rooms/<slug>/messages/<id>/delete")]
+async fn delete_page(
+    slug: String,
+    id: i64,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    app: App<'_>,
+) -> Result<Template> {
+    let (room, message, file) = messages::deletable(app.svc, slug, id, &user.user).await?;
+    let text: String = crate::format::message_text(&message.message.body)
+        .chars()
+        .take(500)
+        .collect();
+    Ok(Template::render(
+        "delete",
+        context! {
+            layout: Layout::new(&user, &csrf, None),
+            room,
+            id,
+            author: message.author,
+            posted: view::when(message.message.created_at, user.user.tz()),
+            text,
+            file: file.map(|f| f.file_name),
+        },
+    ))
 }
 
 #[post("/rooms/<slug>/messages/<id>/delete", data = "<_form>")]

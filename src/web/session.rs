@@ -114,19 +114,6 @@ pub fn end(cookies: &CookieJar<'_>) {
 #[derive(Debug, Clone)]
 pub struct CsrfToken(pub String);
 
-impl CsrfToken {
-    /// The browser's form token, read only when a response needs it (the live poll renders forms
-    /// only when something changed, so an empty poll decrypts no second cookie).
-    pub fn existing(cookies: &CookieJar<'_>) -> CsrfToken {
-        CsrfToken(
-            cookies
-                .get_private(CSRF_COOKIE)
-                .map(|c| c.value().to_string())
-                .unwrap_or_default(),
-        )
-    }
-}
-
 #[rocket::async_trait]
 impl<'r> FromRequest<'r> for CsrfToken {
     type Error = Error;

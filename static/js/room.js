@@ -6,7 +6,9 @@
 // - room/compose.js  posting through fetch
 // - room/upload.js   uploads with a progress bar
 // - room/history.js  older pages loaded on scrolling up
+// - room/actions.js  message actions: delete asks in a dialog
 
+import { enhanceActions } from "./room/actions.js";
 import { enhanceCompose } from "./room/compose.js";
 import { loadOlderOnScroll } from "./room/history.js";
 import { Messages } from "./room/messages.js";
@@ -44,5 +46,6 @@ function start(room) {
   const upload = room.querySelector("form.upload");
   if (upload) enhanceUpload(upload, context);
   loadOlderOnScroll(room, messages.list);
+  enhanceActions(messages.list, context);
   poller.start();
 }

@@ -696,3 +696,102 @@ async fn pages_fit_a_phone() {
     assert_eq!(looks[1].as_str(), Some("light dark"));
     phone.close().await.ok();
 }
+
+/// Deleting asks first: a dialog with JavaScript, a page of its own without; either way the
+/// message becomes "message deleted" for everyone.
+#[rocket::async_test]
+async fn deleting_asks_first_with_and_without_javascript() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let mut server = Server::new(LIVE);
+    server.start().await;
+    let ann = in_room(&driver, &server, "ann").await;
+    type_and_send(&ann, "delete me live").await;
+    wait_until(&ann, "the message", &shown_once("delete me live")).await;
+    ann.execute(
+        "[...document.querySelectorAll('li.message')].find(li => li.textContent.includes('delete me live')).querySelector('a[data-delete]').click()",
+        vec![],
+    )
+    .await
+    .expect("click delete");
+    wait_until(
+        &ann,
+        "the dialog",
+        "return document.querySelector('dialog.confirm')?.open === true",
+    )
+    .await;
+    ann.find(Locator::Css("dialog.confirm button[value=delete]"))
+        .await
+        .expect("the dialog's button")
+        .click()
+        .await
+        .expect("confirm");
+    wait_until(
+        &ann,
+        "the message deleted in place",
+        &format!(
+            "return {} === 0 && document.body.textContent.includes('message deleted')",
+            count_of("delete me live")
+        ),
+    )
+    .await;
+    ann.close().await.ok();
+
+    let plain = driver.session(false).await;
+    login(&plain, &server, "bob").await;
+    plain
+        .goto(&server.url("/rooms/general"))
+        .await
+        .expect("room");
+    plain
+        .find(Locator::Css("form.compose textarea"))
+        .await
+        .expect("box")
+        .send_keys("delete me plainly")
+        .await
+        .expect("type");
+    plain
+        .find(Locator::Css("form.compose button[type=submit]"))
+        .await
+        .expect("send")
+        .click()
+        .await
+        .expect("click");
+    wait_until(
+        &plain,
+        "the posted message",
+        &shown_once("delete me plainly"),
+    )
+    .await;
+    plain
+        .find(Locator::Css("li.message:last-of-type a[data-delete]"))
+        .await
+        .expect("the delete link")
+        .click()
+        .await
+        .expect("click");
+    wait_until(
+        &plain,
+        "the confirmation page",
+        "return document.querySelector('h1')?.textContent === 'Delete this message?'",
+    )
+    .await;
+    plain
+        .find(Locator::Css("main form button[type=submit]"))
+        .await
+        .expect("the button")
+        .click()
+        .await
+        .expect("confirm");
+    wait_until(
+        &plain,
+        "the room with the message deleted",
+        &format!(
+            "return location.pathname === '/rooms/general' && {} === 0",
+            count_of("delete me plainly")
+        ),
+    )
+    .await;
+    plain.close().await.ok();
+}

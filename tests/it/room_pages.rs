@@ -351,14 +351,36 @@ async fn editing_and_deleting(backend: Backend) {
         .post(&format!("/rooms/general/messages/{first}/delete"), &[])
         .await
         .expect(Status::Forbidden);
+    bob_browser
+        .get(&format!("/rooms/general/messages/{first}/delete"))
+        .await
+        .expect(Status::Forbidden);
 
+    // Deleting asks first: the link leads to a page that shows the message and the button.
     ann_browser.get("/rooms/general").await;
+    let asked = ann_browser
+        .get(&format!("/rooms/general/messages/{second}/delete"))
+        .await
+        .expect(Status::Ok);
+    assert!(
+        asked.body.contains("Delete this message?")
+            && asked.body.contains("to be removed")
+            && asked.body.contains(&format!(
+                r#"action="/rooms/general/messages/{second}/delete""#
+            )),
+        "{}",
+        asked.body
+    );
     ann_browser
         .post(&format!("/rooms/general/messages/{second}/delete"), &[])
         .await
         .expect(Status::SeeOther);
     let page = bob_browser.get("/rooms/general").await.expect(Status::Ok);
     assert!(page.body.contains("message deleted") && !page.body.contains("to be removed"));
+    ann_browser
+        .get(&format!("/rooms/general/messages/{second}/delete"))
+        .await
+        .expect(Status::Forbidden);
     assert_eq!(
         message_ids(&page.body),
         vec![first, second],
