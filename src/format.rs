@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
-use chrono::{NaiveDateTime, TimeZone, Utc};
+use chrono::{Datelike, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
@@ -338,23 +338,55 @@ pub struct When {
     pub full: String,
     /// RFC 3339 in UTC, for `<time datetime>`.
     pub iso: String,
+    /// Relative to now, for lists: `today 09:01`, `yesterday 17:30`, `Mon 30 Nov`, `30 Nov 2025`.
+    pub relative: String,
 }
 
 /// Formats a stored UTC time in a reader's zone.
 pub fn when(at: NaiveDateTime, tz: Tz) -> When {
+    when_seen_at(at, tz, Utc::now().naive_utc())
+}
+
+/// [`when`], as seen at `now` (UTC).
+pub fn when_seen_at(at: NaiveDateTime, tz: Tz, now: NaiveDateTime) -> When {
     let utc = Utc.from_utc_datetime(&at);
     let local = utc.with_timezone(&tz);
+    let today = Utc.from_utc_datetime(&now).with_timezone(&tz).date_naive();
+    let day = local.date_naive();
+    let relative = if day == today {
+        local.format("today %H:%M").to_string()
+    } else if today.pred_opt() == Some(day) {
+        local.format("yesterday %H:%M").to_string()
+    } else if day.year() == today.year() {
+        local.format("%a %-d %b").to_string()
+    } else {
+        local.format("%-d %b %Y").to_string()
+    };
     When {
         time: local.format("%H:%M").to_string(),
         day: local.format("%A %-d %B %Y").to_string(),
         full: local.format("%Y-%m-%d %H:%M %Z").to_string(),
         iso: utc.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        relative,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_in_lists_read_relative_to_the_readers_day() {
+        let tz: Tz = "Europe/Berlin".parse().expect("zone");
+        let at = |s: &str| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").expect("time");
+        // 23:30 UTC on the 1st is already the 2nd in Berlin.
+        let now = at("2026-12-01 23:30");
+        let seen = |t: &str| when_seen_at(at(t), tz, now).relative;
+        assert_eq!(seen("2026-12-01 23:10"), "today 00:10");
+        assert_eq!(seen("2026-12-01 08:01"), "yesterday 09:01");
+        assert_eq!(seen("2026-11-30 08:01"), "Mon 30 Nov");
+        assert_eq!(seen("2025-11-30 08:01"), "30 Nov 2025");
+    }
 
     #[test]
     fn nesting_is_bounded() {

@@ -180,7 +180,11 @@ async fn room_list_shows_unread_counts(backend: Backend) {
         home.body
     );
     assert!(home.body.contains(r#"href="/rooms/general#new""#));
-    assert!(home.body.contains("last message"));
+    assert!(
+        home.body.contains("last message <time") && home.body.contains(">today "),
+        "relative dates on the home page: {}",
+        home.body
+    );
 
     let page = browser.get("/rooms/general").await.expect(Status::Ok);
     assert!(page.body.contains("New since your last visit"));
