@@ -196,6 +196,24 @@ async fn wait_until(browser: &Client, what: &str, script: &str) {
     );
 }
 
+/// Types `text` into the composer and presses Send: the plain form, as without JavaScript.
+async fn send_plainly(browser: &Client, text: &str) {
+    browser
+        .find(Locator::Css("form.compose textarea"))
+        .await
+        .expect("box")
+        .send_keys(text)
+        .await
+        .expect("type");
+    browser
+        .find(Locator::Css("form.compose button[type=submit]"))
+        .await
+        .expect("send")
+        .click()
+        .await
+        .expect("click");
+}
+
 /// A script expression: how many messages on the page have exactly this text.
 fn count_of(text: &str) -> String {
     format!("[...document.querySelectorAll('li.message .body')].filter(e => e.textContent.trim() === {text:?}).length")
@@ -300,20 +318,7 @@ async fn without_javascript_the_page_still_posts_and_pages_back() {
             .goto(&server.url("/rooms/general"))
             .await
             .expect("room");
-        plain
-            .find(Locator::Css("form.compose textarea"))
-            .await
-            .expect("box")
-            .send_keys(&format!("plain {i}"))
-            .await
-            .expect("type");
-        plain
-            .find(Locator::Css("form.compose button[type=submit]"))
-            .await
-            .expect("send")
-            .click()
-            .await
-            .expect("click");
+        send_plainly(&plain, &format!("plain {i}")).await;
         wait_until(
             &plain,
             "the posted message",
@@ -744,20 +749,7 @@ async fn deleting_asks_first_with_and_without_javascript() {
         .goto(&server.url("/rooms/general"))
         .await
         .expect("room");
-    plain
-        .find(Locator::Css("form.compose textarea"))
-        .await
-        .expect("box")
-        .send_keys("delete me plainly")
-        .await
-        .expect("type");
-    plain
-        .find(Locator::Css("form.compose button[type=submit]"))
-        .await
-        .expect("send")
-        .click()
-        .await
-        .expect("click");
+    send_plainly(&plain, "delete me plainly").await;
     wait_until(
         &plain,
         "the posted message",
