@@ -109,6 +109,52 @@ impl From<&Attachment> for AttachmentView {
 
 pub use crate::format::{when, When};
 
+/// Consecutive messages by one author this close together are shown as one group.
+pub const GROUP_MINUTES: i64 = 5;
+
+/// Colours the generated avatars come in (classes `avatar-0` … in the stylesheet).
+const AVATAR_COLOURS: u64 = 12;
+
+/// A generated avatar: initials on a colour derived from the username.
+#[derive(Debug, Clone, Serialize)]
+pub struct Avatar {
+    /// One or two letters.
+    pub initials: String,
+    /// Which colour, `0..AVATAR_COLOURS`.
+    pub colour: u64,
+}
+
+impl Avatar {
+    /// The avatar of `username`: the same name always gets the same one.
+    pub fn of(username: &str) -> Avatar {
+        let initials: String = username
+            .split(|c: char| !c.is_alphanumeric())
+            .filter_map(|part| part.chars().next())
+            .take(2)
+            .flat_map(char::to_uppercase)
+            .collect();
+        let initials = if initials.is_empty() {
+            "?".to_string()
+        } else if initials.chars().count() == 1 {
+            username
+                .chars()
+                .take(2)
+                .flat_map(char::to_uppercase)
+                .collect()
+        } else {
+            initials
+        };
+        // FNV-1a: stable across builds and platforms, unlike the std hasher.
+        let hash = username.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+        });
+        Avatar {
+            initials,
+            colour: hash % AVATAR_COLOURS,
+        }
+    }
+}
+
 /// One message as the room page shows it.
 #[derive(Debug, Serialize)]
 pub struct MessageView {
@@ -116,6 +162,11 @@ pub struct MessageView {
     pub id: i64,
     /// Author's username.
     pub author: String,
+    /// The author's generated avatar.
+    pub avatar: Avatar,
+    /// It follows a message by the same author within [`GROUP_MINUTES`]: the name and avatar
+    /// are shown once for the group.
+    pub continued: bool,
     /// Safe HTML of the body (empty when deleted).
     pub html: String,
     /// Raw text, for the edit form.
@@ -168,6 +219,7 @@ fn message_views(
 ) -> Vec<MessageView> {
     let tz = reader.tz();
     let mut previous_day: Option<String> = None;
+    let mut previous: Option<(i64, chrono::NaiveDateTime)> = None;
     let mut divider_placed = false;
     page.iter()
         .map(|p| {
@@ -179,11 +231,20 @@ fn message_views(
             let first_unread = !divider_placed
                 && last_read_id.is_some_and(|last| m.id > last && m.author_id != reader.id);
             divider_placed |= first_unread;
+            let continued = day_heading.is_none()
+                && !first_unread
+                && previous.is_some_and(|(author, at)| {
+                    author == m.author_id
+                        && m.created_at - at <= chrono::Duration::minutes(GROUP_MINUTES)
+                });
+            previous = Some((m.author_id, m.created_at));
             let deleted = m.deleted_at.is_some();
             let mine = m.author_id == reader.id;
             MessageView {
                 id: m.id,
                 author: p.author.clone(),
+                avatar: Avatar::of(&p.author),
+                continued,
                 html: crate::format::message_html(&m.body),
                 body: m.body.clone(),
                 posted,

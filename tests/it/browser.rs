@@ -787,3 +787,41 @@ async fn deleting_asks_first_with_and_without_javascript() {
     .await;
     plain.close().await.ok();
 }
+
+/// Messages that arrive live are placed as the server places a page: under a day heading, and in
+/// their author's group; the first message of an empty room brings the "beginning" line.
+#[rocket::async_test]
+async fn live_messages_are_grouped_under_a_day_heading() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let mut server = Server::new(LIVE);
+    server.start().await;
+    let ann = in_room(&driver, &server, "ann").await;
+    let bob = in_room(&driver, &server, "bob").await;
+    type_and_send(&bob, "first of two").await;
+    type_and_send(&bob, "second of two").await;
+    wait_until(&ann, "both messages", &shown_once("second of two")).await;
+    let shape = ann
+        .execute(
+            "const items = [...document.querySelectorAll('ol.messages > li')]; \
+             return [items.map(li => li.className).join('|'), \
+                     document.querySelector('nav.pager').textContent.trim()]",
+            vec![],
+        )
+        .await
+        .expect("shape");
+    assert_eq!(
+        shape[0].as_str(),
+        Some("day|message|message continued"),
+        "a day heading, then one group"
+    );
+    assert!(
+        shape[1]
+            .as_str()
+            .is_some_and(|t| t.contains("beginning of General")),
+        "{shape:?}"
+    );
+    ann.close().await.ok();
+    bob.close().await.ok();
+}

@@ -119,7 +119,7 @@ async fn events_answer_what_changed(backend: Backend) {
     let html = messages[0]["html"].as_str().expect("html");
     assert!(
         html.trim_start()
-            .starts_with(&format!(r#"<li class="message" id="m{}">"#, ids[0])),
+            .starts_with(&format!(r#"<li class="message" id="m{}""#, ids[0])),
         "{html}"
     );
     assert!(

@@ -2,6 +2,8 @@
 
 use rocket::http::Status;
 
+use confab::chat::{self, messages};
+
 use crate::both_backends;
 use crate::common::{message_ids, Backend, TestApp};
 
@@ -12,8 +14,57 @@ both_backends!(
     paging_back_to_the_first_message,
     permalinks_open_the_page_around_a_message,
     editing_and_deleting,
-    every_change_moves_the_room_cursor
+    every_change_moves_the_room_cursor,
+    messages_are_grouped_by_author
 );
+
+/// Consecutive messages by one author within a few minutes are one group: the name and avatar
+/// once. Another author, or a gap, starts a new group.
+async fn messages_are_grouped_by_author(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let ann = app.user("ann", false).await;
+    let bob = app.user("bob", false).await;
+    let room = app.room("general", false, &[ann, bob]).await;
+    app.messages(room, ann, vec!["one".into(), "two".into()])
+        .await;
+    app.messages(room, bob, vec!["three".into()]).await;
+    app.messages(room, ann, vec!["four".into()]).await;
+    // A fifth by ann, but ten minutes later.
+    let later = chat::now() + chrono::Duration::minutes(10);
+    app.write(move |c| {
+        messages::post(c, "general", ann, "five", None, later)
+            .map(|_| ())
+            .map_err(|e| match e {
+                messages::NotPosted::Failed(e) => e,
+                messages::NotPosted::Duplicate(_) => confab::error::Error::NotFound,
+            })
+    })
+    .await;
+    let mut browser = app.login("bob").await;
+    let page = browser.get("/rooms/general").await.expect(Status::Ok);
+    let item = |text: &str| {
+        page.body
+            .split("<li class=\"message")
+            .find(|li| li.contains(&format!("<p>{text}</p>")))
+            .unwrap_or_else(|| panic!("{text} on the page"))
+            .to_string()
+    };
+    let grouped = |text: &str| item(text).starts_with(" continued");
+    assert!(
+        !grouped("one") && grouped("two"),
+        "ann's second joins her first"
+    );
+    assert!(!grouped("three"), "another author starts a group");
+    assert!(!grouped("four"), "so does ann again after bob");
+    assert!(!grouped("five"), "and a gap of ten minutes");
+    assert!(
+        item("one").contains(r#"<span class="avatar avatar-"#)
+            && item("one").contains(">AN</span>"),
+        "a generated avatar with initials"
+    );
+}
 
 async fn posting_without_javascript(backend: Backend) {
     let Some(app) = TestApp::start(backend).await else {
@@ -262,10 +313,14 @@ async fn permalinks_open_the_page_around_a_message(backend: Backend) {
     let shown = message_ids(&page.body);
     assert!(shown.contains(&target));
     assert_eq!(shown, ids[8..14].to_vec());
+    let target_item = page
+        .body
+        .split("<li ")
+        .find(|li| li.contains(&format!(r#"id="m{target}""#)))
+        .expect("the target on the page");
     assert!(
-        page.body
-            .contains(&format!(r#"<li class="message marked" id="m{target}">"#)),
-        "the target is marked"
+        target_item.starts_with(r#"class="message marked"#),
+        "the target is marked: {target_item}"
     );
     assert!(
         page.body.contains(&format!(

@@ -5,6 +5,9 @@
 import { fragment } from "./dom.js";
 import { notify } from "./notify.js";
 
+// As the server's `view::GROUP_MINUTES`: consecutive messages by one author this close are one group.
+const GROUP_MINUTES = 5;
+
 function nearBottom() {
   return window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 200;
 }
@@ -56,14 +59,42 @@ export class Messages {
     const existing = document.getElementById(`m${message.id}`);
     const item = fragment(message.html);
     if (existing) {
+      // The server renders one message alone: it keeps its place in its group.
+      item.classList.toggle("continued", existing.classList.contains("continued"));
       existing.replaceWith(item);
       return false;
     }
     if (!this.onLatest || message.id < this.newestId()) return false; // Not on this page.
-    this.list.hidden = false;
-    this.room.querySelector(".empty")?.remove();
-    this.list.append(item);
+    if (this.list.hidden) {
+      this.list.hidden = false;
+      this.room.querySelector(".empty")?.remove();
+      const pager = this.room.querySelector("nav.pager");
+      if (pager && !pager.textContent.trim()) {
+        pager.append(Object.assign(document.createElement("span"), {
+          className: "muted",
+          textContent: `This is the beginning of ${this.room.dataset.name}.`,
+        }));
+      }
+    }
+    this.placeAfterLast(item);
     return true;
+  }
+
+  // Appends a new message under a day heading when its day is not the last one's, and in its
+  // author's group when it follows their message closely (as the server does for a page).
+  placeAfterLast(item) {
+    const messages = this.list.querySelectorAll("li.message");
+    const last = messages[messages.length - 1];
+    if (!last || last.dataset.day !== item.dataset.day) {
+      const heading = document.createElement("li");
+      heading.className = "day";
+      heading.append(Object.assign(document.createElement("span"), { textContent: item.dataset.day }));
+      this.list.append(heading);
+    } else if (last.dataset.author === item.dataset.author
+      && Date.parse(item.dataset.at) - Date.parse(last.dataset.at) <= GROUP_MINUTES * 60 * 1000) {
+      item.classList.add("continued");
+    }
+    this.list.append(item);
   }
 
   // One poll answer.
