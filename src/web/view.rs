@@ -144,10 +144,14 @@ impl Avatar {
         } else {
             initials
         };
-        // FNV-1a: stable across builds and platforms, unlike the std hasher.
-        let hash = username.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        // FNV-1a, then a finaliser that mixes every bit into the low ones: stable across builds
+        // and platforms, unlike the std hasher.
+        let mut hash = username.bytes().fold(0xcbf29ce484222325u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
         });
+        hash ^= hash >> 33;
+        hash = hash.wrapping_mul(0xff51afd7ed558ccd);
+        hash ^= hash >> 33;
         Avatar {
             initials,
             colour: hash % AVATAR_COLOURS,
