@@ -247,6 +247,15 @@ struct NewUserForm {
     admin: bool,
 }
 
+/// Which one-time link an admin hands over.
+#[derive(Clone, Copy)]
+enum Link {
+    /// For a new account; also mailed to the person.
+    Invitation,
+    /// A new password for an existing account; shown only here.
+    Reset,
+}
+
 /// The page that shows a one-time link to hand over.
 fn link_page(
     admin: &AdminUser,
@@ -254,12 +263,16 @@ fn link_page(
     settings: &Settings,
     username: &str,
     token: &str,
-    what: &str,
+    kind: Link,
 ) -> Template {
     let link = format!("{}/password/{token}", settings.public_url);
+    let (what, mailed) = match kind {
+        Link::Invitation => ("invitation", true),
+        Link::Reset => ("password reset", false),
+    };
     Template::render(
         "admin/link",
-        context! { layout: Layout::new(&admin.0, csrf, None), username, link, what },
+        context! { layout: Layout::new(&admin.0, csrf, None), username, link, what, mailed },
     )
 }
 
@@ -286,7 +299,7 @@ async fn create_user(
                 app.settings,
                 &user.username,
                 &token,
-                "invitation",
+                Link::Invitation,
             ),
         ))),
         other => outcome(
@@ -350,7 +363,7 @@ async fn reset_password(
         app.settings,
         &user.username,
         &token,
-        "password reset",
+        Link::Reset,
     ))
 }
 

@@ -90,7 +90,13 @@ pub struct AttachmentView {
     pub width: Option<i32>,
     /// Pixels, for images.
     pub height: Option<i32>,
+    /// The size the list shows the thumbnail at (at most [`THUMB_WIDTH`] wide, the image's
+    /// proportions), so that the page does not jump as it loads.
+    pub shown_size: Option<(i32, i32)>,
 }
+
+/// The widest a thumbnail is shown in the message list, in CSS pixels.
+pub const THUMB_WIDTH: i32 = 360;
 
 impl From<&Attachment> for AttachmentView {
     fn from(a: &Attachment) -> Self {
@@ -103,6 +109,14 @@ impl From<&Attachment> for AttachmentView {
             content_type: a.content_type.clone(),
             width: a.width,
             height: a.height,
+            shown_size: match (a.width, a.height) {
+                (Some(w), Some(h)) if w > 0 && h > 0 => {
+                    let shown = w.min(THUMB_WIDTH);
+                    let scaled = i64::from(h) * i64::from(shown) / i64::from(w);
+                    Some((shown, i32::try_from(scaled.max(1)).unwrap_or(i32::MAX)))
+                }
+                _ => None,
+            },
         }
     }
 }

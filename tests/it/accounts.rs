@@ -472,6 +472,12 @@ async fn one_time_password_link(backend: Backend) {
         .await
         .expect(Status::Ok);
     let link = one_time_link(&created.body);
+    assert!(
+        created.body.contains("It was also mailed to newbie.")
+            && created.body.contains(r#"data-copy="one-time-link""#),
+        "{}",
+        created.body
+    );
     let path = format!("/password/{link}");
     // The same link is mailed to the person (quoted-printable wraps long lines with `=`).
     assert_eq!(app.deliver_mail().await, 1);

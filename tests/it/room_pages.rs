@@ -87,6 +87,15 @@ async fn posting_without_javascript(backend: Backend) {
     let mut bob_browser = app.login("bob").await;
     let page = bob_browser.get("/rooms/general").await.expect(Status::Ok);
     assert!(page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    // Keyboard users skip the navigation: to the content, the messages or the composer.
+    for target in ["#main", "#messages", "#body"] {
+        assert!(
+            page.body
+                .contains(&format!(r#"<a class="skip" href="{target}">"#)),
+            "a skip link to {target}"
+        );
+    }
+    assert!(page.body.contains(r#"id="messages""#) && page.body.contains(r#"id="main""#));
     assert!(!page.body.contains("<script>") && !page.body.contains("<img"));
     assert!(
         page.body.contains("<p>second line"),

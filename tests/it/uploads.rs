@@ -468,6 +468,13 @@ async fn images_get_thumbnails(backend: Backend) {
     }
     let room = browser.get("/rooms/general").await;
     assert!(room.body.contains("1600×1200") && room.body.contains("1000×2000"));
+    // Shown at most 360 px wide, in proportion, with the size in the markup so the page does not jump.
+    assert!(
+        room.body.contains(r#"width="360" height="270""#)
+            && room.body.contains(r#"width="360" height="720""#),
+        "{}",
+        room.body
+    );
     let link = download_link(&room.body);
     assert!(link.ends_with("/broken.png"));
     let (page, bytes) = browser.get_bytes(&link, &[]).await;
