@@ -39,6 +39,7 @@ async fn page(
         .map(|s| {
             context! {
                 id: s.id,
+                browser: view::browser_name(&s.user_agent),
                 user_agent: s.user_agent,
                 created: view::when(s.created_at, tz),
                 last_seen: view::when(s.last_seen_at, tz),

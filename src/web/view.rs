@@ -73,6 +73,43 @@ pub fn size(bytes: i64) -> String {
     }
 }
 
+/// A browser as people name it, from its `User-Agent`: "Firefox on Linux", "Safari on iPhone".
+/// Anything not recognised keeps its raw text (shortened), so nothing is hidden.
+pub fn browser_name(user_agent: &str) -> String {
+    // Order matters: Edge and Opera also say "Chrome", Chrome also says "Safari".
+    const BROWSERS: [(&str, &str); 7] = [
+        ("Edg/", "Edge"),
+        ("OPR/", "Opera"),
+        ("Firefox/", "Firefox"),
+        ("Chromium/", "Chromium"),
+        ("Chrome/", "Chrome"),
+        ("Safari/", "Safari"),
+        ("curl/", "curl"),
+    ];
+    const SYSTEMS: [(&str, &str); 7] = [
+        ("iPhone", "iPhone"),
+        ("iPad", "iPad"),
+        ("Android", "Android"),
+        ("Windows", "Windows"),
+        ("Mac OS X", "macOS"),
+        ("CrOS", "ChromeOS"),
+        ("Linux", "Linux"),
+    ];
+    let find = |table: &[(&str, &'static str)]| {
+        table
+            .iter()
+            .find(|(needle, _)| user_agent.contains(needle))
+            .map(|(_, name)| *name)
+    };
+    match (find(&BROWSERS), find(&SYSTEMS)) {
+        (Some(browser), Some(system)) => format!("{browser} on {system}"),
+        (Some(browser), None) => browser.to_string(),
+        (None, Some(system)) => format!("a browser on {system}"),
+        (None, None) if user_agent.trim().is_empty() => "unknown".to_string(),
+        (None, None) => user_agent.chars().take(60).collect(),
+    }
+}
+
 /// A file as the room page shows it.
 #[derive(Debug, Serialize)]
 pub struct AttachmentView {
@@ -280,4 +317,25 @@ fn message_views(
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn browsers_are_named_as_people_name_them() {
+        let cases = [
+            ("Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0", "Firefox on Linux"),
+            ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0", "Edge on Windows"),
+            ("Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1", "Safari on iPhone"),
+            ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36", "Chrome on macOS"),
+            ("Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Mobile Safari/537.36", "Chrome on Android"),
+            ("Lynx/2.9.0 libwww-FM/2.14", "Lynx/2.9.0 libwww-FM/2.14"),
+            ("", "unknown"),
+        ];
+        for (agent, name) in cases {
+            assert_eq!(browser_name(agent), name, "{agent}");
+        }
+    }
 }

@@ -699,6 +699,17 @@ async fn pages_fit_a_phone() {
         "the live strip shows with JavaScript"
     );
     assert_eq!(looks[1].as_str(), Some("light dark"));
+    // Sessions are listed by browser and system, not by raw user agent.
+    phone
+        .goto(&server.url("/settings"))
+        .await
+        .expect("settings");
+    wait_until(
+        &phone,
+        "the session named",
+        "return document.body.innerText.includes('Chrome on Linux')",
+    )
+    .await;
     phone.close().await.ok();
 }
 
