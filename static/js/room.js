@@ -45,7 +45,16 @@ function start(room) {
   if (compose) enhanceCompose(compose, context);
   const upload = room.querySelector("form.upload");
   if (upload) enhanceUpload(upload, context);
+  keepComposerHeight(document.getElementById("composer"));
   loadOlderOnScroll(room, messages.list);
   enhanceActions(messages.list, context);
   poller.start();
+}
+
+// The pinned composer's height, for `scroll-margin-bottom`: a message scrolled into view stops above it.
+function keepComposerHeight(composer) {
+  if (!composer || !("ResizeObserver" in window)) return;
+  new ResizeObserver(() => {
+    document.documentElement.style.setProperty("--composer-height", `${composer.offsetHeight}px`);
+  }).observe(composer);
 }

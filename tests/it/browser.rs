@@ -836,3 +836,48 @@ async fn live_messages_are_grouped_under_a_day_heading() {
     ann.close().await.ok();
     bob.close().await.ok();
 }
+
+/// The composer is pinned to the bottom of the window: after sending, and when a message arrives
+/// while the reader is at the bottom, the composer is in view and the newest message is fully
+/// visible above it (not under it).
+#[rocket::async_test]
+async fn the_composer_stays_in_view_above_the_newest_message() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let mut server = Server::new(LIVE);
+    server.start().await;
+    let ann = in_room(&driver, &server, "ann").await;
+    let bob = in_room(&driver, &server, "bob").await;
+    for i in 0..30 {
+        type_and_send(&bob, &format!("filler {i}")).await;
+    }
+    wait_until(&ann, "the room filled", &shown_once("filler 29")).await;
+    let in_view = "const c = document.getElementById('composer').getBoundingClientRect(); \
+        const items = document.querySelectorAll('li.message'); \
+        const last = items[items.length - 1].getBoundingClientRect(); \
+        return document.documentElement.scrollHeight > innerHeight \
+          && c.top >= 0 && c.bottom <= innerHeight + 1 && last.top >= 0 && last.bottom <= c.top + 1";
+    type_and_send(&ann, "mine at the end").await;
+    wait_until(
+        &ann,
+        "my message above the composer",
+        &format!(
+            "return {} === 1 && (() => {{ {in_view} }})()",
+            count_of("mine at the end")
+        ),
+    )
+    .await;
+    type_and_send(&bob, "a reply arrives").await;
+    wait_until(
+        &ann,
+        "the arriving message above the composer",
+        &format!(
+            "return {} === 1 && (() => {{ {in_view} }})()",
+            count_of("a reply arrives")
+        ),
+    )
+    .await;
+    ann.close().await.ok();
+    bob.close().await.ok();
+}
