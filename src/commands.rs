@@ -119,7 +119,7 @@ pub fn room_add(
     private: bool,
 ) -> Result<String, CommandError> {
     with_services(settings, |svc| async move {
-        let room = rooms::create(&svc, slug, name, "", private).await?;
+        let room = rooms::create(&svc, slug, name, "", private, None).await?;
         Ok(format!(
             "Created {} room {} at /rooms/{}.",
             if private { "private" } else { "open" },

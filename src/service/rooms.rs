@@ -15,13 +15,15 @@ fn checked_details(name: &str, description: &str) -> Result<(String, String)> {
     ))
 }
 
-/// Creates a room (a taken slug is a conflict).
+/// Creates a room (a taken slug is a conflict). The `creator`, an admin on the admin page, is
+/// its first member, in the same transaction.
 pub async fn create(
     svc: &Services,
     slug: &str,
     name: &str,
     description: &str,
     private: bool,
+    creator: Option<i64>,
 ) -> Result<Room> {
     let slug = input::slug(slug)?;
     let (name, description) = checked_details(name, description)?;
@@ -33,7 +35,12 @@ pub async fn create(
                 description: &description,
                 is_private: private,
             };
-            rooms::create(conn, &fields, chat::now())
+            let now = chat::now();
+            let room = rooms::create(conn, &fields, now)?;
+            if let Some(creator) = creator {
+                rooms::add_member(conn, room.id, creator, now)?;
+            }
+            Ok(room)
         })
         .await
 }

@@ -79,7 +79,7 @@ struct RoomForm {
 
 #[post("/rooms", data = "<form>")]
 async fn create_room(
-    _admin: AdminUser,
+    admin: AdminUser,
     form: CsrfForm<RoomForm>,
     app: App<'_>,
 ) -> Result<Flash<Redirect>> {
@@ -90,6 +90,7 @@ async fn create_room(
         &form.name,
         &form.description,
         form.private,
+        Some(admin.0.user.id),
     )
     .await;
     let back = match &created {
@@ -97,7 +98,7 @@ async fn create_room(
         Err(_) => "/admin/rooms".into(),
     };
     outcome(
-        created.map(|room| format!("Room {} created.", room.name)),
+        created.map(|room| format!("Room {} created; you are its first member.", room.name)),
         back,
     )
 }

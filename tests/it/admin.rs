@@ -85,6 +85,9 @@ async fn admin_manages_rooms_and_members(backend: Backend) {
         .await
         .expect(Status::SeeOther);
     assert_eq!(made.location.as_deref(), Some("/admin/rooms/plans"));
+    // The admin who made the room is in it, private as it is.
+    let page = admin.get("/rooms/plans").await.expect(Status::Ok);
+    assert!(page.body.contains(r#"class="compose""#), "{}", page.body);
     let dup = admin
         .post(
             "/admin/rooms",
