@@ -43,9 +43,15 @@ struct Driver {
 
 impl Driver {
     async fn start() -> Option<Driver> {
+        Driver::start_in_zone("UTC").await
+    }
+
+    /// A driver whose browsers live in time zone `zone` (an IANA name).
+    async fn start_in_zone(zone: &str) -> Option<Driver> {
         let (browser, driver) = chromium()?;
         let port = free_port();
         let child = Command::new(driver)
+            .env("TZ", zone)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -880,4 +886,38 @@ async fn the_composer_stays_in_view_above_the_newest_message() {
     .await;
     ann.close().await.ok();
     bob.close().await.ok();
+}
+
+/// Settings suggests the browser's time zone when it differs from the saved one; "Use it" saves it.
+#[rocket::async_test]
+async fn settings_suggests_the_browsers_time_zone() {
+    let Some(driver) = Driver::start_in_zone("Europe/Berlin").await else {
+        return;
+    };
+    let mut server = Server::new(&[]);
+    server.start().await;
+    let ann = driver.session(true).await;
+    login(&ann, &server, "ann").await;
+    ann.goto(&server.url("/settings")).await.expect("settings");
+    wait_until(
+        &ann,
+        "the suggestion",
+        "const s = document.getElementById('zone-suggestion'); return !s.hidden && s.textContent.includes('Europe/Berlin')",
+    )
+    .await;
+    ann.find(Locator::Css("#zone-suggestion button"))
+        .await
+        .expect("Use it")
+        .click()
+        .await
+        .expect("click");
+    wait_until(
+        &ann,
+        "the zone saved",
+        "return document.body.textContent.includes('Time zone saved.') \
+           && document.querySelector('select[name=time_zone]').value === 'Europe/Berlin' \
+           && document.getElementById('zone-suggestion').hidden",
+    )
+    .await;
+    ann.close().await.ok();
 }
