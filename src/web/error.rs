@@ -128,10 +128,15 @@ impl<'r> Responder<'r, 'static> for Error {
         let mut response = if req.uri().path().starts_with("/api/") {
             Json(serde_json::json!({ "error": message })).respond_to(req)?
         } else {
-            Template::render(
-                "error",
-                context! { title: self.title(), message, code: status.code },
-            )
+            let (title, code) = (self.title(), status.code);
+            // The navigation stays when a guard already knows who is asking.
+            match super::session::known_user(req) {
+                Some((user, csrf)) => {
+                    let layout = super::view::Layout::new(&user, &csrf, None);
+                    Template::render("error", context! { layout, title, message, code })
+                }
+                None => Template::render("error", context! { title, message, code }),
+            }
             .respond_to(req)?
         };
         response.set_status(status);

@@ -138,6 +138,15 @@ impl<'r> FromRequest<'r> for CsrfToken {
     }
 }
 
+/// The logged-in user and form token of a request, when a guard has already checked the session
+/// (never a query: for error pages, which keep the navigation when the person is known).
+pub fn known_user(req: &Request<'_>) -> Option<(CurrentUser, CsrfToken)> {
+    let checked = req.local_cache(|| Ok::<Option<CurrentUser>, (Status, String)>(None));
+    let user = checked.as_ref().ok()?.clone()?;
+    let token = req.cookies().get_private(CSRF_COOKIE)?;
+    Some((user, CsrfToken(token.value().to_string())))
+}
+
 /// Set on a request whose form token was missing or wrong, so that the 403 page can say so.
 pub struct CsrfRejected(pub bool);
 

@@ -8,8 +8,34 @@ use crate::common::{Backend, TestApp};
 both_backends!(
     join_and_leave_open_rooms,
     private_rooms_are_invisible_to_others,
-    room_list_shows_unread_counts
+    room_list_shows_unread_counts,
+    error_pages_keep_the_navigation
 );
+
+/// An error page keeps the navigation for a person who is logged in, and shows none to others.
+async fn error_pages_keep_the_navigation(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    app.user("ann", false).await;
+    app.room("secret", true, &[]).await;
+    let mut ann = app.login("ann").await;
+    for path in ["/rooms/nowhere", "/rooms/secret", "/admin/rooms"] {
+        let page = ann.get(path).await;
+        assert!(page.status.code >= 400, "{path}: {}", page.status);
+        assert!(
+            page.body.contains(r#"<a href="/settings">Settings</a>"#)
+                && page
+                    .body
+                    .contains(r#"Log out<span class="who"> ann</span>"#),
+            "{path} keeps the navigation: {}",
+            page.body
+        );
+    }
+    let mut stranger = app.browser();
+    let page = stranger.get("/files/1/x").await.expect(Status::NotFound);
+    assert!(!page.body.contains("Log out"), "{}", page.body);
+}
 
 async fn join_and_leave_open_rooms(backend: Backend) {
     let Some(app) = TestApp::start(backend).await else {
