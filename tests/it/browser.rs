@@ -507,6 +507,12 @@ async fn a_hidden_tab_counts_unread_messages_in_its_title() {
         ),
     )
     .await;
+    wait_until(
+        &ann,
+        "the icon with its unread dot",
+        "return window.opener.document.querySelector('link[rel=icon]').getAttribute('href') === '/static/favicon-unread.svg'",
+    )
+    .await;
 
     ann.switch_to_window(room_tab).await.expect("switch back");
     ann.execute("window.open('', 'other').close()", vec![])
@@ -516,6 +522,12 @@ async fn a_hidden_tab_counts_unread_messages_in_its_title() {
         &ann,
         "the title restored",
         &format!("return document.title === {title:?}"),
+    )
+    .await;
+    wait_until(
+        &ann,
+        "the icon restored",
+        "return document.querySelector('link[rel=icon]').getAttribute('href') === '/static/favicon.svg'",
     )
     .await;
     ann.close().await.ok();

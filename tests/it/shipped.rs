@@ -177,6 +177,10 @@ async fn the_binary_runs_from_an_empty_folder() {
     let icon = http.get("/favicon.ico").await;
     assert_eq!(icon.status, 200);
     assert!(icon.body.contains("<svg"));
+    let unread = http.get("/static/favicon-unread.svg").await;
+    assert!(unread.status == 200 && unread.header("content-type").starts_with("image/svg"));
+    let module = http.get("/static/js/room/poller.js").await;
+    assert!(module.status == 200 && module.header("content-type").contains("javascript"));
     assert_eq!(http.get("/static/../Cargo.toml").await.status, 404);
     assert_eq!(http.get("/static/css/nothing.css").await.status, 404);
 

@@ -39,10 +39,11 @@ export class Messages {
     }, { passive: true });
   }
 
-  // The tab is seen again: its title stops counting.
+  // The tab is seen again: its title stops counting and the icon loses its dot.
   seen() {
     this.unseen = 0;
     document.title = this.baseTitle;
+    showUnreadIcon(false);
   }
 
   scrollToEnd() {
@@ -120,6 +121,7 @@ export class Messages {
     if (fromOthers.length && document.visibilityState === "hidden") {
       this.unseen += fromOthers.length;
       document.title = `(${this.unseen}) ${this.baseTitle}`;
+      showUnreadIcon(true);
       notify(this.room, fromOthers);
     }
     if (data.presence) showPresence(data.presence);
@@ -140,4 +142,10 @@ function showPresence(presence) {
     item.append(dot, p.username, state);
     return item;
   }));
+}
+
+// The tab's icon with a red dot while messages from others wait unseen.
+function showUnreadIcon(unread) {
+  const icon = document.querySelector("link[rel=icon]");
+  if (icon) icon.href = unread ? "/static/favicon-unread.svg" : "/static/favicon.svg";
 }
