@@ -8,6 +8,7 @@ use super::{blocking, Services};
 use crate::chat::rooms::{self, Membership, Room};
 use crate::chat::users::{self, User};
 use crate::chat::{self, alerts, input, outbox, sessions, tokens};
+use crate::db::AnyConnection;
 use crate::error::{Error, Result};
 
 /// Who to create: the admin page's form and `confab user add` alike.
@@ -86,6 +87,14 @@ pub async fn forgot(svc: &Services, who: String) -> Result<()> {
         .await
 }
 
+/// Stores a new password hash and ends every session of the account: whoever knew the old
+/// password is out (the caller may start a new session in the same transaction).
+fn replace_password(conn: &mut AnyConnection, user_id: i64, hash: &str) -> Result<()> {
+    users::set_password(conn, user_id, hash)?;
+    sessions::revoke_all(conn, user_id, None)?;
+    Ok(())
+}
+
 /// Sets the password of `username` and ends all their sessions (`confab user password`).
 pub async fn set_password(svc: &Services, username: &str, password: &str) -> Result<User> {
     let password = input::password(password)?.to_string();
@@ -96,8 +105,7 @@ pub async fn set_password(svc: &Services, username: &str, password: &str) -> Res
             let user = users::find_by_username(conn, &username)?.ok_or_else(|| {
                 Error::Invalid(format!("There is no user `{}`.", input::clean(&username)))
             })?;
-            users::set_password(conn, user.id, &hash)?;
-            sessions::revoke_all(conn, user.id, None)?;
+            replace_password(conn, user.id, &hash)?;
             Ok::<_, Error>(user)
         })
         .await
@@ -162,8 +170,7 @@ pub async fn set_password_by_link(
             let now = chat::now();
             let (token_id, user) = tokens::find(conn, &token, now)?;
             tokens::consume(conn, token_id, now)?;
-            users::set_password(conn, user.id, &hash)?;
-            sessions::revoke_all(conn, user.id, None)?;
+            replace_password(conn, user.id, &hash)?;
             Ok::<_, Error>((user.id, sessions::create(conn, user.id, &agent, now)?))
         })
         .await?;
@@ -194,8 +201,7 @@ pub async fn change_password(
     let token = svc
         .db
         .write(move |conn| {
-            users::set_password(conn, uid, &hash)?;
-            sessions::revoke_all(conn, uid, None)?;
+            replace_password(conn, uid, &hash)?;
             tokens::revoke_unused(conn, uid)?;
             sessions::create(conn, uid, &agent, chat::now())
         })

@@ -7,6 +7,7 @@ use crate::chat::messages::{self, NotPosted, Posted};
 use crate::chat::rooms::{self, Room};
 use crate::chat::users::User;
 use crate::chat::{self, input};
+use crate::db::AnyConnection;
 use crate::error::{Error, Result};
 
 /// Posts `body` as `author` in room `slug` (form, live page and any later way in alike), within
@@ -36,14 +37,22 @@ pub async fn post(
     })
 }
 
+/// Message `id` of room `slug`, for its member `uid`; anything else is "not found".
+fn member_message(
+    conn: &mut AnyConnection,
+    slug: &str,
+    id: i64,
+    uid: i64,
+) -> Result<(Room, Posted)> {
+    let (room, _) = rooms::for_member(conn, slug, uid)?;
+    let message = messages::get(conn, room.id, id)?;
+    Ok((room, message))
+}
+
 /// A message of room `slug` as its member `uid` sees it, with the room.
 pub async fn find(svc: &Services, slug: String, id: i64, uid: i64) -> Result<(Room, Posted)> {
     svc.db
-        .run(move |conn| {
-            let (room, _) = rooms::for_member(conn, &slug, uid)?;
-            let message = messages::get(conn, room.id, id)?;
-            Ok((room, message))
-        })
+        .run(move |conn| member_message(conn, &slug, id, uid))
         .await
 }
 
@@ -67,8 +76,7 @@ pub async fn deletable(
     let (room, message, files) = svc
         .db
         .run(move |conn| {
-            let (room, _) = rooms::for_member(conn, &slug, uid)?;
-            let message = messages::get(conn, room.id, id)?;
+            let (room, message) = member_message(conn, &slug, id, uid)?;
             let files = attachments::for_messages(conn, &[id])?;
             Ok::<_, Error>((room, message, files))
         })

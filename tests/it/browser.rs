@@ -77,10 +77,10 @@ impl Driver {
         self.session_with(javascript, &[]).await
     }
 
-    /// A session whose viewport is a phone's, emulated (Chromium's windows are at least 500 px wide).
-    async fn phone(&self, javascript: bool, width: u32, height: u32) -> Client {
-        self.session_sized(javascript, &[], Some((width, height)))
-            .await
+    /// A session with JavaScript whose viewport is a phone's, emulated (Chromium's windows are at
+    /// least 500 px wide).
+    async fn phone(&self, width: u32, height: u32) -> Client {
+        self.session_sized(true, &[], Some((width, height))).await
     }
 
     /// A session with more Chromium arguments.
@@ -139,12 +139,6 @@ async fn login(browser: &Client, server: &Server, name: &str) {
         .goto(&server.url("/login"))
         .await
         .expect("login page");
-    wait_until(
-        browser,
-        "the login form",
-        "return document.readyState === 'complete' && document.querySelector('input[name=password]') !== null",
-    )
-    .await;
     browser
         .find(Locator::Css("input[name=username]"))
         .await
@@ -183,6 +177,15 @@ async fn in_room(driver: &Driver, server: &Server, name: &str) -> Client {
         .await
         .expect("room");
     browser
+}
+
+/// A live server (fast polls), with ann and bob each on the room page in a browser of their own.
+async fn live_pair(driver: &Driver) -> (Server, Client, Client) {
+    let mut server = Server::new(LIVE);
+    server.start().await;
+    let ann = in_room(driver, &server, "ann").await;
+    let bob = in_room(driver, &server, "bob").await;
+    (server, ann, bob)
 }
 
 /// Waits, a bounded number of rounds, until a script returns true.
@@ -261,10 +264,7 @@ async fn two_people_see_each_other_without_reloading() {
     let Some(driver) = Driver::start().await else {
         return;
     };
-    let mut server = Server::new(LIVE);
-    server.start().await;
-    let ann = in_room(&driver, &server, "ann").await;
-    let bob = in_room(&driver, &server, "bob").await;
+    let (_server, ann, bob) = live_pair(&driver).await;
     wait_until(
         &ann,
         "the live layer",
@@ -399,10 +399,7 @@ async fn a_server_that_goes_away_is_caught_up_without_gaps_or_doubles() {
     let Some(driver) = Driver::start().await else {
         return;
     };
-    let mut server = Server::new(LIVE);
-    server.start().await;
-    let ann = in_room(&driver, &server, "ann").await;
-    let bob = in_room(&driver, &server, "bob").await;
+    let (mut server, ann, bob) = live_pair(&driver).await;
     type_and_send(&bob, "before the outage").await;
     wait_until(&ann, "the first message", &shown_once("before the outage")).await;
 
@@ -470,10 +467,7 @@ async fn a_hidden_tab_counts_unread_messages_in_its_title() {
     let Some(driver) = Driver::start().await else {
         return;
     };
-    let mut server = Server::new(LIVE);
-    server.start().await;
-    let ann = in_room(&driver, &server, "ann").await;
-    let bob = in_room(&driver, &server, "bob").await;
+    let (_server, ann, bob) = live_pair(&driver).await;
     let title = ann.title().await.expect("title");
 
     // Ann opens another tab and looks at it: the room's tab is now hidden.
@@ -650,7 +644,7 @@ async fn pages_fit_a_phone() {
         );
     }
     server.start().await;
-    let phone = driver.phone(true, 390, 844).await;
+    let phone = driver.phone(390, 844).await;
     login(&phone, &server, "root").await;
     for path in [
         "/",
@@ -663,14 +657,6 @@ async fn pages_fit_a_phone() {
         "/admin/users",
     ] {
         phone.goto(&server.url(path)).await.expect("page");
-        wait_until(
-                &phone,
-                path,
-                &format!(
-                    "return document.readyState === 'complete' && location.pathname + location.search === {path:?}"
-                ),
-            )
-            .await;
         let measured = phone
             .execute(
                 "return [document.documentElement.scrollWidth, window.innerWidth, \
@@ -697,12 +683,6 @@ async fn pages_fit_a_phone() {
         .goto(&server.url("/rooms/general"))
         .await
         .expect("room");
-    wait_until(
-        &phone,
-        "the room",
-        "return document.readyState === 'complete' && location.pathname === '/rooms/general'",
-    )
-    .await;
     let looks = phone
         .execute(
             "return [getComputedStyle(document.getElementById('live-status')).display, \
@@ -824,10 +804,7 @@ async fn live_messages_are_grouped_under_a_day_heading() {
     let Some(driver) = Driver::start().await else {
         return;
     };
-    let mut server = Server::new(LIVE);
-    server.start().await;
-    let ann = in_room(&driver, &server, "ann").await;
-    let bob = in_room(&driver, &server, "bob").await;
+    let (_server, ann, bob) = live_pair(&driver).await;
     type_and_send(&bob, "first of two").await;
     type_and_send(&bob, "second of two").await;
     wait_until(&ann, "both messages", &shown_once("second of two")).await;
@@ -863,10 +840,7 @@ async fn the_composer_stays_in_view_above_the_newest_message() {
     let Some(driver) = Driver::start().await else {
         return;
     };
-    let mut server = Server::new(LIVE);
-    server.start().await;
-    let ann = in_room(&driver, &server, "ann").await;
-    let bob = in_room(&driver, &server, "bob").await;
+    let (_server, ann, bob) = live_pair(&driver).await;
     for i in 0..30 {
         type_and_send(&bob, &format!("filler {i}")).await;
     }
