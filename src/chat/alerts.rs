@@ -17,6 +17,7 @@ use chrono::{Duration, NaiveDateTime, TimeZone, Timelike};
 use diesel::prelude::*;
 use diesel::IntoSql;
 
+use super::mentions::{self, lower};
 use super::outbox::{self, NewMail};
 use super::users::User;
 use crate::db::schema::{memberships, messages, rooms, users};
@@ -103,33 +104,6 @@ impl Due {
     pub fn count(&self) -> usize {
         self.rooms.iter().map(|r| r.count).sum()
     }
-}
-
-/// Whether `body` mentions `@username` (case-insensitive, as a whole name).
-pub fn mentions(body: &str, username: &str) -> bool {
-    let needle = format!("@{}", username.to_lowercase());
-    let lower = body.to_lowercase();
-    let is_name = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
-    lower.match_indices(&needle).any(|(at, _)| {
-        let before_ok = !lower[..at]
-            .chars()
-            .next_back()
-            .is_some_and(|c| c.is_alphanumeric());
-        let rest = &lower[at + needle.len()..];
-        let mut following = rest.chars();
-        let after_ok = match following.next() {
-            None => true,
-            // A full stop ends the name unless the name goes on after it (`@ann.bob`).
-            Some('.') => !following.next().is_some_and(is_name),
-            Some(c) => !is_name(c),
-        };
-        before_ok && after_ok
-    })
-}
-
-diesel::define_sql_function! {
-    /// Lower case (ASCII on SQLite): mentions are found case-insensitively.
-    fn lower(text: diesel::sql_types::Text) -> diesel::sql_types::Text;
 }
 
 diesel::define_sql_function! {
@@ -230,7 +204,7 @@ pub fn due(conn: &mut AnyConnection, now: NaiveDateTime, rules: &Rules) -> Resul
     for (user_id, room_id, (id, _, author, body, created_at)) in found {
         if names
             .get(&user_id)
-            .is_some_and(|name| self::mentions(&body, name))
+            .is_some_and(|name| mentions::mentions(&body, name))
         {
             mentions
                 .entry((user_id, room_id))
@@ -595,22 +569,4 @@ pub fn set_room_level(
         return Err(Error::NotFound);
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::mentions;
-
-    #[test]
-    fn mentions_are_whole_names() {
-        assert!(mentions("hi @ann!", "ann"));
-        assert!(mentions("@ANN, look", "ann"));
-        assert!(mentions("thanks @ann.", "ann"));
-        assert!(!mentions("hi @anna", "ann"));
-        assert!(!mentions("mail ann@example.org", "ann"));
-        assert!(!mentions("hi ann", "ann"));
-        assert!(mentions("cc @ann.b", "ann.b"));
-        assert!(!mentions("hi @ann.bob", "ann"));
-        assert!(!mentions("x@ann.", "ann"));
-    }
 }

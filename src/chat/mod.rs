@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod attachments;
 pub mod input;
 pub mod logins;
+pub mod mentions;
 pub mod messages;
 pub mod outbox;
 pub mod rooms;

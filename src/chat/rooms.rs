@@ -1,11 +1,15 @@
 //! Rooms and who is in them: open rooms anyone may join, private rooms an admin fills.
 
+use std::collections::BTreeSet;
+
 use chrono::NaiveDateTime;
 use diesel::dsl::{count_star, exists};
 use diesel::prelude::*;
 use serde::Serialize;
 
 use super::is_unique_violation;
+use super::mentions::{lower, mentions};
+use super::users::User;
 use crate::db::schema::{memberships, messages, rooms, users};
 use crate::db::AnyConnection;
 use crate::error::{Error, Result};
@@ -59,6 +63,8 @@ pub struct RoomSummary {
     pub room: Room,
     /// Messages by others, not deleted, after the member's read cursor.
     pub unread: i64,
+    /// Whether one of those names the member (`@username`).
+    pub mentioned: bool,
 }
 
 /// Fields an admin sets on a room; validated by the caller.
@@ -255,8 +261,13 @@ pub fn cursor(conn: &mut AnyConnection, room_id: i64) -> Result<i64> {
         .first(conn)?)
 }
 
-/// The rooms `user_id` is in, with unread counts: active rooms by last activity, then archived ones.
-pub fn for_user(conn: &mut AnyConnection, user_id: i64) -> Result<Vec<RoomSummary>> {
+/// Unread messages read at most to find the rooms where someone mentioned the member.
+const MENTION_ROWS: i64 = 200;
+
+/// The rooms `user` is in, with unread counts and whether an unread message mentions them: active
+/// rooms by last activity, then archived ones.
+pub fn for_user(conn: &mut AnyConnection, user: &User) -> Result<Vec<RoomSummary>> {
+    let user_id = user.id;
     let rooms: Vec<Room> = rooms::table
         .inner_join(memberships::table)
         .filter(memberships::user_id.eq(user_id))
@@ -271,6 +282,7 @@ pub fn for_user(conn: &mut AnyConnection, user_id: i64) -> Result<Vec<RoomSummar
         .group_by(messages::room_id)
         .select((messages::room_id, count_star()))
         .load(conn)?;
+    let mentioned = unread_mentions(conn, user)?;
     let mut summaries: Vec<RoomSummary> = rooms
         .into_iter()
         .map(|room| {
@@ -278,7 +290,12 @@ pub fn for_user(conn: &mut AnyConnection, user_id: i64) -> Result<Vec<RoomSummar
                 .iter()
                 .find(|(id, _)| *id == room.id)
                 .map_or(0, |(_, n)| *n);
-            RoomSummary { room, unread }
+            let mentioned = mentioned.contains(&room.id);
+            RoomSummary {
+                room,
+                unread,
+                mentioned,
+            }
         })
         .collect();
     summaries.sort_by(|a, b| {
@@ -294,6 +311,28 @@ pub fn for_user(conn: &mut AnyConnection, user_id: i64) -> Result<Vec<RoomSummar
             ))
     });
     Ok(summaries)
+}
+
+/// The rooms where an unread message by someone else names `user`: SQL finds `@name` anywhere (a
+/// superset), newest first and at most [`MENTION_ROWS`], and whole names are told apart here.
+fn unread_mentions(conn: &mut AnyConnection, user: &User) -> Result<BTreeSet<i64>> {
+    let pattern = format!("%@{}%", user.username.to_lowercase());
+    let found: Vec<(i64, String)> = messages::table
+        .inner_join(memberships::table.on(memberships::room_id.eq(messages::room_id)))
+        .filter(memberships::user_id.eq(user.id))
+        .filter(messages::id.gt(memberships::last_read_id))
+        .filter(messages::author_id.ne(user.id))
+        .filter(messages::deleted_at.is_null())
+        .filter(lower(messages::body).like(pattern))
+        .order(messages::id.desc())
+        .limit(MENTION_ROWS)
+        .select((messages::room_id, messages::body))
+        .load(conn)?;
+    Ok(found
+        .into_iter()
+        .filter(|(_, body)| mentions(body, &user.username))
+        .map(|(room_id, _)| room_id)
+        .collect())
 }
 
 /// Open, active rooms `user_id` could join, by name.

@@ -11,10 +11,15 @@ use crate::db::AnyConnection;
 use crate::error::{Error, Result};
 use crate::live::Activity;
 
-/// The rooms on the home page: `uid`'s own with their unread counts, and the open ones to join.
-pub async fn home(svc: &Services, uid: i64) -> Result<(Vec<RoomSummary>, Vec<Room>)> {
+/// The rooms of the home page and the sidebar: `user`'s own with their unread counts and mention
+/// markers, and the open ones to join.
+pub async fn home(svc: &Services, user: &User) -> Result<(Vec<RoomSummary>, Vec<Room>)> {
+    let user = user.clone();
     svc.db
-        .run(move |conn| Ok((rooms::for_user(conn, uid)?, rooms::joinable(conn, uid)?)))
+        .run(move |conn| {
+            let mine = rooms::for_user(conn, &user)?;
+            Ok((mine, rooms::joinable(conn, user.id)?))
+        })
         .await
 }
 
@@ -173,11 +178,13 @@ pub struct Missed {
 }
 
 /// The rooms where `uid` has unread messages, each with its oldest `per_room` unread ones.
-pub async fn missed(svc: &Services, uid: i64, per_room: i64) -> Result<Vec<Missed>> {
+pub async fn missed(svc: &Services, user: &User, per_room: i64) -> Result<Vec<Missed>> {
+    let user = user.clone();
+    let uid = user.id;
     svc.db
         .run(move |conn| {
             let mut missed = Vec::new();
-            for summary in rooms::for_user(conn, uid)?
+            for summary in rooms::for_user(conn, &user)?
                 .into_iter()
                 .filter(|s| s.unread > 0)
             {

@@ -15,7 +15,6 @@ use super::view::Layout;
 use super::{AdminUser, App};
 use crate::service::accounts::{self, NewAccount};
 use crate::service::{rooms, sessions};
-use crate::settings::Settings;
 
 /// The routes of this module, under `/admin`.
 pub fn routes() -> Vec<Route> {
@@ -65,7 +64,7 @@ async fn rooms_page(
     let rooms = rooms::list(app.svc).await?;
     Ok(Template::render(
         "admin/rooms",
-        context! { layout: Layout::new(&admin.0, &csrf, flash), rooms },
+        context! { layout: Layout::load(app.svc, &admin.0, &csrf, flash).await?, rooms },
     ))
 }
 
@@ -119,7 +118,7 @@ async fn room_page(
         .collect();
     Ok(Template::render(
         "admin/room",
-        context! { layout: Layout::new(&admin.0, &csrf, flash), room, members, candidates },
+        context! { layout: Layout::load(app.svc, &admin.0, &csrf, flash).await?, room, members, candidates },
     ))
 }
 
@@ -217,7 +216,7 @@ async fn users_page(
     let users = accounts::list(app.svc).await?;
     Ok(Template::render(
         "admin/users",
-        context! { layout: Layout::new(&admin.0, &csrf, flash), users },
+        context! { layout: Layout::load(app.svc, &admin.0, &csrf, flash).await?, users },
     ))
 }
 
@@ -236,7 +235,7 @@ async fn outbox_page(admin: AdminUser, csrf: CsrfToken, app: App<'_>) -> Result<
         .collect();
     Ok(Template::render(
         "admin/outbox",
-        context! { layout: Layout::new(&admin.0, &csrf, None), mails },
+        context! { layout: Layout::load(app.svc, &admin.0, &csrf, None).await?, mails },
     ))
 }
 
@@ -258,23 +257,24 @@ enum Link {
 }
 
 /// The page that shows a one-time link to hand over.
-fn link_page(
+async fn link_page(
+    app: &App<'_>,
     admin: &AdminUser,
     csrf: &CsrfToken,
-    settings: &Settings,
     username: &str,
     token: &str,
     kind: Link,
-) -> Template {
-    let link = format!("{}/password/{token}", settings.public_url);
+) -> Result<Template> {
+    let link = format!("{}/password/{token}", app.settings.public_url);
     let (what, mailed) = match kind {
         Link::Invitation => ("invitation", true),
         Link::Reset => ("password reset", false),
     };
-    Template::render(
+    let layout = Layout::load(app.svc, &admin.0, csrf, None).await?;
+    Ok(Template::render(
         "admin/link",
-        context! { layout: Layout::new(&admin.0, csrf, None), username, link, what, mailed },
-    )
+        context! { layout, username, link, what, mailed },
+    ))
 }
 
 #[post("/users", data = "<form>")]
@@ -295,13 +295,14 @@ async fn create_user(
         Ok((user, Some(token))) => Ok(super::Reply::Page((
             rocket::http::Status::Ok,
             link_page(
+                &app,
                 &admin,
                 &csrf,
-                app.settings,
                 &user.username,
                 &token,
                 Link::Invitation,
-            ),
+            )
+            .await?,
         ))),
         other => outcome(
             other.map(|(user, _)| format!("User {} created.", user.username)),
@@ -358,14 +359,7 @@ async fn reset_password(
     app: App<'_>,
 ) -> Result<Template> {
     let (user, token) = accounts::password_link(app.svc, user_id).await?;
-    Ok(link_page(
-        &admin,
-        &csrf,
-        app.settings,
-        &user.username,
-        &token,
-        Link::Reset,
-    ))
+    link_page(&app, &admin, &csrf, &user.username, &token, Link::Reset).await
 }
 
 #[post("/users/<user_id>/sessions/revoke", data = "<_form>")]

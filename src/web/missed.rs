@@ -28,7 +28,7 @@ async fn missed(
     app: App<'_>,
 ) -> Result<Template> {
     let mut groups = Vec::new();
-    for room in reading::missed(app.svc, user.user.id, MISSED_PER_ROOM).await? {
+    for room in reading::missed(app.svc, &user.user, MISSED_PER_ROOM).await? {
         let shown = room.messages.len() as i64;
         let last_read = Some(room.last_read_id);
         let (_, views) = view::messages(room.messages, room.files, &user, last_read, None).await?;
@@ -41,7 +41,7 @@ async fn missed(
     }
     Ok(Template::render(
         "missed",
-        context! { layout: Layout::new(&user, &csrf, flash), groups },
+        context! { layout: Layout::load(app.svc, &user, &csrf, flash).await?, groups },
     ))
 }
 

@@ -11,7 +11,7 @@ use rocket_dyn_templates::context;
 
 use super::error::{AppError, Error, Result};
 use super::session::{Csrf, CsrfForm, CsrfToken, CurrentUser};
-use super::view::{self, Layout};
+use super::view::{self, Layout, Sidebar};
 use super::{App, Reply};
 use crate::chat;
 use crate::chat::messages::PageAt;
@@ -29,7 +29,8 @@ pub fn routes() -> Vec<Route> {
         delete_page,
         delete_message,
         join,
-        leave
+        leave,
+        help
     ]
 }
 
@@ -40,7 +41,8 @@ async fn home(
     flash: Option<FlashMessage<'_>>,
     app: App<'_>,
 ) -> Result<Template> {
-    let (mine, joinable) = reading::home(app.svc, user.user.id).await?;
+    let (mine, joinable) = reading::home(app.svc, &user.user).await?;
+    let layout = Layout::new(&user, &csrf, flash).with_sidebar(Sidebar::new(&mine, &joinable));
     let tz = user.user.tz();
     let unread_total: i64 = mine.iter().map(|r| r.unread).sum();
     let mine: Vec<_> = mine
@@ -52,7 +54,7 @@ async fn home(
         .collect();
     Ok(Template::render(
         "home",
-        context! { layout: Layout::new(&user, &csrf, flash), rooms: mine, joinable, unread_total },
+        context! { layout, rooms: mine, joinable, unread_total },
     ))
 }
 
@@ -65,7 +67,8 @@ pub(super) struct Draft {
     pub error: Option<String>,
 }
 
-/// Renders a room page: one page of history, the forms, who is around.
+/// Renders a room page: one page of history, the forms, who is around, and the sidebar (read after
+/// the page marked its messages read).
 pub(super) async fn render_room(
     app: &App<'_>,
     user: &CurrentUser,
@@ -76,6 +79,7 @@ pub(super) async fn render_room(
 ) -> Result<Template> {
     let uid = user.user.id;
     let view = reading::room_page(app.svc, slug, uid, at, app.settings.page_size).await?;
+    let layout = layout.with_sidebar(Sidebar::load(app.svc, user).await?);
     let page = match view {
         RoomView::NotMember(room) => {
             return Ok(Template::render("room_join", context! { layout, room }));
@@ -267,7 +271,7 @@ async fn edit_page(
     let body = message.message.body;
     Ok(Template::render(
         "edit",
-        context! { layout: Layout::new(&user, &csrf, None), room, id, body },
+        context! { layout: Layout::load(app.svc, &user, &csrf, None).await?, room, id, body },
     ))
 }
 
@@ -294,7 +298,7 @@ async fn edit_message(
             let (room, _) = messages::find(app.svc, slug, id, uid).await?;
             let page = Template::render(
                 "edit",
-                context! { layout: Layout::new(&user, &csrf, None), room, id, body: form.0.body, error },
+                context! { layout: Layout::load(app.svc, &user, &csrf, None).await?, room, id, body: form.0.body, error },
             );
             Ok(Reply::Page((Status::UnprocessableEntity, page)))
         }
@@ -319,7 +323,7 @@ async fn delete_page(
     Ok(Template::render(
         "delete",
         context! {
-            layout: Layout::new(&user, &csrf, None),
+            layout: Layout::load(app.svc, &user, &csrf, None).await?,
             room,
             id,
             author: message.author,
@@ -363,4 +367,11 @@ async fn leave(
         Redirect::to("/"),
         format!("You left {}.", room.name),
     ))
+}
+
+/// Keyboard shortcuts, writing and searching, on one page.
+#[get("/help")]
+async fn help(user: CurrentUser, csrf: CsrfToken, app: App<'_>) -> Result<Template> {
+    let layout = Layout::load(app.svc, &user, &csrf, None).await?;
+    Ok(Template::render("help", context! { layout }))
 }

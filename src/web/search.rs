@@ -34,14 +34,15 @@ async fn search_page(
     csrf: CsrfToken,
     app: App<'_>,
 ) -> Result<Template> {
-    let layout = Layout::new(&user, &csrf, None);
+    // The sidebar is read after the search, so a search past its time fails at once.
+    let layout = || Layout::load(app.svc, &user, &csrf, None);
     let raw = form.q.unwrap_or_default();
     let query = search::parse(&raw);
     let mut problems = query.problems.clone();
     if raw.trim().is_empty() {
         return Ok(Template::render(
             "search",
-            context! { layout, q: raw, problems, searched: false },
+            context! { layout: layout().await?, q: raw, problems, searched: false },
         ));
     }
     if query.terms.is_empty() {
@@ -50,7 +51,7 @@ async fn search_page(
         );
         return Ok(Template::render(
             "search",
-            context! { layout, q: raw, problems, searched: false },
+            context! { layout: layout().await?, q: raw, problems, searched: false },
         ));
     }
     let tz = user.user.tz();
@@ -87,6 +88,6 @@ async fn search_page(
         .flatten();
     Ok(Template::render(
         "search",
-        context! { layout, q: &raw, q_encoded: view::encode_uri_component(&raw), problems, searched: true, results, older },
+        context! { layout: layout().await?, q: &raw, q_encoded: view::encode_uri_component(&raw), problems, searched: true, results, older },
     ))
 }

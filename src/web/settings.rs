@@ -60,7 +60,7 @@ async fn page(
     Ok(Template::render(
         "settings",
         context! {
-            layout: Layout::new(&user, &csrf, flash),
+            layout: Layout::load(app.svc, &user, &csrf, flash).await?,
             time_zone: &u.time_zone,
             zones,
             sessions,

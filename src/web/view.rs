@@ -3,10 +3,13 @@
 use rocket::request::FlashMessage;
 use serde::Serialize;
 
+use super::error::Result;
 use super::session::{CsrfToken, CurrentUser};
 use crate::chat::attachments::Attachment;
 use crate::chat::messages::Posted;
+use crate::chat::rooms::{Room, RoomSummary};
 use crate::files;
+use crate::service::{reading, Services};
 
 /// The parts of every page: who is logged in, the form token, a one-time notice.
 #[derive(Debug, Serialize)]
@@ -19,16 +22,38 @@ pub struct Layout {
     pub csrf: String,
     /// A notice from the previous request: (kind, message).
     pub flash: Option<(String, String)>,
+    /// The room list beside the page, for a logged-in user.
+    pub sidebar: Option<Sidebar>,
 }
 
 impl Layout {
-    /// The layout for a logged-in user.
+    /// The layout of a logged-in user's page, with the room list beside it.
+    pub async fn load(
+        svc: &Services,
+        user: &CurrentUser,
+        csrf: &CsrfToken,
+        flash: Option<FlashMessage<'_>>,
+    ) -> Result<Layout> {
+        let sidebar = Sidebar::load(svc, user).await?;
+        Ok(Layout::new(user, csrf, flash).with_sidebar(sidebar))
+    }
+
+    /// This layout with the room list beside the page.
+    pub fn with_sidebar(self, sidebar: Sidebar) -> Layout {
+        Layout {
+            sidebar: Some(sidebar),
+            ..self
+        }
+    }
+
+    /// The layout for a logged-in user, without the room list (error pages).
     pub fn new(user: &CurrentUser, csrf: &CsrfToken, flash: Option<FlashMessage<'_>>) -> Layout {
         Layout {
             username: Some(user.user.username.clone()),
             is_admin: user.user.is_admin,
             csrf: csrf.0.clone(),
             flash: flash.map(|f| (f.kind().to_string(), f.message().to_string())),
+            sidebar: None,
         }
     }
 
@@ -39,6 +64,70 @@ impl Layout {
             is_admin: false,
             csrf: csrf.0.clone(),
             flash: flash.map(|f| (f.kind().to_string(), f.message().to_string())),
+            sidebar: None,
+        }
+    }
+}
+
+/// The room list beside every logged-in page (wide screens; phones get the home page's list).
+#[derive(Debug, Serialize)]
+pub struct Sidebar {
+    /// My rooms: active ones by last activity, then archived ones.
+    pub rooms: Vec<SidebarRoom>,
+    /// Open rooms I may join.
+    pub joinable: Vec<SidebarRoom>,
+    /// Unread messages in all my rooms.
+    pub unread_total: i64,
+}
+
+/// One room in the sidebar.
+#[derive(Debug, Serialize)]
+pub struct SidebarRoom {
+    /// Its address.
+    pub slug: String,
+    /// Its name.
+    pub name: String,
+    /// Unread messages by others.
+    pub unread: i64,
+    /// Whether one of them mentions me.
+    pub mentioned: bool,
+    /// Whether it is archived.
+    pub archived: bool,
+}
+
+impl Sidebar {
+    /// Reads `user`'s sidebar.
+    pub async fn load(svc: &Services, user: &CurrentUser) -> Result<Sidebar> {
+        let (mine, joinable) = reading::home(svc, &user.user).await?;
+        Ok(Sidebar::new(&mine, &joinable))
+    }
+
+    /// The sidebar of my rooms and the ones I may join.
+    pub fn new(mine: &[RoomSummary], joinable: &[Room]) -> Sidebar {
+        let rooms = mine
+            .iter()
+            .map(|s| SidebarRoom {
+                slug: s.room.slug.clone(),
+                name: s.room.name.clone(),
+                unread: s.unread,
+                mentioned: s.mentioned,
+                archived: s.room.archived_at.is_some(),
+            })
+            .collect();
+        let joinable = joinable
+            .iter()
+            .map(|room| SidebarRoom {
+                slug: room.slug.clone(),
+                name: room.name.clone(),
+                unread: 0,
+                mentioned: false,
+                archived: false,
+            })
+            .collect();
+        Sidebar {
+            rooms,
+            joinable,
+            unread_total: mine.iter().map(|s| s.unread).sum(),
         }
     }
 }

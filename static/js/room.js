@@ -6,7 +6,7 @@
 // - room/compose.js  posting through fetch
 // - room/upload.js   uploads with a progress bar
 // - room/history.js  older pages loaded on scrolling up
-// - room/actions.js  message actions: delete asks in a dialog
+// - room/actions.js  message actions: delete asks in a dialog, edit in place
 
 import { enhanceActions } from "./room/actions.js";
 import { enhanceCompose } from "./room/compose.js";

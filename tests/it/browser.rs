@@ -83,6 +83,11 @@ impl Driver {
         self.session_sized(true, &[], Some((width, height))).await
     }
 
+    /// A session with JavaScript on a wide screen (1280×900): the sidebar shows.
+    async fn wide(&self) -> Client {
+        self.session_with(true, &["--window-size=1280,900"]).await
+    }
+
     /// A session with more Chromium arguments.
     async fn session_with(&self, javascript: bool, extra: &[&str]) -> Client {
         self.session_sized(javascript, extra, None).await
@@ -221,6 +226,21 @@ async fn send_plainly(browser: &Client, text: &str) {
         .click()
         .await
         .expect("click");
+}
+
+/// Presses `keys` together, as a person does (modifiers first), then lets them go. Special keys
+/// are WebDriver's code points: Alt `\u{E00A}`, Shift `\u{E008}`, Escape `\u{E00C}`, ↑ `\u{E013}`,
+/// ↓ `\u{E015}`.
+async fn press(browser: &Client, keys: &[char]) {
+    use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+    let mut actions = KeyActions::new("keyboard".into());
+    for &value in keys {
+        actions = actions.then(KeyAction::Down { value });
+    }
+    for &value in keys.iter().rev() {
+        actions = actions.then(KeyAction::Up { value });
+    }
+    browser.perform_actions(actions).await.expect("keys");
 }
 
 /// A script expression: how many messages on the page have exactly this text.
@@ -765,6 +785,16 @@ async fn deleting_asks_first_with_and_without_javascript() {
         &shown_once("delete me plainly"),
     )
     .await;
+    // The actions menu opens without a script (a `<details>`), then shows the link.
+    plain
+        .find(Locator::Css(
+            "li.message:last-of-type details.actions summary",
+        ))
+        .await
+        .expect("the actions menu")
+        .click()
+        .await
+        .expect("open the menu");
     plain
         .find(Locator::Css("li.message:last-of-type a[data-delete]"))
         .await
@@ -906,4 +936,216 @@ async fn settings_suggests_the_browsers_time_zone() {
     )
     .await;
     ann.close().await.ok();
+}
+
+/// A wide screen shows the sidebar beside every page with nothing scrolling sideways; messages are
+/// edited in place (↑ in the empty composer, or the menu), and the shortcuts of /help work.
+#[rocket::async_test]
+async fn the_sidebar_shortcuts_and_inline_editing() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let mut server = Server::new(LIVE);
+    for args in [
+        vec!["user", "add", "root", "root@example.org", "--admin"],
+        vec!["room", "member", "add", "general", "root"],
+        vec!["room", "add", "random", "Random"],
+        vec!["room", "member", "add", "random", "root"],
+        vec!["room", "member", "add", "random", "bob"],
+    ] {
+        let out = server.command(&args, &format!("{PASSWORD}\n"));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    server.start().await;
+    let bob = driver.session(true).await;
+    login(&bob, &server, "bob").await;
+    bob.goto(&server.url("/rooms/random")).await.expect("room");
+    type_and_send(&bob, "news for @root").await;
+    wait_until(&bob, "bob's message", &shown_once("news for @root")).await;
+
+    let root = driver.wide().await;
+    login(&root, &server, "root").await;
+    for path in [
+        "/",
+        "/rooms/general",
+        "/search?q=news",
+        "/missed",
+        "/settings",
+        "/help",
+        "/admin/rooms",
+        "/admin/users",
+    ] {
+        root.goto(&server.url(path)).await.expect("page");
+        let measured = root
+            .execute(
+                "return [document.documentElement.scrollWidth, innerWidth, \
+                     getComputedStyle(document.getElementById('sidebar')).display]",
+                vec![],
+            )
+            .await
+            .expect("measure");
+        let (width, viewport) = (measured[0].as_f64(), measured[1].as_f64());
+        assert!(viewport >= Some(1200.0), "a wide viewport ({viewport:?})");
+        assert!(
+            width <= viewport,
+            "{path} scrolls sideways: {width:?} > {viewport:?}"
+        );
+        assert_eq!(
+            measured[2].as_str(),
+            Some("block"),
+            "{path}: the sidebar shows"
+        );
+    }
+    root.goto(&server.url("/rooms/general"))
+        .await
+        .expect("room");
+    wait_until(
+        &root,
+        "random marked unread and mentioned in the sidebar",
+        "const a = document.querySelector('.sidebar a[data-slug=random]'); \
+         return a.classList.contains('unread') && a.querySelector('.mention-mark') !== null \
+           && document.querySelector('.sidebar a[data-slug=general]').getAttribute('aria-current') === 'page'",
+    )
+    .await;
+
+    // ↑ in the empty composer edits my last message in place; Enter saves.
+    type_and_send(&root, "my first words").await;
+    wait_until(&root, "my message", &shown_once("my first words")).await;
+    let composer = root.find(Locator::Css("#body")).await.expect("composer");
+    composer.click().await.expect("focus");
+    composer.send_keys("\u{E013}").await.expect("up");
+    wait_until(
+        &root,
+        "the editor with my text",
+        "const box = document.querySelector('li.message .edit-inline textarea'); \
+         return box !== null && document.activeElement === box && box.value === 'my first words'",
+    )
+    .await;
+    let editor = root
+        .find(Locator::Css(".edit-inline textarea"))
+        .await
+        .expect("editor");
+    editor.clear().await.expect("clear");
+    editor
+        .send_keys("my *edited* words\u{E007}")
+        .await
+        .expect("type");
+    wait_until(
+        &root,
+        "the edit saved without a reload",
+        &format!(
+            "return {} === 1 && {} === 0 && !document.querySelector('.edit-inline') \
+               && document.querySelector('li.message:last-of-type .body em')?.textContent === 'edited'",
+            count_of("my edited words"),
+            count_of("my first words")
+        ),
+    )
+    .await;
+    // The menu's Edit opens the same editor; Esc leaves the message as it was.
+    root.find(Locator::Css(
+        "li.message:last-of-type details.actions summary",
+    ))
+    .await
+    .expect("menu")
+    .click()
+    .await
+    .expect("open");
+    root.find(Locator::Css("li.message:last-of-type a[data-edit]"))
+        .await
+        .expect("edit")
+        .click()
+        .await
+        .expect("click");
+    wait_until(
+        &root,
+        "the editor",
+        "return document.activeElement?.closest('.edit-inline') !== null",
+    )
+    .await;
+    press(&root, &['\u{E00C}']).await;
+    wait_until(
+        &root,
+        "the editor closed, the text unchanged",
+        &format!(
+            "return !document.querySelector('.edit-inline') && {} === 1",
+            count_of("my edited words")
+        ),
+    )
+    .await;
+
+    let unfocus = "document.activeElement?.blur(); return true";
+    root.execute(unfocus, vec![]).await.expect("blur");
+    press(&root, &['/']).await;
+    wait_until(
+        &root,
+        "`/` focuses search",
+        "return document.activeElement === document.querySelector('header.top input[type=search]')",
+    )
+    .await;
+    root.execute(unfocus, vec![]).await.expect("blur");
+    press(&root, &['c']).await;
+    wait_until(
+        &root,
+        "`c` focuses the composer",
+        "return document.activeElement?.id === 'body'",
+    )
+    .await;
+    root.execute(unfocus, vec![]).await.expect("blur");
+    press(&root, &['\u{E00A}', '\u{E008}', '\u{E015}']).await;
+    wait_until(
+        &root,
+        "Alt+Shift+↓ opens the next room with unread messages",
+        "return location.pathname === '/rooms/random' && document.querySelector('.sidebar a[aria-current=page]')?.dataset.slug === 'random'",
+    )
+    .await;
+
+    // Esc marks a room read: root reads an older page of general while bob posts there.
+    let mine = root
+        .execute(
+            "return document.querySelector('.sidebar a[data-slug=general]').href",
+            vec![],
+        )
+        .await
+        .expect("link");
+    assert!(mine
+        .as_str()
+        .is_some_and(|href| href.ends_with("/rooms/general")));
+    bob.goto(&server.url("/rooms/general")).await.expect("room");
+    type_and_send(&bob, "while root reads history").await;
+    wait_until(
+        &bob,
+        "bob's message",
+        &shown_once("while root reads history"),
+    )
+    .await;
+    root.goto(&server.url("/rooms/general?before=999999"))
+        .await
+        .expect("older page");
+    wait_until(
+        &root,
+        "general unread in the sidebar",
+        "return document.querySelector('.sidebar a[data-slug=general]').classList.contains('unread')",
+    )
+    .await;
+    root.execute(unfocus, vec![]).await.expect("blur");
+    press(&root, &['\u{E00C}']).await;
+    wait_until(
+        &root,
+        "Esc marks the room read",
+        "return !document.querySelector('.sidebar a[data-slug=general]').classList.contains('unread')",
+    )
+    .await;
+    root.goto(&server.url("/help")).await.expect("help");
+    wait_until(
+        &root,
+        "read on the server too",
+        "return !document.querySelector('.sidebar a[data-slug=general]').classList.contains('unread')",
+    )
+    .await;
+    bob.close().await.ok();
+    root.close().await.ok();
 }

@@ -8,6 +8,7 @@ mod admin;
 mod alerts;
 mod browser;
 mod housekeeping;
+mod layout;
 mod live;
 mod operations;
 mod process;

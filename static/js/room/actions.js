@@ -1,7 +1,8 @@
-// Message actions on the live page: "Delete" asks in a dialog instead of on a page of its own
-// (the link still leads to that page without JavaScript), then deletes without a reload.
+// Message actions on the live page. "Delete" asks in a dialog instead of on a page of its own;
+// "Edit" edits in place (Enter saves, Esc cancels), and ↑ in an empty composer edits my last
+// message. Without JavaScript both links lead to their own pages.
 
-export function enhanceActions(list, { csrf, poller }) {
+export function enhanceActions(list, { csrf, poller, messages }) {
   let dialog = null;
   function ask(link) {
     if (!dialog) {
@@ -35,10 +36,89 @@ export function enhanceActions(list, { csrf, poller }) {
     dialog.showModal();
     dialog.querySelector("button[value=delete]").focus();
   }
+
   list.addEventListener("click", (event) => {
-    const link = event.target.closest("a[data-delete]");
-    if (!link || !("HTMLDialogElement" in window)) return;
+    const link = event.target.closest("a[data-delete], a[data-edit]");
+    if (!link) return;
+    if (link.hasAttribute("data-delete")) {
+      if (!("HTMLDialogElement" in window)) return;
+      event.preventDefault();
+      link.closest("details")?.removeAttribute("open");
+      ask(link);
+    } else {
+      event.preventDefault();
+      link.closest("details")?.removeAttribute("open");
+      editInPlace(link.closest("li.message"), link.href, { csrf, poller, messages });
+    }
+  });
+
+  const composer = document.getElementById("body");
+  composer?.addEventListener("keydown", (event) => {
+    if (event.key !== "ArrowUp" || composer.value !== "" || event.isComposing) return;
+    const mine = [...list.querySelectorAll("li.message")].reverse().find((item) => item.querySelector("a[data-edit]"));
+    if (!mine) return;
     event.preventDefault();
-    ask(link);
+    editInPlace(mine, mine.querySelector("a[data-edit]").href, { csrf, poller, messages });
+  });
+}
+
+// Replaces a message's text by an editor holding its source (read from the edit page, the no-JS
+// path), and saves through that page's form.
+async function editInPlace(item, href, { csrf, poller, messages }) {
+  if (!item || item.querySelector(".edit-inline")) return;
+  const page = await fetch(href).then((r) => (r.ok ? r.text() : null)).catch(() => null);
+  const source = page && new DOMParser().parseFromString(page, "text/html").querySelector("textarea[name=body]");
+  if (!source) {
+    location.href = href; // The edit page says what went wrong.
+    return;
+  }
+  const body = item.querySelector(".body");
+  const form = document.createElement("form");
+  form.className = "edit-inline";
+  form.innerHTML = `<label class="visually-hidden" for="edit-${item.id}">Edit the message</label>
+    <textarea id="edit-${item.id}" name="body" rows="3"></textarea>
+    <p class="error" role="alert" hidden></p>
+    <div class="row"><button type="submit">Save</button><button type="button" class="link" data-cancel>Cancel</button>
+    <span class="muted">Enter saves, Esc cancels</span></div>`;
+  const box = form.querySelector("textarea");
+  box.value = source.value;
+  if (body) body.hidden = true;
+  (body || item.querySelector(".meta")).after(form);
+  box.focus();
+  box.setSelectionRange(box.value.length, box.value.length);
+
+  const close = () => {
+    form.remove();
+    if (body) body.hidden = false;
+    messages.applyHeld(item.id);
+    document.getElementById("body")?.focus();
+  };
+  form.querySelector("[data-cancel]").addEventListener("click", close);
+  box.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") {
+      event.preventDefault();
+      event.stopPropagation();
+      close();
+    } else if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const error = form.querySelector(".error");
+    const response = await fetch(href, {
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ csrf, body: box.value }),
+    }).catch(() => null);
+    if (!response || !response.ok) {
+      const refused = response && new DOMParser().parseFromString(await response.text(), "text/html").querySelector("main .error");
+      error.textContent = refused ? refused.textContent : "Could not save: the connection is down. Your text is kept.";
+      error.hidden = false;
+      return;
+    }
+    close();
+    poller.soon();
   });
 }

@@ -26,6 +26,7 @@ export class Messages {
     this.baseTitle = document.title;
     this.unseen = 0;
     this.below = 0;
+    this.held = new Map(); // Changes to messages being edited in place, shown once the editor closes.
     this.newBelow.addEventListener("click", () => {
       this.below = 0;
       this.newBelow.hidden = true;
@@ -59,6 +60,10 @@ export class Messages {
   insert(message) {
     const existing = document.getElementById(`m${message.id}`);
     const item = fragment(message.html);
+    if (existing?.querySelector(".edit-inline")) {
+      this.held.set(existing.id, message);
+      return false;
+    }
     if (existing) {
       // The server renders one message alone: it keeps its place in its group.
       item.classList.toggle("continued", existing.classList.contains("continued"));
@@ -79,6 +84,13 @@ export class Messages {
     }
     this.placeAfterLast(item);
     return true;
+  }
+
+  // Shows a change held while the message was being edited.
+  applyHeld(id) {
+    const message = this.held.get(id);
+    this.held.delete(id);
+    if (message) this.insert(message);
   }
 
   // Appends a new message under a day heading when its day is not the last one's, and in its

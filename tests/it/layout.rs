@@ -1,0 +1,182 @@
+//! The chat layout without JavaScript: the room sidebar on every logged-in page, the message
+//! actions menu, and the help page.
+
+use rocket::http::Status;
+
+use crate::both_backends;
+use crate::common::{Backend, TestApp};
+
+both_backends!(
+    the_sidebar_lists_my_rooms_with_unread_counts_and_mentions,
+    message_actions_sit_in_a_menu,
+    the_help_page_lists_the_shortcuts
+);
+
+/// The sidebar's HTML on a page.
+fn sidebar(page: &str) -> &str {
+    let start = page
+        .find(r#"<nav class="sidebar""#)
+        .expect("a sidebar on the page");
+    let end = page[start..].find("</nav>").expect("the sidebar's end") + start;
+    &page[start..end]
+}
+
+/// The sidebar's entry of room `slug`.
+fn entry<'a>(sidebar: &'a str, slug: &str) -> Option<&'a str> {
+    sidebar
+        .split("<li>")
+        .find(|li| li.contains(&format!(r#"href="/rooms/{slug}"#)))
+}
+
+async fn the_sidebar_lists_my_rooms_with_unread_counts_and_mentions(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let ann = app.user("ann", true).await;
+    let bob = app.user("bob", false).await;
+    let carol = app.user("carol", false).await;
+    let general = app.room("general", false, &[ann, bob]).await;
+    let random = app.room("random", false, &[ann, bob]).await;
+    app.room("lobby", false, &[carol]).await;
+    app.room("secret", true, &[bob, carol]).await;
+    app.messages(general, bob, vec!["hello @anna, not ann".into()])
+        .await;
+    app.messages(random, bob, vec!["first".into(), "look, @Ann!".into()])
+        .await;
+    app.messages(random, ann, vec!["my own @ann".into()]).await;
+
+    let mut browser = app.login("ann").await;
+    // Every logged-in page has it: the settings, the admin pages, help, search.
+    for path in [
+        "/settings",
+        "/admin/users",
+        "/help",
+        "/search?q=x",
+        "/missed",
+    ] {
+        let page = browser.get(path).await.expect(Status::Ok);
+        let side = sidebar(&page.body);
+        assert!(entry(side, "general").is_some(), "{path}: general listed");
+    }
+    let page = browser.get("/help").await.expect(Status::Ok);
+    let side = sidebar(&page.body);
+    let general_entry = entry(side, "general").expect("general");
+    assert!(
+        general_entry.contains("unread: </span>1</span>")
+            && !general_entry.contains("mention-mark"),
+        "general: one unread, @anna is not a mention of ann: {general_entry}"
+    );
+    let random_entry = entry(side, "random").expect("random");
+    assert!(
+        random_entry.contains("unread: </span>2</span>") && random_entry.contains("mention-mark"),
+        "random: two unread by others, one mentions ann: {random_entry}"
+    );
+    assert!(
+        side.contains("Open rooms") && entry(side, "lobby").is_some(),
+        "an open room ann may join"
+    );
+    assert!(
+        entry(side, "secret").is_none(),
+        "someone else's private room is not listed"
+    );
+    assert!(
+        side.contains(r#"href="/missed""#),
+        "a link to what I missed"
+    );
+    assert!(
+        page.body.contains("unread: </span>3</span>"),
+        "the Rooms link counts every unread message (for phones)"
+    );
+
+    // In the room, its entry is the current page, and read once the page showed the messages.
+    let page = browser.get("/rooms/random").await.expect(Status::Ok);
+    let random_entry = entry(sidebar(&page.body), "random").expect("random");
+    assert!(
+        random_entry.contains(r#"aria-current="page""#)
+            && !random_entry.contains("badge")
+            && !random_entry.contains("mention-mark"),
+        "the open room is current and read: {random_entry}"
+    );
+    // Error pages keep the navigation but not the sidebar (no query behind a failure).
+    let page = browser.get("/rooms/nowhere").await.expect(Status::NotFound);
+    assert!(page.body.contains("Log out") && !page.body.contains(r#"class="sidebar""#));
+}
+
+async fn message_actions_sit_in_a_menu(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let ann = app.user("ann", false).await;
+    let bob = app.user("bob", false).await;
+    let room = app.room("general", false, &[ann, bob]).await;
+    let theirs = app.messages(room, bob, vec!["by bob".into()]).await[0];
+    let mine = app.messages(room, ann, vec!["by ann".into()]).await[0];
+    let mut browser = app.login("ann").await;
+    let page = browser.get("/rooms/general").await.expect(Status::Ok);
+    let item = |id: i64| {
+        let start = page
+            .body
+            .find(&format!(r#"id="m{id}""#))
+            .expect("the message");
+        let end = page.body[start..].find("</li>").expect("its end") + start;
+        page.body[start..end].to_string()
+    };
+    let own = item(mine);
+    assert!(
+        own.contains(r#"<details class="actions">"#)
+            && own.contains("Message actions")
+            && own.contains(&format!(
+                r#"href="/rooms/general/messages/{mine}/edit" data-edit"#
+            ))
+            && own.contains(&format!(
+                r#"href="/rooms/general/messages/{mine}/delete" data-delete"#
+            )),
+        "my message: edit and delete in a menu: {own}"
+    );
+    assert!(
+        !item(theirs).contains("<details"),
+        "no menu on someone else's message (nothing ann may do)"
+    );
+    // The links lead to the no-JS pages.
+    browser
+        .get(&format!("/rooms/general/messages/{mine}/edit"))
+        .await
+        .expect(Status::Ok);
+    browser
+        .get(&format!("/rooms/general/messages/{theirs}/edit"))
+        .await
+        .expect(Status::Forbidden);
+}
+
+async fn the_help_page_lists_the_shortcuts(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    app.user("ann", false).await;
+    let mut anonymous = app.browser();
+    let page = anonymous.get("/help").await;
+    assert!(
+        page.location
+            .as_deref()
+            .is_some_and(|l| l.starts_with("/login")),
+        "help is for members: {:?} {:?}",
+        page.status,
+        page.location
+    );
+    let mut browser = app.login("ann").await;
+    let page = browser.get("/help").await.expect(Status::Ok);
+    for shortcut in [
+        "<kbd>/</kbd>",
+        "<kbd>c</kbd>",
+        "<kbd>Alt</kbd> + <kbd>Shift</kbd> + <kbd>↓</kbd>",
+        "<kbd>Esc</kbd>",
+        "<kbd>↑</kbd> in an empty composer",
+    ] {
+        assert!(page.body.contains(shortcut), "help lists {shortcut}");
+    }
+    let page = browser.get("/").await.expect(Status::Ok);
+    assert!(
+        page.body.contains(r#"href="/help""#),
+        "linked from the navigation"
+    );
+}
