@@ -34,7 +34,7 @@ fn chromium() -> Option<(PathBuf, PathBuf)> {
 }
 
 /// A chromedriver process; each browser session it starts is a fresh headless Chromium.
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     port: u16,
     browser: PathBuf,
@@ -42,7 +42,7 @@ struct Driver {
 }
 
 impl Driver {
-    async fn start() -> Option<Driver> {
+    pub(crate) async fn start() -> Option<Driver> {
         Driver::start_in_zone("UTC").await
     }
 
@@ -79,7 +79,7 @@ impl Driver {
 
     /// A session with JavaScript whose viewport is a phone's, emulated (Chromium's windows are at
     /// least 500 px wide).
-    async fn phone(&self, width: u32, height: u32) -> Client {
+    pub(crate) async fn phone(&self, width: u32, height: u32) -> Client {
         self.session_sized(true, &[], Some((width, height))).await
     }
 
@@ -89,7 +89,7 @@ impl Driver {
     }
 
     /// A session with more Chromium arguments.
-    async fn session_with(&self, javascript: bool, extra: &[&str]) -> Client {
+    pub(crate) async fn session_with(&self, javascript: bool, extra: &[&str]) -> Client {
         self.session_sized(javascript, extra, None).await
     }
 
@@ -139,7 +139,7 @@ impl Drop for Driver {
     }
 }
 
-async fn login(browser: &Client, server: &Server, name: &str) {
+pub(crate) async fn login(browser: &Client, server: &Server, name: &str) {
     browser
         .goto(&server.url("/login"))
         .await
@@ -194,7 +194,7 @@ async fn live_pair(driver: &Driver) -> (Server, Client, Client) {
 }
 
 /// Waits, a bounded number of rounds, until a script returns true.
-async fn wait_until(browser: &Client, what: &str, script: &str) {
+pub(crate) async fn wait_until(browser: &Client, what: &str, script: &str) {
     for _ in 0..300 {
         if let Ok(value) = browser.execute(script, vec![]).await {
             if value.as_bool() == Some(true) {
@@ -211,7 +211,7 @@ async fn wait_until(browser: &Client, what: &str, script: &str) {
 }
 
 /// Types `text` into the composer and presses Send: the plain form, as without JavaScript.
-async fn send_plainly(browser: &Client, text: &str) {
+pub(crate) async fn send_plainly(browser: &Client, text: &str) {
     browser
         .find(Locator::Css("form.compose textarea"))
         .await
@@ -262,7 +262,7 @@ async fn message_count(browser: &Client, text: &str) -> i64 {
         .unwrap_or(-1)
 }
 
-async fn type_and_send(browser: &Client, text: &str) {
+pub(crate) async fn type_and_send(browser: &Client, text: &str) {
     let box_ = browser
         .find(Locator::Css("form.compose textarea"))
         .await
@@ -698,6 +698,18 @@ async fn pages_fit_a_phone() {
             "{path}: the navigation takes more than one row ({header} px): {}",
             measured[3]
         );
+        // `CONFAB_SCREENSHOTS=<folder>`: the phone's view of the home and room pages, for the docs.
+        let shot = match path {
+            "/" => Some("phone-home"),
+            "/rooms/general" => Some("phone-room"),
+            _ => None,
+        };
+        if let (Some(dir), Some(name)) = (std::env::var_os("CONFAB_SCREENSHOTS"), shot) {
+            let dir = PathBuf::from(dir);
+            std::fs::create_dir_all(&dir).expect("screenshot folder");
+            let png = phone.screenshot().await.expect("screenshot");
+            std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
+        }
     }
     phone
         .goto(&server.url("/rooms/general"))

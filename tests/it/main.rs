@@ -3,6 +3,7 @@
 mod common;
 
 mod abuse;
+mod accessibility;
 mod accounts;
 mod admin;
 mod alerts;
