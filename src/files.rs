@@ -165,28 +165,8 @@ impl FileStore {
     /// Makes the thumbnail of an image file (blocking: run it off the async runtime). Returns its
     /// content type, or `None` when the file is not an image that can be decoded safely.
     pub fn make_thumbnail(&self, stored_name: &str) -> Option<&'static str> {
-        let source = self.path(stored_name);
-        let reader = image::ImageReader::open(&source)
-            .ok()?
-            .with_guessed_format()
-            .ok()?;
-        let format = reader.format()?;
-        let (width, height) = image::ImageReader::open(&source)
-            .ok()?
-            .with_guessed_format()
-            .ok()?
-            .into_dimensions()
-            .ok()?;
-        if u64::from(width) * u64::from(height) > MAX_THUMBNAIL_SOURCE_PIXELS {
-            return None;
-        }
-        let mut reader = reader;
-        let mut limits = image::Limits::default();
-        limits.max_image_width = Some(width);
-        limits.max_image_height = Some(height);
-        limits.max_alloc = Some(512 * 1024 * 1024);
-        reader.limits(limits);
-        let image = reader.decode().ok()?;
+        let (image, format) = decode_image(&self.path(stored_name))?;
+        let (width, height) = (image.width(), image.height());
         let image = if width > THUMBNAIL_BOX.0 || height > THUMBNAIL_BOX.1 {
             image.resize(
                 THUMBNAIL_BOX.0,
@@ -211,6 +191,51 @@ impl FileStore {
         std::fs::rename(&partial, &target).ok()?;
         Some(content_type)
     }
+}
+
+/// Decodes an image file whose size its header gives as at most [`MAX_THUMBNAIL_SOURCE_PIXELS`],
+/// with allocation limits (blocking); `None` for anything else, decompression bombs included.
+fn decode_image(source: &Path) -> Option<(image::DynamicImage, image::ImageFormat)> {
+    let reader = image::ImageReader::open(source)
+        .ok()?
+        .with_guessed_format()
+        .ok()?;
+    let format = reader.format()?;
+    let (width, height) = image::ImageReader::open(source)
+        .ok()?
+        .with_guessed_format()
+        .ok()?
+        .into_dimensions()
+        .ok()?;
+    if u64::from(width) * u64::from(height) > MAX_THUMBNAIL_SOURCE_PIXELS {
+        return None;
+    }
+    let mut reader = reader;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(width);
+    limits.max_image_height = Some(height);
+    limits.max_alloc = Some(512 * 1024 * 1024);
+    reader.limits(limits);
+    Some((reader.decode().ok()?, format))
+}
+
+/// The side of a member's picture, in pixels (shown at 32 CSS pixels, sharp on dense screens).
+pub const AVATAR_SIDE: u32 = 128;
+
+/// A member's picture from an uploaded image: its centre cropped square and scaled to
+/// [`AVATAR_SIDE`], as PNG (blocking). `None` when the file is not an image that decodes safely.
+pub fn avatar_png(source: &Path) -> Option<Vec<u8>> {
+    let (image, _) = decode_image(source)?;
+    let square = image.resize_to_fill(
+        AVATAR_SIDE,
+        AVATAR_SIDE,
+        image::imageops::FilterType::Triangle,
+    );
+    let mut png = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgba8(square.to_rgba8())
+        .write_to(&mut png, image::ImageFormat::Png)
+        .ok()?;
+    Some(png.into_inner())
 }
 
 /// Reads an image's dimensions from its header only (blocking).

@@ -38,11 +38,23 @@ pub struct Posted {
     pub message: Message,
     /// Its author's username.
     pub author: String,
+    /// When the author's own picture last changed, if they have one.
+    pub avatar_at: Option<NaiveDateTime>,
 }
 
-impl From<(Message, String)> for Posted {
-    fn from((message, author): (Message, String)) -> Posted {
-        Posted { message, author }
+/// The author columns read with a message: username and picture time.
+const AUTHOR: (users::username, users::avatar_at) = (users::username, users::avatar_at);
+
+/// A row of [`AUTHOR`].
+type AuthorRow = (String, Option<NaiveDateTime>);
+
+impl From<(Message, AuthorRow)> for Posted {
+    fn from((message, (author, avatar_at)): (Message, AuthorRow)) -> Posted {
+        Posted {
+            message,
+            author,
+            avatar_at,
+        }
     }
 }
 
@@ -84,13 +96,13 @@ pub fn page(conn: &mut AnyConnection, room_id: i64, at: PageAt, size: i64) -> Re
         messages::table
             .inner_join(users::table)
             .filter(messages::room_id.eq_any(vec![room_id]))
-            .select((Message::as_select(), users::username))
+            .select((Message::as_select(), AUTHOR))
             .into_boxed()
     };
     let newest_first = (messages::room_id.desc(), messages::id.desc());
     let oldest_first_order = (messages::room_id.asc(), messages::id.asc());
-    let oldest_first = |rows: Vec<(Message, String)>| rows.into_iter().rev().collect::<Vec<_>>();
-    let rows: Vec<(Message, String)> = match at {
+    let oldest_first = |rows: Vec<(Message, AuthorRow)>| rows.into_iter().rev().collect::<Vec<_>>();
+    let rows: Vec<(Message, AuthorRow)> = match at {
         PageAt::Latest => oldest_first(base().order(newest_first).limit(size).load(conn)?),
         PageAt::Before(id) => oldest_first(
             base()
@@ -163,13 +175,13 @@ pub fn page(conn: &mut AnyConnection, room_id: i64, at: PageAt, size: i64) -> Re
 
 /// One message of a room, with its author; another room's message is "not found".
 pub fn get(conn: &mut AnyConnection, room_id: i64, id: i64) -> Result<Posted> {
-    let (message, author) = messages::table
+    let row: (Message, AuthorRow) = messages::table
         .inner_join(users::table)
         .filter(messages::room_id.eq(room_id))
         .filter(messages::id.eq(id))
-        .select((Message::as_select(), users::username))
+        .select((Message::as_select(), AUTHOR))
         .first(conn)?;
-    Ok(Posted { message, author })
+    Ok(Posted::from(row))
 }
 
 /// Moves a room's cursor one step forward and returns it; an archived room takes no changes.
@@ -421,7 +433,7 @@ pub fn changed_since(
     let member = memberships::table
         .filter(memberships::room_id.eq(room_id))
         .filter(memberships::user_id.eq(reader_id));
-    let rows: Vec<(Message, String, Option<Attachment>)> = messages::table
+    let rows: Vec<(Message, AuthorRow, Option<Attachment>)> = messages::table
         .inner_join(users::table)
         .left_join(attachments::table)
         .filter(diesel::dsl::exists(member))
@@ -431,7 +443,7 @@ pub fn changed_since(
         .limit(limit)
         .select((
             Message::as_select(),
-            users::username,
+            AUTHOR,
             Option::<Attachment>::as_select(),
         ))
         .load(conn)?;
@@ -440,7 +452,7 @@ pub fn changed_since(
         .into_iter()
         .map(|(message, author, file)| {
             files.extend(file);
-            Posted { message, author }
+            Posted::from((message, author))
         })
         .collect();
     Ok((posted, files))
@@ -455,7 +467,7 @@ pub fn unread(
     last_read_id: i64,
     limit: i64,
 ) -> Result<Vec<Posted>> {
-    let rows: Vec<(Message, String)> = messages::table
+    let rows: Vec<(Message, AuthorRow)> = messages::table
         .inner_join(users::table)
         .filter(messages::room_id.eq_any(vec![room_id]))
         .filter(messages::id.gt(last_read_id))
@@ -463,7 +475,7 @@ pub fn unread(
         .filter(messages::deleted_at.is_null())
         .order((messages::room_id.asc(), messages::id.asc()))
         .limit(limit)
-        .select((Message::as_select(), users::username))
+        .select((Message::as_select(), AUTHOR))
         .load(conn)?;
     Ok(rows.into_iter().map(Posted::from).collect())
 }
@@ -476,13 +488,13 @@ pub fn batch_after(
     after_id: i64,
     limit: i64,
 ) -> Result<Vec<Posted>> {
-    let rows: Vec<(Message, String)> = messages::table
+    let rows: Vec<(Message, AuthorRow)> = messages::table
         .inner_join(users::table)
         .filter(messages::room_id.eq_any(vec![room_id]))
         .filter(messages::id.gt(after_id))
         .order((messages::room_id.asc(), messages::id.asc()))
         .limit(limit)
-        .select((Message::as_select(), users::username))
+        .select((Message::as_select(), AUTHOR))
         .load(conn)?;
     Ok(rows.into_iter().map(Posted::from).collect())
 }

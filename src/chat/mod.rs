@@ -5,6 +5,7 @@
 
 pub mod alerts;
 pub mod attachments;
+pub mod avatars;
 pub mod input;
 pub mod logins;
 pub mod mentions;

@@ -44,6 +44,8 @@ pub struct User {
     pub digest_hour: i32,
     /// When the last alert mail was planned for them.
     pub last_alert_at: Option<NaiveDateTime>,
+    /// When their own picture last changed; `None` shows the generated one.
+    pub avatar_at: Option<NaiveDateTime>,
 }
 
 impl User {

@@ -15,6 +15,15 @@ diesel::table! {
         alert_mode -> Text,
         digest_hour -> Integer,
         last_alert_at -> Nullable<Timestamp>,
+        avatar_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    avatars (user_id) {
+        user_id -> BigInt,
+        image -> Binary,
+        updated_at -> Timestamp,
     }
 }
 
@@ -129,6 +138,7 @@ diesel::table! {
 
 diesel::joinable!(attachments -> messages (message_id));
 diesel::joinable!(attachments -> rooms (room_id));
+diesel::joinable!(avatars -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(user_tokens -> users (user_id));
 diesel::joinable!(memberships -> rooms (room_id));
@@ -138,6 +148,7 @@ diesel::joinable!(messages -> users (author_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
+    avatars,
     sessions,
     user_tokens,
     login_failures,

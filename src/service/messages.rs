@@ -34,6 +34,7 @@ pub async fn post(
     Ok(Posted {
         message: stored.message,
         author: author.username.clone(),
+        avatar_at: author.avatar_at,
     })
 }
 

@@ -4,6 +4,7 @@
 //! Handlers parse and authorise, call one service function, and render.
 
 pub mod accounts;
+pub mod avatars;
 pub mod limits;
 pub mod messages;
 pub mod reading;

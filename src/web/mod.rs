@@ -4,6 +4,7 @@ mod admin;
 mod alerts;
 mod api;
 mod auth;
+mod avatars;
 pub mod error;
 mod export;
 mod missed;
@@ -128,6 +129,7 @@ pub fn stage() -> AdHoc {
             .mount("/", auth::routes())
             .mount("/", pages::routes())
             .mount("/", settings::routes())
+            .mount("/", avatars::routes())
             .mount("/", uploads::routes())
             .mount("/api", api::routes())
             .mount("/", search::routes())

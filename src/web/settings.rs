@@ -61,6 +61,7 @@ async fn page(
         "settings",
         context! {
             layout: Layout::load(app.svc, &user, &csrf, flash).await?,
+            avatar: view::Avatar::of_user(u.id, &u.username, u.avatar_at),
             time_zone: &u.time_zone,
             zones,
             sessions,

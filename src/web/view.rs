@@ -255,17 +255,28 @@ pub const GROUP_MINUTES: i64 = 5;
 /// Colours the generated avatars come in (classes `avatar-0` … in the stylesheet).
 const AVATAR_COLOURS: u64 = 12;
 
-/// A generated avatar: initials on a colour derived from the username.
+/// An avatar: the member's own picture when they uploaded one, else initials on a colour derived
+/// from the username.
 #[derive(Debug, Clone, Serialize)]
 pub struct Avatar {
     /// One or two letters.
     pub initials: String,
     /// Which colour, `0..AVATAR_COLOURS`.
     pub colour: u64,
+    /// The member's own picture (`/avatars/<id>?v=<when it changed>`), if any.
+    pub url: Option<String>,
 }
 
 impl Avatar {
-    /// The avatar of `username`: the same name always gets the same one.
+    /// The avatar of user `id`: their picture if `picture_at` says they have one.
+    pub fn of_user(id: i64, username: &str, picture_at: Option<chrono::NaiveDateTime>) -> Avatar {
+        Avatar {
+            url: picture_at.map(|at| format!("/avatars/{id}?v={}", at.and_utc().timestamp())),
+            ..Avatar::of(username)
+        }
+    }
+
+    /// The generated avatar of `username`: the same name always gets the same one.
     pub fn of(username: &str) -> Avatar {
         let initials: String = username
             .split(|c: char| !c.is_alphanumeric())
@@ -295,6 +306,7 @@ impl Avatar {
         Avatar {
             initials,
             colour: hash % AVATAR_COLOURS,
+            url: None,
         }
     }
 }
@@ -306,7 +318,7 @@ pub struct MessageView {
     pub id: i64,
     /// Author's username.
     pub author: String,
-    /// The author's generated avatar.
+    /// The author's avatar.
     pub avatar: Avatar,
     /// It follows a message by the same author within [`GROUP_MINUTES`]: the name and avatar
     /// are shown once for the group.
@@ -387,7 +399,7 @@ fn message_views(
             MessageView {
                 id: m.id,
                 author: p.author.clone(),
-                avatar: Avatar::of(&p.author),
+                avatar: Avatar::of_user(m.author_id, &p.author, p.avatar_at),
                 continued,
                 html: crate::format::message_html(&m.body),
                 body: m.body.clone(),

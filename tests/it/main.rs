@@ -7,6 +7,7 @@ mod accessibility;
 mod accounts;
 mod admin;
 mod alerts;
+mod avatars;
 mod browser;
 mod housekeeping;
 mod layout;

@@ -2,7 +2,7 @@
 //! [`download`]); storing and posting is [`crate::service::uploads`].
 
 mod download;
-mod receive;
+pub(super) mod receive;
 
 use rocket::data::Data;
 use rocket::http::{ContentType, CookieJar, Status};
@@ -14,13 +14,34 @@ use super::session::{CsrfToken, CurrentUser};
 use super::view::Layout;
 use super::{pages, App, Reply};
 use crate::chat::messages::PageAt;
-use crate::service::uploads;
+use crate::service::uploads::{self, Received};
 
 /// The routes of this module.
 pub fn routes() -> Vec<Route> {
     let mut routes = routes![upload];
     routes.extend(download::routes());
     routes
+}
+
+/// Reads an upload form (`multipart/form-data`, the CSRF token first): its small fields, and its
+/// file streamed to a temporary file that is removed unless kept.
+pub(super) async fn receive_form(
+    content_type: Option<&ContentType>,
+    data: Data<'_>,
+    cookies: &CookieJar<'_>,
+    app: &App<'_>,
+) -> Result<(receive::Fields, Option<Received>)> {
+    let boundary = content_type
+        .filter(|ct| ct.is_form_data())
+        .and_then(|ct| {
+            ct.params()
+                .find(|(key, _)| key == "boundary")
+                .map(|(_, value)| value.to_string())
+        })
+        .ok_or_else(|| {
+            Error::BadRequest("An upload must be sent as multipart/form-data.".into())
+        })?;
+    receive::receive(data, boundary, cookies, app.settings, &app.svc.store).await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -35,20 +56,9 @@ async fn upload(
     app: App<'_>,
 ) -> Result<Reply> {
     let uid = user.user.id;
-    let boundary = content_type
-        .filter(|ct| ct.is_form_data())
-        .and_then(|ct| {
-            ct.params()
-                .find(|(key, _)| key == "boundary")
-                .map(|(_, value)| value.to_string())
-        })
-        .ok_or_else(|| {
-            Error::BadRequest("An upload must be sent as multipart/form-data.".into())
-        })?;
     // Only members may send a file at all: nothing is written for anyone else.
     uploads::may_upload(app.svc, slug.clone(), uid).await?;
-    let (fields, received) =
-        receive::receive(data, boundary, cookies, app.settings, &app.svc.store).await?;
+    let (fields, received) = receive_form(content_type, data, cookies, &app).await?;
     let posted = match received {
         Some(received) => {
             let client_id = pages::client_id(fields.client_id);

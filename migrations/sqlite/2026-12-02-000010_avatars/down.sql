@@ -1,0 +1,2 @@
+ALTER TABLE users DROP COLUMN avatar_at;
+DROP TABLE avatars;
