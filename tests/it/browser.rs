@@ -1158,6 +1158,48 @@ async fn the_sidebar_shortcuts_and_inline_editing() {
         "return !document.querySelector('.sidebar a[data-slug=general]').classList.contains('unread')",
     )
     .await;
+
+    // An invitation: the page says it was also mailed, and Copy puts the link on the clipboard.
+    root.goto(&server.url("/admin/users")).await.expect("users");
+    for (field, value) in [("username", "dave"), ("email", "dave@example.org")] {
+        root.find(Locator::Css(&format!(
+            "form[action='/admin/users'] input[name={field}]"
+        )))
+        .await
+        .expect("field")
+        .send_keys(value)
+        .await
+        .expect("type");
+    }
+    root.find(Locator::Css(
+        "form[action='/admin/users'] button[type=submit]",
+    ))
+    .await
+    .expect("create")
+    .click()
+    .await
+    .expect("click");
+    wait_until(
+        &root,
+        "the invitation page with its Copy button",
+        "return document.body.innerText.includes('It was also mailed to dave.') \
+           && !document.querySelector('button[data-copy]').hidden",
+    )
+    .await;
+    root.find(Locator::Css("button[data-copy]"))
+        .await
+        .expect("Copy")
+        .click()
+        .await
+        .expect("click");
+    wait_until(
+        &root,
+        "the link copied",
+        "const link = document.getElementById('one-time-link').value; \
+         return document.querySelector('button[data-copy]').textContent === 'Copied' \
+           && link.includes('/password/') && document.getSelection().toString() === link",
+    )
+    .await;
     bob.close().await.ok();
     root.close().await.ok();
 }
