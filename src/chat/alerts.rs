@@ -17,7 +17,7 @@ use chrono::{Duration, NaiveDateTime, TimeZone, Timelike};
 use diesel::prelude::*;
 use diesel::IntoSql;
 
-use super::mentions::{self, lower};
+use super::mentions::{self, lower, substr};
 use super::outbox::{self, NewMail};
 use super::users::User;
 use crate::db::schema::{memberships, messages, rooms, users};
@@ -104,11 +104,6 @@ impl Due {
     pub fn count(&self) -> usize {
         self.rooms.iter().map(|r| r.count).sum()
     }
-}
-
-diesel::define_sql_function! {
-    /// The first `length` characters of `text` from `start` (1-based).
-    fn substr(text: diesel::sql_types::Text, start: diesel::sql_types::Integer, length: diesel::sql_types::Integer) -> diesel::sql_types::Text;
 }
 
 /// Per member and room: (member, room, level, count, first id, newest id, oldest time).
@@ -216,6 +211,48 @@ pub fn due(conn: &mut AnyConnection, now: NaiveDateTime, rules: &Rules) -> Resul
                     created_at,
                     mention: true,
                 });
+        }
+    }
+    // Replies in a thread the member started or took part in count as mentions too.
+    let thread = diesel::alias!(messages as thread);
+    let replies: Vec<(i64, i64, Line)> = unread()
+        .filter(messages::parent_id.is_not_null())
+        .filter(diesel::dsl::exists(
+            thread
+                .filter(
+                    thread
+                        .field(messages::id)
+                        .nullable()
+                        .eq(messages::parent_id)
+                        .or(thread.field(messages::parent_id).eq(messages::parent_id)),
+                )
+                .filter(thread.field(messages::author_id).eq(memberships::user_id)),
+        ))
+        .order(messages::id.desc())
+        .limit(MENTION_ROWS)
+        .select((
+            memberships::user_id,
+            memberships::room_id,
+            (
+                messages::id,
+                messages::author_id,
+                authors.field(users::username),
+                substr(messages::body, 1, LINE_CHARS),
+                messages::created_at,
+            ),
+        ))
+        .load(conn)?;
+    for (user_id, room_id, (id, _, author, body, created_at)) in replies {
+        let found = mentions.entry((user_id, room_id)).or_default();
+        if !found.iter().any(|m| m.id == id) {
+            found.push(Pending {
+                id,
+                author,
+                body,
+                created_at,
+                mention: true,
+            });
+            found.sort_by_key(|m| std::cmp::Reverse(m.id));
         }
     }
     let mut tallies: BTreeMap<i64, Vec<RoomDue>> = BTreeMap::new();

@@ -1,4 +1,5 @@
-//! Mentions: whether a text names `@username`, for alerts and the rooms' unread markers.
+//! Mentions: whether a text names `@username`, for alerts and the rooms' unread markers; and the
+//! SQL text functions both backends share (`lower`, `substr`).
 
 /// Whether `body` mentions `@username` (case-insensitive, as a whole name).
 pub fn mentions(body: &str, username: &str) -> bool {
@@ -25,6 +26,11 @@ pub fn mentions(body: &str, username: &str) -> bool {
 diesel::define_sql_function! {
     /// Lower case (ASCII on SQLite): mentions are found case-insensitively.
     fn lower(text: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
+diesel::define_sql_function! {
+    /// The first `length` characters of `text` from `start` (1-based).
+    fn substr(text: diesel::sql_types::Text, start: diesel::sql_types::Integer, length: diesel::sql_types::Integer) -> diesel::sql_types::Text;
 }
 
 #[cfg(test)]

@@ -29,6 +29,12 @@ pub struct Message {
     pub edited_at: Option<NaiveDateTime>,
     /// When it was deleted.
     pub deleted_at: Option<NaiveDateTime>,
+    /// The first message of the thread this one replies to.
+    pub parent_id: Option<i64>,
+    /// How many replies this one has (the first message of a thread).
+    pub reply_count: i32,
+    /// When the last of them was posted.
+    pub last_reply_at: Option<NaiveDateTime>,
 }
 
 /// A message with its author's username.
@@ -40,6 +46,52 @@ pub struct Posted {
     pub author: String,
     /// When the author's own picture last changed, if they have one.
     pub avatar_at: Option<NaiveDateTime>,
+    /// For a reply: the line it shows of the thread's first message (see [`with_quotes`]).
+    pub quote: Option<Quote>,
+}
+
+/// The line a reply shows of the message that started its thread.
+#[derive(Debug, Clone)]
+pub struct Quote {
+    /// That message.
+    pub id: i64,
+    /// Its author.
+    pub author: String,
+    /// The start of its text (empty once deleted).
+    pub text: String,
+}
+
+/// Characters of the quoted message a reply shows.
+const QUOTE_CHARS: i32 = 120;
+
+/// Fills in the quote of every reply among `posted`, in one query.
+pub fn with_quotes(conn: &mut AnyConnection, posted: &mut [Posted]) -> Result<()> {
+    let ids: Vec<i64> = posted.iter().filter_map(|p| p.message.parent_id).collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let found: Vec<(i64, String, String)> = messages::table
+        .inner_join(users::table)
+        .filter(messages::id.eq_any(&ids))
+        .select((
+            messages::id,
+            users::username,
+            super::mentions::substr(messages::body, 1, QUOTE_CHARS),
+        ))
+        .load(conn)?;
+    for p in posted.iter_mut() {
+        p.quote = p.message.parent_id.and_then(|parent| {
+            found
+                .iter()
+                .find(|(id, _, _)| *id == parent)
+                .map(|(id, author, text)| Quote {
+                    id: *id,
+                    author: author.clone(),
+                    text: text.clone(),
+                })
+        });
+    }
+    Ok(())
 }
 
 /// The author columns read with a message: username and picture time.
@@ -54,6 +106,7 @@ impl From<(Message, AuthorRow)> for Posted {
             message,
             author,
             avatar_at,
+            quote: None,
         }
     }
 }
@@ -215,7 +268,7 @@ pub struct Stored {
 #[derive(Debug)]
 pub enum NotPosted {
     /// The same form (its `client_id`) was sent before: this is the message it stored.
-    Duplicate(Stored),
+    Duplicate(Box<Stored>),
     /// The post failed.
     Failed(Error),
 }
@@ -243,7 +296,7 @@ impl NotPosted {
     pub fn into_stored(result: std::result::Result<Stored, NotPosted>) -> Result<(Stored, bool)> {
         match result {
             Ok(stored) => Ok((stored, true)),
-            Err(NotPosted::Duplicate(stored)) => Ok((stored, false)),
+            Err(NotPosted::Duplicate(stored)) => Ok((*stored, false)),
             Err(NotPosted::Failed(e)) => Err(e),
         }
     }
@@ -263,6 +316,7 @@ pub fn post(
     author_id: i64,
     body: &str,
     client_id: Option<&str>,
+    reply_to: Option<i64>,
     now: NaiveDateTime,
 ) -> std::result::Result<Stored, NotPosted> {
     let member_of = memberships::table
@@ -291,6 +345,10 @@ pub fn post(
         }
         .into());
     };
+    let parent_id = match reply_to {
+        Some(id) => Some(thread_of(conn, room_id, id)?),
+        None => None,
+    };
     // A resent form updates nothing and returns the row it stored first (upserts are not part of
     // the multi-backend dialect, so the statement goes to the backend's own connection).
     let insert = diesel::insert_into(messages::table)
@@ -301,6 +359,7 @@ pub fn post(
             messages::client_id.eq(client_id),
             messages::revision.eq(cursor),
             messages::created_at.eq(now),
+            messages::parent_id.eq(parent_id),
         ))
         .on_conflict((messages::author_id, messages::client_id))
         .do_update()
@@ -313,6 +372,7 @@ pub fn post(
             messages::created_at,
             messages::edited_at,
             messages::deleted_at,
+            messages::parent_id,
         ));
     type Row = (
         i64,
@@ -322,8 +382,9 @@ pub fn post(
         NaiveDateTime,
         Option<NaiveDateTime>,
         Option<NaiveDateTime>,
+        Option<i64>,
     );
-    let (id, stored_room, revision, stored_body, created_at, edited_at, deleted_at): Row =
+    let (id, stored_room, revision, stored_body, created_at, edited_at, deleted_at, parent_id): Row =
         match conn {
             AnyConnection::Postgresql(pg) => insert.get_result(pg)?,
             AnyConnection::Sqlite(sqlite) => insert.get_result(sqlite)?,
@@ -337,6 +398,9 @@ pub fn post(
         created_at,
         edited_at,
         deleted_at,
+        parent_id,
+        reply_count: 0,
+        last_reply_at: None,
     };
     // A message of another room may hold any revision, even this cursor: the room decides first.
     if stored_room != room_id {
@@ -346,6 +410,16 @@ pub fn post(
         .into());
     }
     if revision == cursor {
+        if let Some(parent) = parent_id {
+            // The thread's first message counts the reply, and changes with it.
+            diesel::update(messages::table.find(parent))
+                .set((
+                    messages::reply_count.eq(messages::reply_count + 1),
+                    messages::last_reply_at.eq(now),
+                    messages::revision.eq(cursor),
+                ))
+                .execute(conn)?;
+        }
         return Ok(Stored {
             room_id,
             id,
@@ -353,12 +427,56 @@ pub fn post(
             message,
         });
     }
-    Err(NotPosted::Duplicate(Stored {
+    Err(NotPosted::Duplicate(Box::new(Stored {
         room_id,
         id,
         cursor: cursor - 1,
         message,
-    }))
+    })))
+}
+
+/// The thread a reply to message `id` of room `room_id` joins: the first message of its thread (a
+/// reply to a reply joins the same thread). Another room's message is "not found"; a deleted one
+/// takes no replies.
+fn thread_of(conn: &mut AnyConnection, room_id: i64, id: i64) -> Result<i64> {
+    let parent = get(conn, room_id, id)?;
+    if parent.message.deleted_at.is_some() {
+        return Err(Error::Invalid(
+            "That message was deleted: it takes no replies.".into(),
+        ));
+    }
+    Ok(parent.message.parent_id.unwrap_or(id))
+}
+
+/// The thread of message `id` (the one it started, or the one it replies in): its first message
+/// and a page of its replies, oldest first (keyset by id, newest page first; `before` pages back).
+pub fn thread(
+    conn: &mut AnyConnection,
+    room_id: i64,
+    id: i64,
+    before: Option<i64>,
+    size: i64,
+) -> Result<(Posted, Vec<Posted>, bool)> {
+    let mut root = get(conn, room_id, id)?;
+    if let Some(parent) = root.message.parent_id {
+        root = get(conn, room_id, parent)?;
+    }
+    let id = root.message.id;
+    let mut query = messages::table
+        .inner_join(users::table)
+        .filter(messages::parent_id.eq(id))
+        .select((Message::as_select(), AUTHOR))
+        .order(messages::id.desc())
+        .limit(size + 1)
+        .into_boxed();
+    if let Some(before) = before {
+        query = query.filter(messages::id.lt(before));
+    }
+    let mut rows: Vec<(Message, AuthorRow)> = query.load(conn)?;
+    let has_older = rows.len() as i64 > size;
+    rows.truncate(size as usize);
+    let replies = rows.into_iter().rev().map(Posted::from).collect();
+    Ok((root, replies, has_older))
 }
 
 /// Replaces the text of one's own message (the body already validated).

@@ -328,11 +328,36 @@ fn unread_mentions(conn: &mut AnyConnection, user: &User) -> Result<BTreeSet<i64
         .limit(MENTION_ROWS)
         .select((messages::room_id, messages::body))
         .load(conn)?;
-    Ok(found
+    let mut rooms: BTreeSet<i64> = found
         .into_iter()
         .filter(|(_, body)| mentions(body, &user.username))
         .map(|(room_id, _)| room_id)
-        .collect())
+        .collect();
+    // Replies in a thread the member started or took part in count as mentions too.
+    let thread = diesel::alias!(messages as thread);
+    let replied: Vec<i64> = messages::table
+        .inner_join(memberships::table.on(memberships::room_id.eq(messages::room_id)))
+        .filter(memberships::user_id.eq(user.id))
+        .filter(messages::id.gt(memberships::last_read_id))
+        .filter(messages::author_id.ne(user.id))
+        .filter(messages::deleted_at.is_null())
+        .filter(messages::parent_id.is_not_null())
+        .filter(diesel::dsl::exists(
+            thread
+                .filter(
+                    thread
+                        .field(messages::id)
+                        .nullable()
+                        .eq(messages::parent_id)
+                        .or(thread.field(messages::parent_id).eq(messages::parent_id)),
+                )
+                .filter(thread.field(messages::author_id).eq(user.id)),
+        ))
+        .select(messages::room_id)
+        .distinct()
+        .load(conn)?;
+    rooms.extend(replied);
+    Ok(rooms)
 }
 
 /// Open, active rooms `user_id` could join, by name.

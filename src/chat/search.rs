@@ -1,5 +1,5 @@
 //! Full-text search over the messages (and file names) of the rooms a member is in. The query
-//! language is words, "quoted phrases" and the operators `from:`, `in:`, `has:file`, `before:` and
+//! language is words, "quoted phrases" and the operators `from:`, `in:`, `has:file`, `is:reply`, `before:` and
 //! `after:`. Terms are reduced to letters and digits before they reach the database, so no query
 //! can be read as search syntax: SQLite FTS5 and PostgreSQL's `websearch_to_tsquery` both see
 //! quoted terms only.
@@ -37,6 +37,8 @@ pub struct Query {
     pub room: Option<String>,
     /// `has:file`.
     pub has_file: bool,
+    /// `is:reply`: only replies.
+    pub is_reply: bool,
     /// `before:YYYY-MM-DD`: messages before that day.
     pub before: Option<NaiveDate>,
     /// `after:YYYY-MM-DD`: messages on or after that day.
@@ -114,6 +116,9 @@ pub fn parse(input: &str) -> Query {
             }
             Some((key, value)) if key == "has" && value.eq_ignore_ascii_case("file") => {
                 query.has_file = true
+            }
+            Some((key, value)) if key == "is" && value.eq_ignore_ascii_case("reply") => {
+                query.is_reply = true
             }
             Some((key, value)) if key == "before" => {
                 query.before = date("before", &value, &mut query.problems)
@@ -213,6 +218,7 @@ WHERE m.deleted_at IS NULL
   AND (?5 = 0 OR a.id IS NOT NULL)
   AND (?6 IS NULL OR m.created_at >= ?6)
   AND (?7 IS NULL OR m.created_at < ?7)
+  AND (?11 = 0 OR m.parent_id IS NOT NULL)
 ORDER BY s.rowid DESC
 LIMIT ?9";
 
@@ -234,6 +240,7 @@ const POSTGRES: &str = "
    AND ($6::timestamp IS NULL OR m.created_at >= $6)
    AND ($7::timestamp IS NULL OR m.created_at < $7)
    AND ($8::bigint IS NULL OR m.id < $8)
+   AND ($10 = false OR m.parent_id IS NOT NULL)
  ORDER BY m.id DESC
  LIMIT $9)
 UNION
@@ -250,6 +257,7 @@ UNION
    AND ($6::timestamp IS NULL OR m.created_at >= $6)
    AND ($7::timestamp IS NULL OR m.created_at < $7)
    AND ($8::bigint IS NULL OR m.id < $8)
+   AND ($10 = false OR m.parent_id IS NOT NULL)
  ORDER BY m.id DESC
  LIMIT $9)
 ORDER BY id DESC
@@ -306,6 +314,7 @@ pub fn search(
         AnyConnection::Sqlite(conn) => {
             let hits = run!(SQLITE, conn)
                 .bind::<BigInt, _>(scan_rows)
+                .bind::<Bool, _>(query.is_reply)
                 .load::<Hit>(conn)?;
             if (hits.len() as i64) < limit && scanned_all(conn, &text, before_id, scan_rows)? {
                 return Err(Error::Invalid(TOO_BROAD.into()));
@@ -315,7 +324,9 @@ pub fn search(
         AnyConnection::Postgresql(conn) => conn
             .transaction(|conn| -> diesel::QueryResult<Vec<Hit>> {
                 conn.batch_execute(&format!("SET LOCAL statement_timeout = {timeout_ms}"))?;
-                run!(POSTGRES, conn).load::<Hit>(conn)
+                run!(POSTGRES, conn)
+                    .bind::<Bool, _>(query.is_reply)
+                    .load::<Hit>(conn)
             })
             .map_err(|e| match e {
                 diesel::result::Error::DatabaseError(_, info)

@@ -95,6 +95,9 @@ diesel::table! {
         created_at -> Timestamp,
         edited_at -> Nullable<Timestamp>,
         deleted_at -> Nullable<Timestamp>,
+        parent_id -> Nullable<BigInt>,
+        reply_count -> Integer,
+        last_reply_at -> Nullable<Timestamp>,
     }
 }
 

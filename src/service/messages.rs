@@ -11,31 +11,45 @@ use crate::db::AnyConnection;
 use crate::error::{Error, Result};
 
 /// Posts `body` as `author` in room `slug` (form, live page and any later way in alike), within
-/// the posting limit. `client_id`, the form's one-time token, makes a resend answer with the
-/// message the first send stored instead of posting twice.
+/// the posting limit, as a reply in the thread of message `reply_to` when given. `client_id`, the
+/// form's one-time token, makes a resend answer with the message the first send stored instead of
+/// posting twice.
 pub async fn post(
     svc: &Services,
     slug: &str,
     author: &User,
     body: &str,
     client_id: Option<String>,
+    reply_to: Option<i64>,
 ) -> Result<Posted> {
     let body = input::message_body(body, svc.settings.max_message_chars)?;
     svc.post_limits.take(author.id)?;
     let (uid, slug, now) = (author.id, slug.to_string(), chat::now());
     let result = svc
         .db
-        .write(move |conn| messages::post(conn, &slug, uid, &body, client_id.as_deref(), now))
+        .write(move |conn| {
+            messages::post(conn, &slug, uid, &body, client_id.as_deref(), reply_to, now)
+        })
         .await;
     let (stored, created) = NotPosted::into_stored(result)?;
     if created {
         svc.live.advance(stored.room_id, stored.cursor);
     }
-    Ok(Posted {
+    let mut posted = [Posted {
         message: stored.message,
         author: author.username.clone(),
         avatar_at: author.avatar_at,
-    })
+        quote: None,
+    }];
+    if posted[0].message.parent_id.is_some() {
+        let [reply] = svc
+            .db
+            .run(move |conn| messages::with_quotes(conn, &mut posted).map(|()| posted))
+            .await?;
+        return Ok(reply);
+    }
+    let [posted] = posted;
+    Ok(posted)
 }
 
 /// Message `id` of room `slug`, for its member `uid`; anything else is "not found".

@@ -73,6 +73,7 @@ pub async fn room_page(
                 }
             }
             let members = rooms::members(conn, room.id)?;
+            messages::with_quotes(conn, &mut page.messages)?;
             let files = attachments::for_messages(conn, &message_ids(&page.messages))?;
             let page = RoomPage {
                 room,
@@ -94,6 +95,48 @@ pub async fn room_page(
 
 fn message_ids(posted: &[Posted]) -> Vec<i64> {
     posted.iter().map(|p| p.message.id).collect()
+}
+
+/// A thread as one member reads it.
+pub struct Thread {
+    /// The room.
+    pub room: Room,
+    /// The thread's first message.
+    pub root: Posted,
+    /// A page of its replies, oldest first.
+    pub replies: Vec<Posted>,
+    /// Whether older replies exist before this page.
+    pub has_older: bool,
+    /// The files of the root and the replies.
+    pub files: Vec<Attachment>,
+}
+
+/// The thread started by message `id` of room `slug`, for its member `uid`: the latest `size`
+/// replies, or those before reply `before`. Anyone else, and a reply's id, get "not found".
+pub async fn thread(
+    svc: &Services,
+    slug: String,
+    uid: i64,
+    id: i64,
+    before: Option<i64>,
+    size: i64,
+) -> Result<Thread> {
+    svc.db
+        .run(move |conn| {
+            let (room, _) = rooms::for_member(conn, &slug, uid)?;
+            let (root, replies, has_older) = messages::thread(conn, room.id, id, before, size)?;
+            let mut ids = message_ids(&replies);
+            ids.push(root.message.id);
+            let files = attachments::for_messages(conn, &ids)?;
+            Ok(Thread {
+                room,
+                root,
+                replies,
+                has_older,
+                files,
+            })
+        })
+        .await
 }
 
 /// The id of room `slug` for its member `uid`: from memory when this instance knows the room,
@@ -127,7 +170,8 @@ pub async fn changes(
 ) -> Result<(Vec<Posted>, Vec<Attachment>)> {
     svc.db
         .run(move |conn| {
-            let (changed, files) = messages::changed_since(conn, room_id, uid, cursor, limit)?;
+            let (mut changed, files) = messages::changed_since(conn, room_id, uid, cursor, limit)?;
+            messages::with_quotes(conn, &mut changed)?;
             if let Some(newest) = changed.iter().map(|p| p.message.id).max().filter(|_| reads) {
                 rooms::mark_read(conn, room_id, uid, newest)?;
             }
@@ -190,8 +234,9 @@ pub async fn missed(svc: &Services, user: &User, per_room: i64) -> Result<Vec<Mi
             {
                 let (_, membership) = rooms::for_member(conn, &summary.room.slug, uid)?;
                 let last_read_id = membership.last_read_id;
-                let messages =
+                let mut messages =
                     messages::unread(conn, summary.room.id, uid, last_read_id, per_room)?;
+                messages::with_quotes(conn, &mut messages)?;
                 let files = attachments::for_messages(conn, &message_ids(&messages))?;
                 missed.push(Missed {
                     summary,

@@ -47,7 +47,7 @@ pub fn post_with_file(
     file: &NewFile,
     now: NaiveDateTime,
 ) -> std::result::Result<Stored, NotPosted> {
-    let stored = messages::post(conn, slug, author_id, caption, client_id, now)?;
+    let stored = messages::post(conn, slug, author_id, caption, client_id, None, now)?;
     attachments::attach(conn, stored.id, stored.room_id, file, now)?;
     Ok(stored)
 }

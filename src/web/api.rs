@@ -42,6 +42,10 @@ pub struct MessageJson {
     pub edited: bool,
     /// Whether it was deleted.
     pub deleted: bool,
+    /// For a reply: the first message of its thread.
+    pub parent_id: Option<i64>,
+    /// For a thread's first message: how many replies it has.
+    pub reply_count: i32,
     /// The `<li>` the room page shows for it, from the same template.
     pub html: String,
 }
@@ -100,6 +104,8 @@ async fn render(
                 created: m.posted.iso.clone(),
                 edited: posted.message.edited_at.is_some(),
                 deleted: posted.message.deleted_at.is_some(),
+                parent_id: posted.message.parent_id,
+                reply_count: posted.message.reply_count,
                 html,
             })
         })
@@ -179,6 +185,8 @@ async fn events(
 struct NewMessage {
     body: String,
     client_id: Option<String>,
+    /// Reply in the thread of this message.
+    reply_to: Option<i64>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -198,6 +206,7 @@ async fn post_message(
         &user.user,
         &message.body,
         pages::client_id(message.client_id),
+        message.reply_to,
     )
     .await?;
     let mut rendered = render(templates, vec![posted], Vec::new(), &user, slug).await?;

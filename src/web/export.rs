@@ -51,6 +51,8 @@ struct Line {
     /// JSON `body`, what an import needs).
     body: String,
     file: Option<(String, String)>,
+    /// For a reply: the first message of its thread.
+    parent_id: Option<i64>,
 }
 
 /// Streams a room's messages in batches, so memory does not grow with the room.
@@ -98,6 +100,7 @@ fn export(
                     text: format::message_text(&m.body),
                     body: m.body.clone(),
                     file,
+                    parent_id: m.parent_id,
                 };
                 yield render(&line, first);
                 first = false;
@@ -131,6 +134,7 @@ fn json_line(line: &Line, first: bool) -> String {
         "created": line.iso,
         "edited": line.edited,
         "deleted": line.deleted,
+        "parent_id": line.parent_id,
         "text": if line.deleted { "" } else { line.text.as_str() },
         "body": if line.deleted { "" } else { line.body.as_str() },
         "file": line.file.as_ref().map(|(name, url)| serde_json::json!({ "name": name, "url": url })),

@@ -30,7 +30,8 @@ pub fn routes() -> Vec<Route> {
         delete_message,
         join,
         leave,
-        help
+        help,
+        thread
     ]
 }
 
@@ -209,6 +210,8 @@ async fn room(
 struct MessageForm {
     body: String,
     client_id: Option<String>,
+    /// Reply in the thread of this message (the thread page's form).
+    reply_to: Option<i64>,
 }
 
 /// A form's one-time token is kept only if it looks like one we made.
@@ -236,13 +239,19 @@ async fn post_message(
         &user.user,
         &form.body,
         client_id(form.client_id),
+        form.reply_to,
     )
     .await
     {
-        Ok(posted) => Ok(Reply::Redirect(Redirect::to(format!(
-            "/rooms/{slug}#m{}",
-            posted.message.id
-        )))),
+        Ok(posted) => Ok(Reply::Redirect(Redirect::to(
+            match posted.message.parent_id {
+                Some(thread) => format!(
+                    "/rooms/{slug}/messages/{thread}/thread#m{}",
+                    posted.message.id
+                ),
+                None => format!("/rooms/{slug}#m{}", posted.message.id),
+            },
+        ))),
         // The page again, with the error and the draft kept.
         Err(e @ (AppError::Invalid(_) | AppError::RateLimited { .. })) => {
             let error = Some(e.to_string());
@@ -252,7 +261,10 @@ async fn post_message(
                 error,
             };
             let layout = Layout::new(&user, &csrf, None);
-            let page = render_room(&app, &user, layout, slug, PageAt::Latest, draft).await?;
+            let page = match form.reply_to {
+                Some(id) => render_thread(&app, &user, layout, slug, id, None, draft).await?,
+                None => render_room(&app, &user, layout, slug, PageAt::Latest, draft).await?,
+            };
             Ok(Reply::Page((status, page)))
         }
         Err(e) => Err(e.into()),
@@ -374,4 +386,62 @@ async fn leave(
 async fn help(user: CurrentUser, csrf: CsrfToken, app: App<'_>) -> Result<Template> {
     let layout = Layout::load(app.svc, &user, &csrf, None).await?;
     Ok(Template::render("help", context! { layout }))
+}
+
+/// Renders a thread: its first message, a page of replies, and a composer that replies.
+pub(super) async fn render_thread(
+    app: &App<'_>,
+    user: &CurrentUser,
+    layout: Layout,
+    slug: String,
+    id: i64,
+    before: Option<i64>,
+    draft: Draft,
+) -> Result<Template> {
+    let size = app.settings.page_size;
+    let thread = reading::thread(app.svc, slug, user.user.id, id, before, size).await?;
+    let layout = layout.with_sidebar(Sidebar::load(app.svc, user).await?);
+    let reading::Thread {
+        room,
+        root,
+        replies,
+        has_older,
+        files,
+    } = thread;
+    let (_, root_view) = view::messages(vec![root], files.clone(), user, None, None).await?;
+    let (shown, reply_views) = view::messages(replies, files, user, None, None).await?;
+    let older = has_older
+        .then(|| shown.first().map(|m| m.message.id))
+        .flatten();
+    let s = app.settings;
+    Ok(Template::render(
+        "thread",
+        context! {
+            layout,
+            room,
+            root: root_view.into_iter().next(),
+            messages: reply_views,
+            older,
+            client_id: crate::secrets::random_token(),
+            draft: draft.body,
+            error: draft.error,
+            max_chars: s.max_message_chars,
+        },
+    ))
+}
+
+/// A thread: `/rooms/<slug>/messages/<id>/thread` (a reply's id shows the thread it is in), paged
+/// back with `?before=<reply id>`.
+#[get("/rooms/<slug>/messages/<id>/thread?<before>")]
+async fn thread(
+    slug: String,
+    id: i64,
+    before: Option<i64>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    flash: Option<FlashMessage<'_>>,
+    app: App<'_>,
+) -> Result<Template> {
+    let layout = Layout::new(&user, &csrf, flash);
+    render_thread(&app, &user, layout, slug, id, before, Draft::default()).await
 }

@@ -345,6 +345,32 @@ pub struct MessageView {
     pub marked: bool,
     /// The file shared with it.
     pub attachment: Option<AttachmentView>,
+    /// The thread it belongs to: its own id, or the first message's for a reply (replies go there).
+    pub thread_id: i64,
+    /// For a reply: the line it shows of the thread's first message.
+    pub quote: Option<QuoteView>,
+    /// For a thread's first message: how many replies, and when the last came.
+    pub replies: Option<RepliesView>,
+}
+
+/// The line a reply shows of the message that started its thread.
+#[derive(Debug, Serialize)]
+pub struct QuoteView {
+    /// That message, for its permalink.
+    pub id: i64,
+    /// Its author.
+    pub author: String,
+    /// The start of its text, plain (one line).
+    pub text: String,
+}
+
+/// "3 replies · last 2 h ago" under a thread's first message.
+#[derive(Debug, Serialize)]
+pub struct RepliesView {
+    /// How many.
+    pub count: i32,
+    /// When the last one came.
+    pub last: Option<When>,
 }
 
 /// Turns a page of messages into what the template shows, on the blocking pool: Markdown and
@@ -415,6 +441,19 @@ fn message_views(
                     .iter()
                     .find(|a| a.message_id == m.id)
                     .map(AttachmentView::from),
+                thread_id: m.parent_id.unwrap_or(m.id),
+                quote: p.quote.as_ref().map(|q| QuoteView {
+                    id: q.id,
+                    author: q.author.clone(),
+                    text: crate::format::message_text(&q.text)
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                }),
+                replies: (m.reply_count > 0).then(|| RepliesView {
+                    count: m.reply_count,
+                    last: m.last_reply_at.map(|at| when(at, tz)),
+                }),
             }
         })
         .collect()

@@ -20,7 +20,7 @@ fn json(body: &str) -> Value {
 }
 
 /// The cursor the room page hands to its script.
-fn page_cursor(body: &str) -> String {
+pub(crate) fn page_cursor(body: &str) -> String {
     body.split(r#"data-cursor=""#)
         .nth(1)
         .and_then(|r| r.split('"').next())
@@ -28,7 +28,7 @@ fn page_cursor(body: &str) -> String {
         .to_string()
 }
 
-async fn post_json(
+pub(crate) async fn post_json(
     browser: &mut Browser<'_>,
     app: &TestApp,
     path: &str,
@@ -509,6 +509,37 @@ async fn a_post_on_one_instance_wakes_polls_on_another() {
     let events = json(&page.expect(Status::Ok).body);
     assert!(
         events.to_string().contains("from the other instance"),
+        "{events}"
+    );
+
+    // A reply there wakes the next held poll here too, with its thread and the first message's
+    // new reply count.
+    let first = events["messages"][0]["id"].as_i64().expect("id");
+    let held = format!(
+        "/api/rooms/general/events?after={}&wait=3600",
+        events["cursor"].as_str().expect("cursor")
+    );
+    let waiting = tokio::time::timeout(std::time::Duration::from_secs(120), ann_browser.get(&held));
+    let (page, posted) = tokio::join!(waiting, async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        bob_there
+            .post(
+                "/rooms/general/messages",
+                &[
+                    ("body", "a reply over there"),
+                    ("reply_to", &first.to_string()),
+                ],
+            )
+            .await
+    });
+    posted.expect(Status::SeeOther);
+    let events = json(&page.expect("woken by the reply").expect(Status::Ok).body);
+    let messages = events["messages"].as_array().expect("messages");
+    assert!(
+        messages.iter().any(|m| m["parent_id"] == first)
+            && messages
+                .iter()
+                .any(|m| m["id"] == first && m["reply_count"] == 1),
         "{events}"
     );
 }

@@ -19,4 +19,5 @@ mod room_pages;
 mod rooms;
 mod shipped;
 mod smtp;
+mod threads;
 mod uploads;

@@ -20,7 +20,7 @@ both_backends!(
 );
 
 /// The message ids a search page lists, in order.
-fn result_ids(body: &str) -> Vec<i64> {
+pub(crate) fn result_ids(body: &str) -> Vec<i64> {
     body.split("?around=")
         .skip(1)
         .filter_map(|rest| rest.split('#').next()?.parse().ok())

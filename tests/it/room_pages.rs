@@ -34,7 +34,7 @@ async fn messages_are_grouped_by_author(backend: Backend) {
     // A fifth by ann, but ten minutes later.
     let later = chat::now() + chrono::Duration::minutes(10);
     app.write(move |c| {
-        messages::post(c, "general", ann, "five", None, later)
+        messages::post(c, "general", ann, "five", None, None, later)
             .map(|_| ())
             .map_err(|e| match e {
                 messages::NotPosted::Failed(e) => e,

@@ -169,7 +169,7 @@ impl TestApp {
             bodies
                 .iter()
                 .map(|b| {
-                    let posted = chat::messages::post(c, &slug, author, b, None, chat::now());
+                    let posted = chat::messages::post(c, &slug, author, b, None, None, chat::now());
                     chat::messages::NotPosted::into_stored(posted).map(|(stored, _)| stored.id)
                 })
                 .collect()

@@ -1,0 +1,7 @@
+-- Replies: a reply names the first message of its thread; that message counts its replies and
+-- keeps the time of the last one (both change with the room cursor, so pages update live).
+-- (No REFERENCES here: SQLite could not drop the column again; replies are made in one place.)
+ALTER TABLE messages ADD COLUMN parent_id BIGINT;
+ALTER TABLE messages ADD COLUMN reply_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN last_reply_at TIMESTAMP;
+CREATE INDEX messages_thread ON messages (parent_id, id) WHERE parent_id IS NOT NULL;
