@@ -46,8 +46,10 @@ pub struct Posted {
     pub author: String,
     /// When the author's own picture last changed, if they have one.
     pub avatar_at: Option<NaiveDateTime>,
-    /// For a reply: the line it shows of the thread's first message (see [`with_quotes`]).
+    /// For a reply: the line it shows of the thread's first message (see [`annotate`]).
     pub quote: Option<Quote>,
+    /// Its reactions: (emoji, who), oldest first (see [`annotate`]).
+    pub reactions: Vec<(String, String)>,
 }
 
 /// The line a reply shows of the message that started its thread.
@@ -64,8 +66,18 @@ pub struct Quote {
 /// Characters of the quoted message a reply shows.
 const QUOTE_CHARS: i32 = 120;
 
-/// Fills in the quote of every reply among `posted`, in one query.
-pub fn with_quotes(conn: &mut AnyConnection, posted: &mut [Posted]) -> Result<()> {
+/// Fills in what pages show beside each message of `posted`: the quote of every reply and the
+/// reactions, in a query each.
+pub fn annotate(conn: &mut AnyConnection, posted: &mut [Posted]) -> Result<()> {
+    let ids: Vec<i64> = posted.iter().map(|p| p.message.id).collect();
+    let reactions = super::reactions::for_messages(conn, &ids)?;
+    for p in posted.iter_mut() {
+        p.reactions = reactions
+            .iter()
+            .filter(|(id, _, _)| *id == p.message.id)
+            .map(|(_, emoji, who)| (emoji.clone(), who.clone()))
+            .collect();
+    }
     let ids: Vec<i64> = posted.iter().filter_map(|p| p.message.parent_id).collect();
     if ids.is_empty() {
         return Ok(());
@@ -107,6 +119,7 @@ impl From<(Message, AuthorRow)> for Posted {
             author,
             avatar_at,
             quote: None,
+            reactions: Vec::new(),
         }
     }
 }
@@ -248,6 +261,16 @@ fn advance_cursor(conn: &mut AnyConnection, room_id: i64) -> Result<i64> {
         .get_result(conn)
         .optional()?
         .ok_or_else(archived)
+}
+
+/// Moves room `room_id`'s cursor and stamps message `id` with it: a change beside the message
+/// (a reaction, a pin) then reaches every open page like an edit. Returns the new cursor.
+pub fn touch(conn: &mut AnyConnection, room_id: i64, id: i64) -> Result<i64> {
+    let revision = advance_cursor(conn, room_id)?;
+    diesel::update(messages::table.find(id))
+        .set(messages::revision.eq(revision))
+        .execute(conn)?;
+    Ok(revision)
 }
 
 /// A message just stored, or the one an earlier send of the same form stored.

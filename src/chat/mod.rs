@@ -11,6 +11,7 @@ pub mod logins;
 pub mod mentions;
 pub mod messages;
 pub mod outbox;
+pub mod reactions;
 pub mod rooms;
 pub mod search;
 pub mod sessions;

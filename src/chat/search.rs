@@ -1,5 +1,5 @@
 //! Full-text search over the messages (and file names) of the rooms a member is in. The query
-//! language is words, "quoted phrases" and the operators `from:`, `in:`, `has:file`, `is:reply`, `before:` and
+//! language is words, "quoted phrases" and the operators `from:`, `in:`, `has:file`, `has:reaction`, `is:reply`, `before:` and
 //! `after:`. Terms are reduced to letters and digits before they reach the database, so no query
 //! can be read as search syntax: SQLite FTS5 and PostgreSQL's `websearch_to_tsquery` both see
 //! quoted terms only.
@@ -39,6 +39,8 @@ pub struct Query {
     pub has_file: bool,
     /// `is:reply`: only replies.
     pub is_reply: bool,
+    /// `has:reaction`: only messages someone reacted to.
+    pub has_reaction: bool,
     /// `before:YYYY-MM-DD`: messages before that day.
     pub before: Option<NaiveDate>,
     /// `after:YYYY-MM-DD`: messages on or after that day.
@@ -116,6 +118,9 @@ pub fn parse(input: &str) -> Query {
             }
             Some((key, value)) if key == "has" && value.eq_ignore_ascii_case("file") => {
                 query.has_file = true
+            }
+            Some((key, value)) if key == "has" && value.eq_ignore_ascii_case("reaction") => {
+                query.has_reaction = true
             }
             Some((key, value)) if key == "is" && value.eq_ignore_ascii_case("reply") => {
                 query.is_reply = true
@@ -219,6 +224,7 @@ WHERE m.deleted_at IS NULL
   AND (?6 IS NULL OR m.created_at >= ?6)
   AND (?7 IS NULL OR m.created_at < ?7)
   AND (?11 = 0 OR m.parent_id IS NOT NULL)
+  AND (?12 = 0 OR EXISTS (SELECT 1 FROM reactions x WHERE x.message_id = m.id))
 ORDER BY s.rowid DESC
 LIMIT ?9";
 
@@ -241,6 +247,7 @@ const POSTGRES: &str = "
    AND ($7::timestamp IS NULL OR m.created_at < $7)
    AND ($8::bigint IS NULL OR m.id < $8)
    AND ($10 = false OR m.parent_id IS NOT NULL)
+   AND ($11 = false OR EXISTS (SELECT 1 FROM reactions x WHERE x.message_id = m.id))
  ORDER BY m.id DESC
  LIMIT $9)
 UNION
@@ -258,6 +265,7 @@ UNION
    AND ($7::timestamp IS NULL OR m.created_at < $7)
    AND ($8::bigint IS NULL OR m.id < $8)
    AND ($10 = false OR m.parent_id IS NOT NULL)
+   AND ($11 = false OR EXISTS (SELECT 1 FROM reactions x WHERE x.message_id = m.id))
  ORDER BY m.id DESC
  LIMIT $9)
 ORDER BY id DESC
@@ -315,6 +323,7 @@ pub fn search(
             let hits = run!(SQLITE, conn)
                 .bind::<BigInt, _>(scan_rows)
                 .bind::<Bool, _>(query.is_reply)
+                .bind::<Bool, _>(query.has_reaction)
                 .load::<Hit>(conn)?;
             if (hits.len() as i64) < limit && scanned_all(conn, &text, before_id, scan_rows)? {
                 return Err(Error::Invalid(TOO_BROAD.into()));
@@ -326,6 +335,7 @@ pub fn search(
                 conn.batch_execute(&format!("SET LOCAL statement_timeout = {timeout_ms}"))?;
                 run!(POSTGRES, conn)
                     .bind::<Bool, _>(query.is_reply)
+                    .bind::<Bool, _>(query.has_reaction)
                     .load::<Hit>(conn)
             })
             .map_err(|e| match e {

@@ -20,6 +20,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    reactions (message_id, user_id, emoji) {
+        message_id -> BigInt,
+        user_id -> BigInt,
+        emoji -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     avatars (user_id) {
         user_id -> BigInt,
         image -> Binary,
@@ -142,6 +151,8 @@ diesel::table! {
 diesel::joinable!(attachments -> messages (message_id));
 diesel::joinable!(attachments -> rooms (room_id));
 diesel::joinable!(avatars -> users (user_id));
+diesel::joinable!(reactions -> messages (message_id));
+diesel::joinable!(reactions -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(user_tokens -> users (user_id));
 diesel::joinable!(memberships -> rooms (room_id));
@@ -152,6 +163,7 @@ diesel::joinable!(messages -> users (author_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     avatars,
+    reactions,
     sessions,
     user_tokens,
     login_failures,

@@ -6,7 +6,7 @@ use crate::chat::attachments::{self, Attachment};
 use crate::chat::messages::{self, NotPosted, Posted};
 use crate::chat::rooms::{self, Room};
 use crate::chat::users::User;
-use crate::chat::{self, input};
+use crate::chat::{self, input, reactions};
 use crate::db::AnyConnection;
 use crate::error::{Error, Result};
 
@@ -40,11 +40,12 @@ pub async fn post(
         author: author.username.clone(),
         avatar_at: author.avatar_at,
         quote: None,
+        reactions: Vec::new(),
     }];
     if posted[0].message.parent_id.is_some() {
         let [reply] = svc
             .db
-            .run(move |conn| messages::with_quotes(conn, &mut posted).map(|()| posted))
+            .run(move |conn| messages::annotate(conn, &mut posted).map(|()| posted))
             .await?;
         return Ok(reply);
     }
@@ -68,6 +69,22 @@ fn member_message(
 pub async fn find(svc: &Services, slug: String, id: i64, uid: i64) -> Result<(Room, Posted)> {
     svc.db
         .run(move |conn| member_message(conn, &slug, id, uid))
+        .await
+}
+
+/// A message of room `slug` with its reactions, for its member `uid`.
+pub async fn with_reactions(
+    svc: &Services,
+    slug: String,
+    id: i64,
+    uid: i64,
+) -> Result<(Room, Posted)> {
+    svc.db
+        .run(move |conn| {
+            let (room, mut message) = member_message(conn, &slug, id, uid)?;
+            messages::annotate(conn, std::slice::from_mut(&mut message))?;
+            Ok((room, message))
+        })
         .await
 }
 
@@ -137,4 +154,31 @@ pub async fn delete(svc: &Services, slug: String, id: i64, actor: &User) -> Resu
         }
     }
     Ok(())
+}
+
+/// Adds `user`'s reaction `emoji` (a glyph or a `:shortcode:`) to message `id` of room `slug`, or
+/// takes it back; returns whether it is there now. Within the posting limit; it wakes the room's
+/// pollers like an edit, and alerts no one.
+pub async fn react(
+    svc: &Services,
+    slug: String,
+    id: i64,
+    user: &User,
+    emoji: &str,
+) -> Result<bool> {
+    let emoji = reactions::parse(emoji)?;
+    svc.post_limits.take(user.id)?;
+    let (uid, now) = (user.id, chat::now());
+    let (room_id, (there, cursor)) = svc
+        .db
+        .write(move |conn| {
+            let (room, _) = rooms::for_member(conn, &slug, uid)?;
+            Ok::<_, Error>((
+                room.id,
+                reactions::toggle(conn, room.id, id, uid, emoji, now)?,
+            ))
+        })
+        .await?;
+    svc.live.advance(room_id, cursor);
+    Ok(there)
 }

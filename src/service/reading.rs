@@ -73,7 +73,7 @@ pub async fn room_page(
                 }
             }
             let members = rooms::members(conn, room.id)?;
-            messages::with_quotes(conn, &mut page.messages)?;
+            messages::annotate(conn, &mut page.messages)?;
             let files = attachments::for_messages(conn, &message_ids(&page.messages))?;
             let page = RoomPage {
                 room,
@@ -124,7 +124,10 @@ pub async fn thread(
     svc.db
         .run(move |conn| {
             let (room, _) = rooms::for_member(conn, &slug, uid)?;
-            let (root, replies, has_older) = messages::thread(conn, room.id, id, before, size)?;
+            let (mut root, mut replies, has_older) =
+                messages::thread(conn, room.id, id, before, size)?;
+            messages::annotate(conn, std::slice::from_mut(&mut root))?;
+            messages::annotate(conn, &mut replies)?;
             let mut ids = message_ids(&replies);
             ids.push(root.message.id);
             let files = attachments::for_messages(conn, &ids)?;
@@ -171,7 +174,7 @@ pub async fn changes(
     svc.db
         .run(move |conn| {
             let (mut changed, files) = messages::changed_since(conn, room_id, uid, cursor, limit)?;
-            messages::with_quotes(conn, &mut changed)?;
+            messages::annotate(conn, &mut changed)?;
             if let Some(newest) = changed.iter().map(|p| p.message.id).max().filter(|_| reads) {
                 rooms::mark_read(conn, room_id, uid, newest)?;
             }
@@ -236,7 +239,7 @@ pub async fn missed(svc: &Services, user: &User, per_room: i64) -> Result<Vec<Mi
                 let last_read_id = membership.last_read_id;
                 let mut messages =
                     messages::unread(conn, summary.room.id, uid, last_read_id, per_room)?;
-                messages::with_quotes(conn, &mut messages)?;
+                messages::annotate(conn, &mut messages)?;
                 let files = attachments::for_messages(conn, &message_ids(&messages))?;
                 missed.push(Missed {
                     summary,
@@ -287,7 +290,8 @@ pub async fn batch_after(
 ) -> Result<(Vec<Posted>, Vec<Attachment>)> {
     svc.db
         .run(move |conn| {
-            let posted = messages::batch_after(conn, room_id, after_id, limit)?;
+            let mut posted = messages::batch_after(conn, room_id, after_id, limit)?;
+            messages::annotate(conn, &mut posted)?;
             let files = attachments::for_messages(conn, &message_ids(&posted))?;
             Ok((posted, files))
         })

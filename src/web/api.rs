@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use rocket::http::Status;
+use rocket::http::{CookieJar, Status};
 use rocket::response::{self, Responder};
 use rocket::serde::json::Json;
 use rocket::{get, post, routes, Request, Route, State};
@@ -46,8 +46,19 @@ pub struct MessageJson {
     pub parent_id: Option<i64>,
     /// For a thread's first message: how many replies it has.
     pub reply_count: i32,
+    /// Its reactions: each emoji with how many gave it.
+    pub reactions: Vec<ReactionCount>,
     /// The `<li>` the room page shows for it, from the same template.
     pub html: String,
+}
+
+/// One emoji's reactions to a message, in the events feed.
+#[derive(Debug, Serialize)]
+pub struct ReactionCount {
+    /// The emoji.
+    pub emoji: String,
+    /// How many gave it.
+    pub count: usize,
 }
 
 /// What changed in a room.
@@ -83,19 +94,22 @@ impl<'r> Responder<'r, 'static> for EventsReply {
 /// Renders messages with the room page's own message template.
 async fn render(
     templates: &Pages,
+    cookies: &CookieJar<'_>,
     changed: Vec<Posted>,
     files: Vec<attachments::Attachment>,
     reader: &CurrentUser,
     slug: &str,
 ) -> Result<Vec<MessageJson>> {
     let (changed, views) = view::messages(changed, files, reader, None, None).await?;
+    let csrf = super::session::existing_csrf(cookies);
     changed
         .iter()
         .zip(views)
         .map(|(posted, m)| {
             let room = context! { slug };
+            let layout = context! { csrf: &csrf };
             let html = templates
-                .render("message", context! { m: &m, room })
+                .render("message", context! { m: &m, room, layout })
                 .map_err(|e| AppError::internal("rendering a message", e))?;
             Ok(MessageJson {
                 id: posted.message.id,
@@ -106,6 +120,14 @@ async fn render(
                 deleted: posted.message.deleted_at.is_some(),
                 parent_id: posted.message.parent_id,
                 reply_count: posted.message.reply_count,
+                reactions: m
+                    .reactions
+                    .iter()
+                    .map(|r| ReactionCount {
+                        emoji: r.emoji.clone(),
+                        count: r.count,
+                    })
+                    .collect(),
                 html,
             })
         })
@@ -123,6 +145,7 @@ async fn events(
     user: CurrentUser,
     app: App<'_>,
     templates: &State<Pages>,
+    cookies: &CookieJar<'_>,
 ) -> Result<EventsReply> {
     let after = after.and_then(Token::parse).ok_or_else(|| {
         Error::BadRequest("`after` must be a cursor from this room, such as `42.3`.".into())
@@ -171,7 +194,7 @@ async fn events(
         },
         _ => token,
     };
-    let messages = render(templates, changed, files, &user, slug).await?;
+    let messages = render(templates, cookies, changed, files, &user, slug).await?;
     Ok(EventsReply::Changed(Json(Events {
         cursor: cursor.to_string(),
         messages,
@@ -198,6 +221,7 @@ async fn post_message(
     user: CurrentUser,
     app: App<'_>,
     templates: &State<Pages>,
+    cookies: &CookieJar<'_>,
 ) -> Result<(Status, Json<MessageJson>)> {
     let message = message.into_inner();
     let posted = messages::post(
@@ -209,7 +233,7 @@ async fn post_message(
         message.reply_to,
     )
     .await?;
-    let mut rendered = render(templates, vec![posted], Vec::new(), &user, slug).await?;
+    let mut rendered = render(templates, cookies, vec![posted], Vec::new(), &user, slug).await?;
     let json = rendered
         .pop()
         .ok_or_else(|| AppError::internal("answering a post", "nothing was rendered"))?;

@@ -53,6 +53,8 @@ struct Line {
     file: Option<(String, String)>,
     /// For a reply: the first message of its thread.
     parent_id: Option<i64>,
+    /// Its reactions: each emoji with who gave it.
+    reactions: Vec<serde_json::Value>,
 }
 
 /// Streams a room's messages in batches, so memory does not grow with the room.
@@ -101,6 +103,10 @@ fn export(
                     body: m.body.clone(),
                     file,
                     parent_id: m.parent_id,
+                    reactions: view::reaction_views(&p.reactions, "")
+                        .into_iter()
+                        .map(|r| serde_json::json!({ "emoji": r.emoji, "by": r.who.split(", ").collect::<Vec<_>>() }))
+                        .collect(),
                 };
                 yield render(&line, first);
                 first = false;
@@ -135,6 +141,7 @@ fn json_line(line: &Line, first: bool) -> String {
         "edited": line.edited,
         "deleted": line.deleted,
         "parent_id": line.parent_id,
+        "reactions": line.reactions,
         "text": if line.deleted { "" } else { line.text.as_str() },
         "body": if line.deleted { "" } else { line.body.as_str() },
         "file": line.file.as_ref().map(|(name, url)| serde_json::json!({ "name": name, "url": url })),

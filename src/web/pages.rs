@@ -31,7 +31,9 @@ pub fn routes() -> Vec<Route> {
         join,
         leave,
         help,
-        thread
+        thread,
+        reactions_page,
+        react
     ]
 }
 
@@ -444,4 +446,51 @@ async fn thread(
 ) -> Result<Template> {
     let layout = Layout::new(&user, &csrf, flash);
     render_thread(&app, &user, layout, slug, id, before, Draft::default()).await
+}
+
+/// Who reacted to a message, and forms to react (the no-JavaScript path).
+#[get("/rooms/<slug>/messages/<id>/reactions")]
+async fn reactions_page(
+    slug: String,
+    id: i64,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    app: App<'_>,
+) -> Result<Template> {
+    let (room, message) = messages::with_reactions(app.svc, slug, id, user.user.id).await?;
+    let text: String = crate::format::message_text(&message.message.body)
+        .chars()
+        .take(300)
+        .collect();
+    Ok(Template::render(
+        "reactions",
+        context! {
+            layout: Layout::load(app.svc, &user, &csrf, None).await?,
+            room,
+            id,
+            author: &message.author,
+            text,
+            deleted: message.message.deleted_at.is_some(),
+            reactions: view::reaction_views(&message.reactions, &user.user.username),
+            quick: chat::reactions::QUICK,
+        },
+    ))
+}
+
+#[derive(FromForm)]
+struct ReactionForm {
+    emoji: String,
+}
+
+/// Adds or takes back a reaction, then shows the message again.
+#[post("/rooms/<slug>/messages/<id>/reactions", data = "<form>")]
+async fn react(
+    slug: String,
+    id: i64,
+    form: CsrfForm<ReactionForm>,
+    user: CurrentUser,
+    app: App<'_>,
+) -> Result<Redirect> {
+    messages::react(app.svc, slug.clone(), id, &user.user, &form.0.emoji).await?;
+    Ok(Redirect::to(format!("/rooms/{slug}?around={id}#m{id}")))
 }

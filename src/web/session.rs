@@ -114,6 +114,15 @@ pub fn end(cookies: &CookieJar<'_>) {
 #[derive(Debug, Clone)]
 pub struct CsrfToken(pub String);
 
+/// This browser's form token, when it already has one (for forms inside fragments the live page
+/// fetches); empty otherwise. Read only when something is rendered, so an empty poll costs nothing.
+pub fn existing_csrf(cookies: &CookieJar<'_>) -> String {
+    cookies
+        .get_private(CSRF_COOKIE)
+        .map(|c| c.value().to_string())
+        .unwrap_or_default()
+}
+
 #[rocket::async_trait]
 impl<'r> FromRequest<'r> for CsrfToken {
     type Error = Error;

@@ -351,6 +351,41 @@ pub struct MessageView {
     pub quote: Option<QuoteView>,
     /// For a thread's first message: how many replies, and when the last came.
     pub replies: Option<RepliesView>,
+    /// Its reactions, each emoji once, in the order they were first given.
+    pub reactions: Vec<ReactionView>,
+}
+
+/// One emoji's reactions to a message.
+#[derive(Debug, Serialize)]
+pub struct ReactionView {
+    /// The emoji.
+    pub emoji: String,
+    /// How many gave it.
+    pub count: usize,
+    /// Who, in the order they reacted.
+    pub who: String,
+    /// Whether the reader is one of them.
+    pub mine: bool,
+}
+
+/// Groups a message's reactions (emoji, who) by emoji, in the order each was first given.
+pub fn reaction_views(reactions: &[(String, String)], reader: &str) -> Vec<ReactionView> {
+    let mut views: Vec<(String, Vec<&str>)> = Vec::new();
+    for (emoji, who) in reactions {
+        match views.iter_mut().find(|(e, _)| e == emoji) {
+            Some((_, people)) => people.push(who),
+            None => views.push((emoji.clone(), vec![who])),
+        }
+    }
+    views
+        .into_iter()
+        .map(|(emoji, people)| ReactionView {
+            emoji,
+            count: people.len(),
+            mine: people.contains(&reader),
+            who: people.join(", "),
+        })
+        .collect()
 }
 
 /// The line a reply shows of the message that started its thread.
@@ -454,6 +489,7 @@ fn message_views(
                     count: m.reply_count,
                     last: m.last_reply_at.map(|at| when(at, tz)),
                 }),
+                reactions: reaction_views(&p.reactions, &reader.username),
             }
         })
         .collect()

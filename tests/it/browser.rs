@@ -1203,3 +1203,56 @@ async fn the_sidebar_shortcuts_and_inline_editing() {
     bob.close().await.ok();
     root.close().await.ok();
 }
+
+/// Reacting on the live page: the menu's quick reaction shows on the other reader's page without a
+/// reload, and a click on the count takes it back.
+#[rocket::async_test]
+async fn reactions_arrive_live() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let (_server, ann, bob) = live_pair(&driver).await;
+    type_and_send(&bob, "react to me").await;
+    wait_until(&ann, "bob's message", &shown_once("react to me")).await;
+    ann.find(Locator::Css(
+        "li.message:last-of-type details.actions summary",
+    ))
+    .await
+    .expect("menu")
+    .click()
+    .await
+    .expect("open");
+    ann.find(Locator::Css(
+        "li.message:last-of-type .quick-react button[value='🎉']",
+    ))
+    .await
+    .expect("🎉")
+    .click()
+    .await
+    .expect("react");
+    let counted = "const b = document.querySelector('li.message:last-of-type .reactions button[value=\"🎉\"]'); \
+        return b !== null && b.textContent.trim().endsWith('1')";
+    wait_until(&bob, "ann's reaction, live", counted).await;
+    wait_until(
+        &ann,
+        "mine on ann's page, still without a reload",
+        "return document.querySelector('li.message:last-of-type .reaction.mine') !== null && performance.getEntriesByType('navigation').length === 1 && !location.search",
+    )
+    .await;
+    ann.find(Locator::Css(
+        "li.message:last-of-type .reactions button.mine",
+    ))
+    .await
+    .expect("my reaction")
+    .click()
+    .await
+    .expect("take back");
+    wait_until(
+        &bob,
+        "the reaction taken back",
+        "return document.querySelector('li.message:last-of-type .reactions') === null",
+    )
+    .await;
+    ann.close().await.ok();
+    bob.close().await.ok();
+}

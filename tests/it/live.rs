@@ -542,4 +542,27 @@ async fn a_post_on_one_instance_wakes_polls_on_another() {
                 .any(|m| m["id"] == first && m["reply_count"] == 1),
         "{events}"
     );
+
+    // And so does a reaction there.
+    let held = format!(
+        "/api/rooms/general/events?after={}&wait=3600",
+        events["cursor"].as_str().expect("cursor")
+    );
+    let waiting = tokio::time::timeout(std::time::Duration::from_secs(120), ann_browser.get(&held));
+    let (page, reacted) = tokio::join!(waiting, async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        bob_there
+            .post(
+                &format!("/rooms/general/messages/{first}/reactions"),
+                &[("emoji", "👀")],
+            )
+            .await
+    });
+    reacted.expect(Status::SeeOther);
+    let events = json(&page.expect("woken by the reaction").expect(Status::Ok).body);
+    assert_eq!(events["messages"][0]["id"], first);
+    assert_eq!(
+        events["messages"][0]["reactions"],
+        serde_json::json!([{ "emoji": "👀", "count": 1 }])
+    );
 }

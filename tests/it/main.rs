@@ -14,6 +14,7 @@ mod layout;
 mod live;
 mod operations;
 mod process;
+mod reactions;
 mod reading;
 mod room_pages;
 mod rooms;

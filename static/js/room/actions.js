@@ -1,6 +1,7 @@
-// Message actions on the live page. "Delete" asks in a dialog instead of on a page of its own;
-// "Edit" edits in place (Enter saves, Esc cancels), and ↑ in an empty composer edits my last
-// message. Without JavaScript both links lead to their own pages.
+// Message actions on the live page. Reactions toggle in place; "Delete" asks in a dialog instead
+// of on a page of its own; "Edit" edits in place (Enter saves, Esc cancels), and ↑ in an empty
+// composer edits my last message. Without JavaScript the forms post and the links lead to their
+// own pages.
 
 export function enhanceActions(list, { csrf, poller, messages }) {
   let dialog = null;
@@ -50,6 +51,25 @@ export function enhanceActions(list, { csrf, poller, messages }) {
       link.closest("details")?.removeAttribute("open");
       editInPlace(link.closest("li.message"), link.href, { csrf, poller, messages });
     }
+  });
+
+  // Reactions toggle without a reload; the poll brings the new counts.
+  list.addEventListener("submit", async (event) => {
+    const form = event.target.closest("form[data-react]");
+    if (!form) return;
+    event.preventDefault();
+    form.closest("details")?.removeAttribute("open");
+    const body = new URLSearchParams(new FormData(form, event.submitter));
+    const response = await fetch(form.action, {
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body,
+    }).catch(() => null);
+    if (!response || !response.ok) {
+      location.href = form.action; // The reactions page, to try again.
+      return;
+    }
+    poller.soon();
   });
 
   const composer = document.getElementById("body");
