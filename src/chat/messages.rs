@@ -35,6 +35,10 @@ pub struct Message {
     pub reply_count: i32,
     /// When the last of them was posted.
     pub last_reply_at: Option<NaiveDateTime>,
+    /// When it was pinned to its room, if it is.
+    pub pinned_at: Option<NaiveDateTime>,
+    /// Who pinned it.
+    pub pinned_by: Option<i64>,
 }
 
 /// A message with its author's username.
@@ -50,6 +54,8 @@ pub struct Posted {
     pub quote: Option<Quote>,
     /// Its reactions: (emoji, who), oldest first (see [`annotate`]).
     pub reactions: Vec<(String, String)>,
+    /// Whether the reader saved it (see [`annotate`]).
+    pub saved: bool,
 }
 
 /// The line a reply shows of the message that started its thread.
@@ -66,12 +72,13 @@ pub struct Quote {
 /// Characters of the quoted message a reply shows.
 const QUOTE_CHARS: i32 = 120;
 
-/// Fills in what pages show beside each message of `posted`: the quote of every reply and the
-/// reactions, in a query each.
-pub fn annotate(conn: &mut AnyConnection, posted: &mut [Posted]) -> Result<()> {
+/// Fills in what pages show beside each message of `posted` for `reader_id`: its reactions and
+/// whether the reader saved it (one query), and the quote of every reply (one more, if any).
+pub fn annotate(conn: &mut AnyConnection, reader_id: i64, posted: &mut [Posted]) -> Result<()> {
     let ids: Vec<i64> = posted.iter().map(|p| p.message.id).collect();
-    let reactions = super::reactions::for_messages(conn, &ids)?;
+    let (reactions, saved) = super::reactions::marks(conn, reader_id, &ids)?;
     for p in posted.iter_mut() {
+        p.saved = saved.contains(&p.message.id);
         p.reactions = reactions
             .iter()
             .filter(|(id, _, _)| *id == p.message.id)
@@ -120,6 +127,7 @@ impl From<(Message, AuthorRow)> for Posted {
             avatar_at,
             quote: None,
             reactions: Vec::new(),
+            saved: false,
         }
     }
 }
@@ -273,6 +281,45 @@ pub fn touch(conn: &mut AnyConnection, room_id: i64, id: i64) -> Result<i64> {
     Ok(revision)
 }
 
+/// Pins message `id` of room `room_id` (any member may), or unpins it; returns whether it is pinned
+/// now and the room's new cursor (the change reaches open pages like an edit). A deleted message
+/// cannot be pinned.
+pub fn toggle_pin(
+    conn: &mut AnyConnection,
+    room_id: i64,
+    id: i64,
+    user_id: i64,
+    now: NaiveDateTime,
+) -> Result<(bool, i64)> {
+    let current = get(conn, room_id, id)?;
+    let pin = current.message.pinned_at.is_none();
+    if pin && current.message.deleted_at.is_some() {
+        return Err(Error::Invalid("This message was deleted.".into()));
+    }
+    let revision = advance_cursor(conn, room_id)?;
+    diesel::update(messages::table.find(id))
+        .set((
+            messages::pinned_at.eq(pin.then_some(now)),
+            messages::pinned_by.eq(pin.then_some(user_id)),
+            messages::revision.eq(revision),
+        ))
+        .execute(conn)?;
+    Ok((pin, revision))
+}
+
+/// The pinned messages of a room, most recently pinned first, at most `limit`.
+pub fn pinned(conn: &mut AnyConnection, room_id: i64, limit: i64) -> Result<Vec<Posted>> {
+    let rows: Vec<(Message, AuthorRow)> = messages::table
+        .inner_join(users::table)
+        .filter(messages::room_id.eq(room_id))
+        .filter(messages::pinned_at.is_not_null())
+        .order(messages::pinned_at.desc())
+        .limit(limit)
+        .select((Message::as_select(), AUTHOR))
+        .load(conn)?;
+    Ok(rows.into_iter().map(Posted::from).collect())
+}
+
 /// A message just stored, or the one an earlier send of the same form stored.
 #[derive(Debug, Clone)]
 pub struct Stored {
@@ -424,6 +471,8 @@ pub fn post(
         parent_id,
         reply_count: 0,
         last_reply_at: None,
+        pinned_at: None,
+        pinned_by: None,
     };
     // A message of another room may hold any revision, even this cursor: the room decides first.
     if stored_room != room_id {

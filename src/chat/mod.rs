@@ -13,6 +13,7 @@ pub mod messages;
 pub mod outbox;
 pub mod reactions;
 pub mod rooms;
+pub mod saved;
 pub mod search;
 pub mod sessions;
 pub mod tokens;

@@ -2,11 +2,15 @@
 //! emoji). A toggle moves the room cursor and stamps the message, so it arrives live; reactions
 //! never alert anyone.
 
+use std::collections::BTreeSet;
+
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use diesel::sql_types::Text;
+use diesel::IntoSql;
 
 use super::messages;
-use crate::db::schema::{reactions, users};
+use crate::db::schema::{reactions, saved_messages, users};
 use crate::db::AnyConnection;
 use crate::error::{Error, Result};
 
@@ -60,15 +64,53 @@ pub fn toggle(
     Ok((removed == 0, cursor))
 }
 
-/// The reactions to messages `ids`: (message, emoji, who), oldest first.
-pub fn for_messages(conn: &mut AnyConnection, ids: &[i64]) -> Result<Vec<(i64, String, String)>> {
+/// A reaction as pages show it: (message, emoji, who).
+pub type Reaction = (i64, String, String);
+
+/// The marks beside messages `ids` for `reader_id`, in one query: their reactions (oldest first)
+/// and which of them the reader saved.
+pub fn marks(
+    conn: &mut AnyConnection,
+    reader_id: i64,
+    ids: &[i64],
+) -> Result<(Vec<Reaction>, BTreeSet<i64>)> {
     if ids.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), BTreeSet::new()));
     }
-    Ok(reactions::table
+    let reacted = reactions::table
         .inner_join(users::table)
         .filter(reactions::message_id.eq_any(ids))
-        .order((reactions::created_at.asc(), users::username.asc()))
-        .select((reactions::message_id, reactions::emoji, users::username))
-        .load(conn)?)
+        .select((
+            reactions::message_id,
+            reactions::emoji,
+            users::username,
+            reactions::created_at,
+        ));
+    // A saved message is a row with no emoji (a reaction always has one).
+    let saved = saved_messages::table
+        .filter(saved_messages::user_id.eq(reader_id))
+        .filter(saved_messages::message_id.eq_any(ids))
+        .select((
+            saved_messages::message_id,
+            "".into_sql::<Text>(),
+            "".into_sql::<Text>(),
+            saved_messages::saved_at,
+        ));
+    // `UNION ALL` is not in the multi-backend dialect: the query goes to the backend's connection.
+    let both = reacted.union_all(saved);
+    let mut rows: Vec<(i64, String, String, NaiveDateTime)> = match conn {
+        AnyConnection::Postgresql(pg) => both.load(pg)?,
+        AnyConnection::Sqlite(sqlite) => both.load(sqlite)?,
+    };
+    rows.sort_by(|a, b| (a.3, &a.2).cmp(&(b.3, &b.2)));
+    let mut found = Vec::new();
+    let mut saved = BTreeSet::new();
+    for (id, emoji, who, _) in rows {
+        if emoji.is_empty() {
+            saved.insert(id);
+        } else {
+            found.push((id, emoji, who));
+        }
+    }
+    Ok((found, saved))
 }

@@ -1,5 +1,5 @@
 //! Full-text search over the messages (and file names) of the rooms a member is in. The query
-//! language is words, "quoted phrases" and the operators `from:`, `in:`, `has:file`, `has:reaction`, `is:reply`, `before:` and
+//! language is words, "quoted phrases" and the operators `from:`, `in:`, `has:file`, `has:reaction`, `is:reply`, `is:pinned`, `is:saved`, `before:` and
 //! `after:`. Terms are reduced to letters and digits before they reach the database, so no query
 //! can be read as search syntax: SQLite FTS5 and PostgreSQL's `websearch_to_tsquery` both see
 //! quoted terms only.
@@ -41,6 +41,10 @@ pub struct Query {
     pub is_reply: bool,
     /// `has:reaction`: only messages someone reacted to.
     pub has_reaction: bool,
+    /// `is:pinned`: only pinned messages.
+    pub is_pinned: bool,
+    /// `is:saved`: only messages the searcher saved.
+    pub is_saved: bool,
     /// `before:YYYY-MM-DD`: messages before that day.
     pub before: Option<NaiveDate>,
     /// `after:YYYY-MM-DD`: messages on or after that day.
@@ -124,6 +128,12 @@ pub fn parse(input: &str) -> Query {
             }
             Some((key, value)) if key == "is" && value.eq_ignore_ascii_case("reply") => {
                 query.is_reply = true
+            }
+            Some((key, value)) if key == "is" && value.eq_ignore_ascii_case("pinned") => {
+                query.is_pinned = true
+            }
+            Some((key, value)) if key == "is" && value.eq_ignore_ascii_case("saved") => {
+                query.is_saved = true
             }
             Some((key, value)) if key == "before" => {
                 query.before = date("before", &value, &mut query.problems)
@@ -225,6 +235,8 @@ WHERE m.deleted_at IS NULL
   AND (?7 IS NULL OR m.created_at < ?7)
   AND (?11 = 0 OR m.parent_id IS NOT NULL)
   AND (?12 = 0 OR EXISTS (SELECT 1 FROM reactions x WHERE x.message_id = m.id))
+  AND (?13 = 0 OR m.pinned_at IS NOT NULL)
+  AND (?14 = 0 OR EXISTS (SELECT 1 FROM saved_messages v WHERE v.user_id = ?1 AND v.message_id = m.id))
 ORDER BY s.rowid DESC
 LIMIT ?9";
 
@@ -248,6 +260,8 @@ const POSTGRES: &str = "
    AND ($8::bigint IS NULL OR m.id < $8)
    AND ($10 = false OR m.parent_id IS NOT NULL)
    AND ($11 = false OR EXISTS (SELECT 1 FROM reactions x WHERE x.message_id = m.id))
+   AND ($12 = false OR m.pinned_at IS NOT NULL)
+   AND ($13 = false OR EXISTS (SELECT 1 FROM saved_messages v WHERE v.user_id = $1 AND v.message_id = m.id))
  ORDER BY m.id DESC
  LIMIT $9)
 UNION
@@ -266,6 +280,8 @@ UNION
    AND ($8::bigint IS NULL OR m.id < $8)
    AND ($10 = false OR m.parent_id IS NOT NULL)
    AND ($11 = false OR EXISTS (SELECT 1 FROM reactions x WHERE x.message_id = m.id))
+   AND ($12 = false OR m.pinned_at IS NOT NULL)
+   AND ($13 = false OR EXISTS (SELECT 1 FROM saved_messages v WHERE v.user_id = $1 AND v.message_id = m.id))
  ORDER BY m.id DESC
  LIMIT $9)
 ORDER BY id DESC
@@ -324,6 +340,8 @@ pub fn search(
                 .bind::<BigInt, _>(scan_rows)
                 .bind::<Bool, _>(query.is_reply)
                 .bind::<Bool, _>(query.has_reaction)
+                .bind::<Bool, _>(query.is_pinned)
+                .bind::<Bool, _>(query.is_saved)
                 .load::<Hit>(conn)?;
             if (hits.len() as i64) < limit && scanned_all(conn, &text, before_id, scan_rows)? {
                 return Err(Error::Invalid(TOO_BROAD.into()));
@@ -336,6 +354,8 @@ pub fn search(
                 run!(POSTGRES, conn)
                     .bind::<Bool, _>(query.is_reply)
                     .bind::<Bool, _>(query.has_reaction)
+                    .bind::<Bool, _>(query.is_pinned)
+                    .bind::<Bool, _>(query.is_saved)
                     .load::<Hit>(conn)
             })
             .map_err(|e| match e {

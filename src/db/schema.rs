@@ -107,6 +107,16 @@ diesel::table! {
         parent_id -> Nullable<BigInt>,
         reply_count -> Integer,
         last_reply_at -> Nullable<Timestamp>,
+        pinned_at -> Nullable<Timestamp>,
+        pinned_by -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    saved_messages (user_id, message_id) {
+        user_id -> BigInt,
+        message_id -> BigInt,
+        saved_at -> Timestamp,
     }
 }
 
@@ -153,6 +163,7 @@ diesel::joinable!(attachments -> rooms (room_id));
 diesel::joinable!(avatars -> users (user_id));
 diesel::joinable!(reactions -> messages (message_id));
 diesel::joinable!(reactions -> users (user_id));
+diesel::joinable!(saved_messages -> messages (message_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(user_tokens -> users (user_id));
 diesel::joinable!(memberships -> rooms (room_id));
@@ -164,6 +175,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     users,
     avatars,
     reactions,
+    saved_messages,
     sessions,
     user_tokens,
     login_failures,

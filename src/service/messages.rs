@@ -6,7 +6,7 @@ use crate::chat::attachments::{self, Attachment};
 use crate::chat::messages::{self, NotPosted, Posted};
 use crate::chat::rooms::{self, Room};
 use crate::chat::users::User;
-use crate::chat::{self, input, reactions};
+use crate::chat::{self, input, reactions, saved};
 use crate::db::AnyConnection;
 use crate::error::{Error, Result};
 
@@ -41,11 +41,12 @@ pub async fn post(
         avatar_at: author.avatar_at,
         quote: None,
         reactions: Vec::new(),
+        saved: false,
     }];
     if posted[0].message.parent_id.is_some() {
         let [reply] = svc
             .db
-            .run(move |conn| messages::annotate(conn, &mut posted).map(|()| posted))
+            .run(move |conn| messages::annotate(conn, uid, &mut posted).map(|()| posted))
             .await?;
         return Ok(reply);
     }
@@ -82,7 +83,7 @@ pub async fn with_reactions(
     svc.db
         .run(move |conn| {
             let (room, mut message) = member_message(conn, &slug, id, uid)?;
-            messages::annotate(conn, std::slice::from_mut(&mut message))?;
+            messages::annotate(conn, uid, std::slice::from_mut(&mut message))?;
             Ok((room, message))
         })
         .await
@@ -181,4 +182,31 @@ pub async fn react(
         .await?;
     svc.live.advance(room_id, cursor);
     Ok(there)
+}
+
+/// Pins message `id` of room `slug` for everyone in it, or unpins it; returns whether it is pinned
+/// now. Any member may; open pages see it at once.
+pub async fn pin(svc: &Services, slug: String, id: i64, uid: i64) -> Result<bool> {
+    let now = chat::now();
+    let (room_id, (pinned, cursor)) = svc
+        .db
+        .write(move |conn| {
+            let (room, _) = rooms::for_member(conn, &slug, uid)?;
+            Ok::<_, Error>((room.id, messages::toggle_pin(conn, room.id, id, uid, now)?))
+        })
+        .await?;
+    svc.live.advance(room_id, cursor);
+    Ok(pinned)
+}
+
+/// Saves message `id` of room `slug` on `uid`'s own list, or takes it off; returns whether it is
+/// saved now. Nobody else sees it.
+pub async fn save(svc: &Services, slug: String, id: i64, uid: i64) -> Result<bool> {
+    let now = chat::now();
+    svc.db
+        .write(move |conn| {
+            let (room, _) = rooms::for_member(conn, &slug, uid)?;
+            saved::toggle(conn, room.id, id, uid, now)
+        })
+        .await
 }

@@ -35,6 +35,8 @@ pub struct RoomPage {
     pub files: Vec<Attachment>,
     /// Which page this is: `Latest` when a day past the last message fell back to the latest.
     pub shown: PageAt,
+    /// The room's pinned messages, most recently pinned first.
+    pub pinned: Vec<Posted>,
 }
 
 /// What a room shows to someone who may see it.
@@ -73,14 +75,16 @@ pub async fn room_page(
                 }
             }
             let members = rooms::members(conn, room.id)?;
-            messages::annotate(conn, &mut page.messages)?;
+            messages::annotate(conn, uid, &mut page.messages)?;
             let files = attachments::for_messages(conn, &message_ids(&page.messages))?;
+            let pinned = messages::pinned(conn, room.id, PINNED_SHOWN)?;
             let page = RoomPage {
                 room,
                 membership,
                 page,
                 files,
                 shown,
+                pinned,
             };
             Ok((RoomView::Member(Box::new(page)), Some(members)))
         })
@@ -126,8 +130,8 @@ pub async fn thread(
             let (room, _) = rooms::for_member(conn, &slug, uid)?;
             let (mut root, mut replies, has_older) =
                 messages::thread(conn, room.id, id, before, size)?;
-            messages::annotate(conn, std::slice::from_mut(&mut root))?;
-            messages::annotate(conn, &mut replies)?;
+            messages::annotate(conn, uid, std::slice::from_mut(&mut root))?;
+            messages::annotate(conn, uid, &mut replies)?;
             let mut ids = message_ids(&replies);
             ids.push(root.message.id);
             let files = attachments::for_messages(conn, &ids)?;
@@ -138,6 +142,42 @@ pub async fn thread(
                 has_older,
                 files,
             })
+        })
+        .await
+}
+
+/// How many pinned messages a room shows.
+pub const PINNED_SHOWN: i64 = 50;
+
+/// The pinned messages of room `slug`, for its member `uid`, most recently pinned first.
+pub async fn pinned(
+    svc: &Services,
+    slug: String,
+    uid: i64,
+) -> Result<(Room, Vec<Posted>, Vec<Attachment>)> {
+    svc.db
+        .run(move |conn| {
+            let (room, _) = rooms::for_member(conn, &slug, uid)?;
+            let mut pinned = messages::pinned(conn, room.id, PINNED_SHOWN)?;
+            messages::annotate(conn, uid, &mut pinned)?;
+            let files = attachments::for_messages(conn, &message_ids(&pinned))?;
+            Ok((room, pinned, files))
+        })
+        .await
+}
+
+/// `uid`'s saved messages (in rooms they are still in), most recently saved first, with each
+/// message's room (slug, name).
+pub async fn saved(svc: &Services, uid: i64, limit: i64) -> Result<Vec<(Posted, String, String)>> {
+    svc.db
+        .run(move |conn| {
+            let mut list = chat::saved::list(conn, uid, limit)?;
+            let mut posted: Vec<Posted> = list.iter().map(|(p, _, _)| p.clone()).collect();
+            messages::annotate(conn, uid, &mut posted)?;
+            for ((p, _, _), annotated) in list.iter_mut().zip(posted) {
+                *p = annotated;
+            }
+            Ok(list)
         })
         .await
 }
@@ -174,7 +214,7 @@ pub async fn changes(
     svc.db
         .run(move |conn| {
             let (mut changed, files) = messages::changed_since(conn, room_id, uid, cursor, limit)?;
-            messages::annotate(conn, &mut changed)?;
+            messages::annotate(conn, uid, &mut changed)?;
             if let Some(newest) = changed.iter().map(|p| p.message.id).max().filter(|_| reads) {
                 rooms::mark_read(conn, room_id, uid, newest)?;
             }
@@ -239,7 +279,7 @@ pub async fn missed(svc: &Services, user: &User, per_room: i64) -> Result<Vec<Mi
                 let last_read_id = membership.last_read_id;
                 let mut messages =
                     messages::unread(conn, summary.room.id, uid, last_read_id, per_room)?;
-                messages::annotate(conn, &mut messages)?;
+                messages::annotate(conn, uid, &mut messages)?;
                 let files = attachments::for_messages(conn, &message_ids(&messages))?;
                 missed.push(Missed {
                     summary,
@@ -285,13 +325,14 @@ pub async fn member_room_details(svc: &Services, slug: String, uid: i64) -> Resu
 pub async fn batch_after(
     svc: &Services,
     room_id: i64,
+    reader_id: i64,
     after_id: i64,
     limit: i64,
 ) -> Result<(Vec<Posted>, Vec<Attachment>)> {
     svc.db
         .run(move |conn| {
             let mut posted = messages::batch_after(conn, room_id, after_id, limit)?;
-            messages::annotate(conn, &mut posted)?;
+            messages::annotate(conn, reader_id, &mut posted)?;
             let files = attachments::for_messages(conn, &message_ids(&posted))?;
             Ok((posted, files))
         })

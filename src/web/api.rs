@@ -48,6 +48,8 @@ pub struct MessageJson {
     pub reply_count: i32,
     /// Its reactions: each emoji with how many gave it.
     pub reactions: Vec<ReactionCount>,
+    /// Whether it is pinned to the room.
+    pub pinned: bool,
     /// The `<li>` the room page shows for it, from the same template.
     pub html: String,
 }
@@ -120,6 +122,7 @@ async fn render(
                 deleted: posted.message.deleted_at.is_some(),
                 parent_id: posted.message.parent_id,
                 reply_count: posted.message.reply_count,
+                pinned: posted.message.pinned_at.is_some(),
                 reactions: m
                     .reactions
                     .iter()

@@ -69,13 +69,14 @@ fn export(
     let svc: Services = app.svc.clone();
     let public_url = app.settings.public_url.clone();
     let tz = user.user.tz();
+    let reader_id = user.user.id;
     Box::new(rocket::async_stream::stream! {
         yield head;
         let mut after = 0;
         let mut first = true;
         loop {
             let room_id = room.id;
-            let batch = reading::batch_after(&svc, room_id, after, EXPORT_BATCH).await;
+            let batch = reading::batch_after(&svc, room_id, reader_id, after, EXPORT_BATCH).await;
             let (posted, files) = match batch {
                 Ok(batch) => batch,
                 Err(e) => {

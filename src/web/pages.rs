@@ -33,7 +33,11 @@ pub fn routes() -> Vec<Route> {
         help,
         thread,
         reactions_page,
-        react
+        react,
+        pin,
+        save,
+        pinned_page,
+        saved_page
     ]
 }
 
@@ -95,7 +99,12 @@ pub(super) async fn render_room(
         page,
         files,
         shown,
+        pinned,
     } = page;
+    let pinned: Vec<_> = pinned
+        .iter()
+        .map(|p| context! { id: p.message.id, author: &p.author, text: view::one_line(&p.message.body, 120) })
+        .collect();
     let now = chat::now();
     // The page's own cursor, read with its messages: never ahead of what the page shows.
     let presence_version = app.live.token(room.id).map_or(0, |t| t.presence);
@@ -145,6 +154,7 @@ pub(super) async fn render_room(
             latest: shown == PageAt::Latest,
             notice,
             presence,
+            pinned,
             token,
             poll: context! {
                 min: s.poll.min, step: s.poll.step, max: s.poll.max, idle_after: s.poll.idle_after, wait_max: s.poll.wait_max,
@@ -493,4 +503,87 @@ async fn react(
 ) -> Result<Redirect> {
     messages::react(app.svc, slug.clone(), id, &user.user, &form.0.emoji).await?;
     Ok(Redirect::to(format!("/rooms/{slug}?around={id}#m{id}")))
+}
+
+/// Pins a message to its room for everyone, or unpins it.
+#[post("/rooms/<slug>/messages/<id>/pin", data = "<_form>")]
+async fn pin(
+    slug: String,
+    id: i64,
+    _form: Csrf,
+    user: CurrentUser,
+    app: App<'_>,
+) -> Result<Flash<Redirect>> {
+    let pinned = messages::pin(app.svc, slug.clone(), id, user.user.id).await?;
+    let back = Redirect::to(format!("/rooms/{slug}?around={id}#m{id}"));
+    Ok(Flash::success(
+        back,
+        if pinned {
+            "Pinned to the room."
+        } else {
+            "Unpinned."
+        },
+    ))
+}
+
+/// Saves a message on my own list, or takes it off.
+#[post("/rooms/<slug>/messages/<id>/save", data = "<_form>")]
+async fn save(
+    slug: String,
+    id: i64,
+    _form: Csrf,
+    user: CurrentUser,
+    app: App<'_>,
+) -> Result<Flash<Redirect>> {
+    let saved = messages::save(app.svc, slug.clone(), id, user.user.id).await?;
+    let back = Redirect::to(format!("/rooms/{slug}?around={id}#m{id}"));
+    Ok(Flash::success(
+        back,
+        if saved {
+            "Saved: find it under Saved."
+        } else {
+            "Removed from your saved messages."
+        },
+    ))
+}
+
+/// A room's pinned messages, most recently pinned first.
+#[get("/rooms/<slug>/pinned")]
+async fn pinned_page(
+    slug: String,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    app: App<'_>,
+) -> Result<Template> {
+    let (room, pinned, files) = reading::pinned(app.svc, slug, user.user.id).await?;
+    let (_, messages) = view::messages(pinned, files, &user, None, None).await?;
+    Ok(Template::render(
+        "pinned",
+        context! { layout: Layout::load(app.svc, &user, &csrf, None).await?, room, messages },
+    ))
+}
+
+/// How many saved messages the Saved page lists.
+const SAVED_SHOWN: i64 = 200;
+
+/// My saved messages, most recently saved first, with their rooms.
+#[get("/saved")]
+async fn saved_page(
+    user: CurrentUser,
+    csrf: CsrfToken,
+    flash: Option<FlashMessage<'_>>,
+    app: App<'_>,
+) -> Result<Template> {
+    let list = reading::saved(app.svc, user.user.id, SAVED_SHOWN).await?;
+    let mut items = Vec::new();
+    for (posted, slug, name) in list {
+        let (_, views) = view::messages(vec![posted], Vec::new(), &user, None, None).await?;
+        for m in views {
+            items.push(context! { m, room: context! { slug: slug.clone(), name: name.clone() } });
+        }
+    }
+    Ok(Template::render(
+        "saved",
+        context! { layout: Layout::load(app.svc, &user, &csrf, flash).await?, items },
+    ))
 }

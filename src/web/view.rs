@@ -353,6 +353,10 @@ pub struct MessageView {
     pub replies: Option<RepliesView>,
     /// Its reactions, each emoji once, in the order they were first given.
     pub reactions: Vec<ReactionView>,
+    /// Whether it is pinned to the room.
+    pub pinned: bool,
+    /// Whether the reader saved it.
+    pub saved: bool,
 }
 
 /// One emoji's reactions to a message.
@@ -366,6 +370,18 @@ pub struct ReactionView {
     pub who: String,
     /// Whether the reader is one of them.
     pub mine: bool,
+}
+
+/// The start of a message's text on one line, plain, at most `chars` characters.
+pub fn one_line(body: &str, chars: usize) -> String {
+    let text = crate::format::message_text(body);
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let line = words.join(" ");
+    if line.chars().count() > chars {
+        format!("{}…", line.chars().take(chars).collect::<String>())
+    } else {
+        line
+    }
 }
 
 /// Groups a message's reactions (emoji, who) by emoji, in the order each was first given.
@@ -480,16 +496,15 @@ fn message_views(
                 quote: p.quote.as_ref().map(|q| QuoteView {
                     id: q.id,
                     author: q.author.clone(),
-                    text: crate::format::message_text(&q.text)
-                        .split_whitespace()
-                        .collect::<Vec<_>>()
-                        .join(" "),
+                    text: one_line(&q.text, 120),
                 }),
                 replies: (m.reply_count > 0).then(|| RepliesView {
                     count: m.reply_count,
                     last: m.last_reply_at.map(|at| when(at, tz)),
                 }),
                 reactions: reaction_views(&p.reactions, &reader.username),
+                pinned: m.pinned_at.is_some(),
+                saved: p.saved,
             }
         })
         .collect()

@@ -13,6 +13,7 @@ mod housekeeping;
 mod layout;
 mod live;
 mod operations;
+mod pins;
 mod process;
 mod reactions;
 mod reading;
