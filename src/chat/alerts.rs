@@ -242,7 +242,27 @@ pub fn due(conn: &mut AnyConnection, now: NaiveDateTime, rules: &Rules) -> Resul
             ),
         ))
         .load(conn)?;
-    for (user_id, room_id, (id, _, author, body, created_at)) in replies {
+    // So does every message of a direct conversation.
+    let direct_rooms = rooms::table
+        .filter(rooms::kind.eq(super::direct::KIND))
+        .select(rooms::id);
+    let direct: Vec<(i64, i64, Line)> = unread()
+        .filter(messages::room_id.eq_any(direct_rooms))
+        .order(messages::id.desc())
+        .limit(MENTION_ROWS)
+        .select((
+            memberships::user_id,
+            memberships::room_id,
+            (
+                messages::id,
+                messages::author_id,
+                authors.field(users::username),
+                substr(messages::body, 1, LINE_CHARS),
+                messages::created_at,
+            ),
+        ))
+        .load(conn)?;
+    for (user_id, room_id, (id, _, author, body, created_at)) in replies.into_iter().chain(direct) {
         let found = mentions.entry((user_id, room_id)).or_default();
         if !found.iter().any(|m| m.id == id) {
             found.push(Pending {

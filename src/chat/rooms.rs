@@ -36,6 +36,31 @@ pub struct Room {
     pub last_message_at: Option<NaiveDateTime>,
     /// When the room was made.
     pub created_at: NaiveDateTime,
+    /// `room`, or `direct` for a direct conversation (fixed members, listed to no admin).
+    pub kind: String,
+    /// A direct conversation's members' ids, sorted: the same people find the same room.
+    #[serde(skip)]
+    pub direct_key: Option<String>,
+}
+
+impl Room {
+    /// Whether this is a direct conversation.
+    pub fn is_direct(&self) -> bool {
+        self.kind == super::direct::KIND
+    }
+
+    /// What the room is called for `viewer`: a direct conversation is named by the others in it.
+    pub fn title_for(&self, viewer: &str) -> String {
+        if !self.is_direct() {
+            return self.name.clone();
+        }
+        let others: Vec<&str> = self.name.split(", ").filter(|n| *n != viewer).collect();
+        if others.is_empty() {
+            viewer.to_string()
+        } else {
+            others.join(", ")
+        }
+    }
 }
 
 /// A person's place in a room.
@@ -104,17 +129,20 @@ pub fn create(conn: &mut AnyConnection, fields: &RoomFields, now: NaiveDateTime)
         .first(conn)?)
 }
 
-/// A room by its slug, whoever asks (admin pages and commands only).
+/// A room by its slug, whoever asks (admin pages and commands only: a direct conversation is
+/// "not found" here).
 pub fn find_by_slug(conn: &mut AnyConnection, slug: &str) -> Result<Room> {
     Ok(rooms::table
         .filter(rooms::slug.eq(slug))
+        .filter(rooms::kind.ne(super::direct::KIND))
         .select(Room::as_select())
         .first(conn)?)
 }
 
-/// Every room, by name (admin).
+/// Every room but the direct conversations, by name (admin).
 pub fn list(conn: &mut AnyConnection) -> Result<Vec<Room>> {
     Ok(rooms::table
+        .filter(rooms::kind.ne(super::direct::KIND))
         .order(rooms::name)
         .select(Room::as_select())
         .load(conn)?)
@@ -290,7 +318,8 @@ pub fn for_user(conn: &mut AnyConnection, user: &User) -> Result<Vec<RoomSummary
                 .iter()
                 .find(|(id, _)| *id == room.id)
                 .map_or(0, |(_, n)| *n);
-            let mentioned = mentioned.contains(&room.id);
+            // Every unread message of a direct conversation counts like a mention.
+            let mentioned = mentioned.contains(&room.id) || (room.is_direct() && unread > 0);
             RoomSummary {
                 room,
                 unread,

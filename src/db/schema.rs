@@ -79,6 +79,8 @@ diesel::table! {
         cursor -> BigInt,
         last_message_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
+        kind -> Text,
+        direct_key -> Nullable<Text>,
     }
 }
 

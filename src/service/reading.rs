@@ -307,7 +307,17 @@ pub async fn search(
         scan_rows: svc.settings.search_scan_rows,
     };
     svc.db
-        .run(move |conn| search::search(conn, uid, &query, tz, before, limit, budget))
+        .run(move |conn| {
+            let mut query = query;
+            // `in:@name`: the direct conversation with that person (or nothing).
+            if let Some(name) = query.room.as_deref().and_then(|r| r.strip_prefix('@')) {
+                query.room = Some(
+                    chat::direct::between(conn, uid, name)?
+                        .unwrap_or_else(|| "@no-such-conversation".into()),
+                );
+            }
+            search::search(conn, uid, &query, tz, before, limit, budget)
+        })
         .await
 }
 

@@ -101,6 +101,11 @@ pub async fn leave(svc: &Services, slug: String, uid: i64) -> Result<Room> {
         .db
         .write(move |conn| {
             let (room, _) = rooms::for_member(conn, &slug, uid)?;
+            if room.is_direct() {
+                return Err(Error::Invalid(
+                    "A direct conversation keeps its people: mute it in Settings instead.".into(),
+                ));
+            }
             rooms::remove_member(conn, room.id, uid)?;
             Ok::<_, Error>(room)
         })
@@ -144,4 +149,15 @@ pub async fn remove_member(svc: &Services, slug: String, user_id: i64) -> Result
         .await?;
     svc.live.forget(room_id);
     Ok(())
+}
+
+/// Opens the direct conversation between `starter` and the people `names` (usernames separated by
+/// commas or spaces): the existing one for exactly these people, or a new one.
+pub async fn direct(svc: &Services, starter: &User, names: &str) -> Result<Room> {
+    let (starter, names) = (starter.clone(), names.to_string());
+    let max = svc.settings.direct_max_members;
+    let now = chat::now();
+    svc.db
+        .write(move |conn| chat::direct::open(conn, &starter, &names, max, now))
+        .await
 }

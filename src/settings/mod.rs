@@ -28,6 +28,8 @@ pub struct Settings {
     pub page_size: i64,
     /// The longest message, in characters.
     pub max_message_chars: usize,
+    /// The most people in one direct conversation, the starter included.
+    pub direct_max_members: usize,
     /// The longest one search may run on PostgreSQL, in milliseconds.
     pub search_timeout_ms: u64,
     /// The most index matches one search walks on SQLite.
@@ -68,6 +70,7 @@ struct Raw {
     public_url: Option<String>,
     page_size: i64,
     max_message_chars: usize,
+    direct_max_members: usize,
     search_timeout_ms: u64,
     search_scan_rows: i64,
     presence_timeout: u64,
@@ -122,6 +125,9 @@ impl Settings {
             Some(url) => DatabaseUrl::parse(url).map_err(|why| invalid("database_url", why))?,
             None => DatabaseUrl::Sqlite(raw.data_dir.join("confab.db")),
         };
+        if !(2..=100).contains(&raw.direct_max_members) {
+            return Err(invalid("direct_max_members", "must be between 2 and 100"));
+        }
         if !(1..=1000).contains(&raw.page_size) {
             return Err(invalid("page_size", "must be between 1 and 1000"));
         }
@@ -205,6 +211,7 @@ impl Settings {
             theme_dir: raw.theme_dir,
             public_url,
             page_size: raw.page_size,
+            direct_max_members: raw.direct_max_members,
             max_message_chars: raw.max_message_chars,
             search_timeout_ms: raw.search_timeout_ms,
             search_scan_rows: raw.search_scan_rows,
@@ -238,6 +245,7 @@ fn defaults() -> serde_json::Value {
         "data_dir": "data",
         "uploads_dir": "uploads",
         "page_size": 100,
+        "direct_max_members": 8,
         "max_message_chars": 10_000,
         "max_upload_bytes": 25 * 1024 * 1024,
         "upload_stale_secs": 3600,

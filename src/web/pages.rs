@@ -37,7 +37,9 @@ pub fn routes() -> Vec<Route> {
         pin,
         save,
         pinned_page,
-        saved_page
+        saved_page,
+        new_direct,
+        open_direct
     ]
 }
 
@@ -49,14 +51,19 @@ async fn home(
     app: App<'_>,
 ) -> Result<Template> {
     let (mine, joinable) = reading::home(app.svc, &user.user).await?;
-    let layout = Layout::new(&user, &csrf, flash).with_sidebar(Sidebar::new(&mine, &joinable));
+    let layout = Layout::new(&user, &csrf, flash).with_sidebar(Sidebar::new(
+        &user.user.username,
+        &mine,
+        &joinable,
+    ));
     let tz = user.user.tz();
     let unread_total: i64 = mine.iter().map(|r| r.unread).sum();
     let mine: Vec<_> = mine
         .into_iter()
         .map(|s| {
             let last = s.room.last_message_at.map(|at| view::when(at, tz));
-            context! { room: s.room, unread: s.unread, last }
+            let title = s.room.title_for(&user.user.username);
+            context! { room: s.room, title, unread: s.unread, last }
         })
         .collect();
     Ok(Template::render(
@@ -118,7 +125,7 @@ pub(super) async fn render_room(
         .live
         .presence(room.id, now)
         .into_iter()
-        .map(|p| context! { username: p.username, state: p.state, last_seen: p.last_seen.map(|at| view::when(at, tz)) })
+        .map(|p| context! { me: p.username == user.user.username, username: p.username, state: p.state, last_seen: p.last_seen.map(|at| view::when(at, tz)) })
         .collect();
     let notice = (matches!(at, PageAt::From(_)) && shown == PageAt::Latest)
         .then_some("There are no messages on or after that day; here are the latest.");
@@ -147,6 +154,8 @@ pub(super) async fn render_room(
         "room",
         context! {
             layout,
+            title: room.title_for(&user.user.username),
+            direct: room.is_direct(),
             room,
             messages: views,
             older,
@@ -586,4 +595,52 @@ async fn saved_page(
         "saved",
         context! { layout: Layout::load(app.svc, &user, &csrf, flash).await?, items },
     ))
+}
+
+/// The form that starts a direct conversation (`?with=<username>` fills it in).
+#[get("/direct/new?<with>")]
+async fn new_direct(
+    with: Option<String>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    app: App<'_>,
+) -> Result<Template> {
+    let layout = Layout::load(app.svc, &user, &csrf, None).await?;
+    let usernames = with.unwrap_or_default();
+    let max_others = app.settings.direct_max_members - 1;
+    Ok(Template::render(
+        "direct_new",
+        context! { layout, usernames, max_others, error: None::<String> },
+    ))
+}
+
+#[derive(FromForm)]
+struct DirectForm {
+    usernames: String,
+}
+
+/// Opens the direct conversation with the people named: the existing one, or a new one.
+#[post("/direct", data = "<form>")]
+async fn open_direct(
+    form: CsrfForm<DirectForm>,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    app: App<'_>,
+) -> Result<Reply> {
+    match rooms::direct(app.svc, &user.user, &form.0.usernames).await {
+        Ok(room) => Ok(Reply::Redirect(Redirect::to(format!(
+            "/rooms/{}#compose",
+            room.slug
+        )))),
+        Err(AppError::Invalid(error)) => {
+            let layout = Layout::load(app.svc, &user, &csrf, None).await?;
+            let max_others = app.settings.direct_max_members - 1;
+            let page = Template::render(
+                "direct_new",
+                context! { layout, usernames: form.0.usernames, max_others, error },
+            );
+            Ok(Reply::Page((Status::UnprocessableEntity, page)))
+        }
+        Err(e) => Err(e.into()),
+    }
 }

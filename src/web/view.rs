@@ -74,6 +74,8 @@ impl Layout {
 pub struct Sidebar {
     /// My rooms: active ones by last activity, then archived ones.
     pub rooms: Vec<SidebarRoom>,
+    /// My direct conversations, by last activity.
+    pub direct: Vec<SidebarRoom>,
     /// Open rooms I may join.
     pub joinable: Vec<SidebarRoom>,
     /// Unread messages in all my rooms.
@@ -99,20 +101,27 @@ impl Sidebar {
     /// Reads `user`'s sidebar.
     pub async fn load(svc: &Services, user: &CurrentUser) -> Result<Sidebar> {
         let (mine, joinable) = reading::home(svc, &user.user).await?;
-        Ok(Sidebar::new(&mine, &joinable))
+        Ok(Sidebar::new(&user.user.username, &mine, &joinable))
     }
 
-    /// The sidebar of my rooms and the ones I may join.
-    pub fn new(mine: &[RoomSummary], joinable: &[Room]) -> Sidebar {
+    /// The sidebar of `me`: my rooms, my direct conversations and the rooms I may join.
+    pub fn new(me: &str, mine: &[RoomSummary], joinable: &[Room]) -> Sidebar {
+        let entry = |s: &RoomSummary| SidebarRoom {
+            slug: s.room.slug.clone(),
+            name: s.room.title_for(me),
+            unread: s.unread,
+            mentioned: s.mentioned,
+            archived: s.room.archived_at.is_some(),
+        };
         let rooms = mine
             .iter()
-            .map(|s| SidebarRoom {
-                slug: s.room.slug.clone(),
-                name: s.room.name.clone(),
-                unread: s.unread,
-                mentioned: s.mentioned,
-                archived: s.room.archived_at.is_some(),
-            })
+            .filter(|s| !s.room.is_direct())
+            .map(entry)
+            .collect();
+        let direct = mine
+            .iter()
+            .filter(|s| s.room.is_direct())
+            .map(entry)
             .collect();
         let joinable = joinable
             .iter()
@@ -126,6 +135,7 @@ impl Sidebar {
             .collect();
         Sidebar {
             rooms,
+            direct,
             joinable,
             unread_total: mine.iter().map(|s| s.unread).sum(),
         }

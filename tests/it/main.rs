@@ -9,6 +9,7 @@ mod admin;
 mod alerts;
 mod avatars;
 mod browser;
+mod direct;
 mod housekeeping;
 mod layout;
 mod live;
