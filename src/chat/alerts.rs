@@ -167,6 +167,20 @@ pub fn due(conn: &mut AnyConnection, now: NaiveDateTime, rules: &Rules) -> Resul
             diesel::dsl::min(messages::created_at),
         ))
         .load(conn)?;
+    // A line of an unread message, for whom and where: (member, room, line).
+    let line = || {
+        (
+            memberships::user_id,
+            memberships::room_id,
+            (
+                messages::id,
+                messages::author_id,
+                authors.field(users::username),
+                substr(messages::body, 1, LINE_CHARS),
+                messages::created_at,
+            ),
+        )
+    };
     // Mentions: SQL finds `@name` anywhere (a superset: `@anna` for ann), newest first and at most
     // MENTION_ROWS, texts cut short; whole names are then told apart here.
     let found: Vec<(i64, i64, Line)> = unread()
@@ -179,17 +193,7 @@ pub fn due(conn: &mut AnyConnection, now: NaiveDateTime, rules: &Rules) -> Resul
         )
         .order(messages::id.desc())
         .limit(MENTION_ROWS)
-        .select((
-            memberships::user_id,
-            memberships::room_id,
-            (
-                messages::id,
-                messages::author_id,
-                authors.field(users::username),
-                substr(messages::body, 1, LINE_CHARS),
-                messages::created_at,
-            ),
-        ))
+        .select(line())
         .load(conn)?;
     let names: BTreeMap<i64, &str> = candidates
         .iter()
@@ -230,17 +234,7 @@ pub fn due(conn: &mut AnyConnection, now: NaiveDateTime, rules: &Rules) -> Resul
         ))
         .order(messages::id.desc())
         .limit(MENTION_ROWS)
-        .select((
-            memberships::user_id,
-            memberships::room_id,
-            (
-                messages::id,
-                messages::author_id,
-                authors.field(users::username),
-                substr(messages::body, 1, LINE_CHARS),
-                messages::created_at,
-            ),
-        ))
+        .select(line())
         .load(conn)?;
     // So does every message of a direct conversation.
     let direct_rooms = rooms::table
@@ -250,17 +244,7 @@ pub fn due(conn: &mut AnyConnection, now: NaiveDateTime, rules: &Rules) -> Resul
         .filter(messages::room_id.eq_any(direct_rooms))
         .order(messages::id.desc())
         .limit(MENTION_ROWS)
-        .select((
-            memberships::user_id,
-            memberships::room_id,
-            (
-                messages::id,
-                messages::author_id,
-                authors.field(users::username),
-                substr(messages::body, 1, LINE_CHARS),
-                messages::created_at,
-            ),
-        ))
+        .select(line())
         .load(conn)?;
     for (user_id, room_id, (id, _, author, body, created_at)) in replies.into_iter().chain(direct) {
         let found = mentions.entry((user_id, room_id)).or_default();
