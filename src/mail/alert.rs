@@ -45,9 +45,11 @@ impl Mail {
             .iter()
             .map(|room| {
                 let first = room.first_id;
-                let lines: Vec<MessageLine> = room
-                    .messages
-                    .iter()
+                // Shown oldest first, as in the room (the planner picked mentions, then the newest).
+                let mut shown: Vec<_> = room.messages.iter().collect();
+                shown.sort_by_key(|m| (m.created_at, m.id));
+                let lines: Vec<MessageLine> = shown
+                    .into_iter()
                     .map(|m| {
                         let text = crate::format::message_text(&m.body);
                         let excerpt: String = text.chars().take(200).collect();
@@ -87,6 +89,7 @@ impl Mail {
         context.insert("settings_url", &format!("{}/settings", self.public_url));
         context.insert("unsubscribe_url", &unsubscribe);
         context.insert("digest", &(due.user.alert_mode == "digest"));
+        context.insert("time_zone", tz.name());
         let rendered = self.render("alert", &context)?;
         Ok(NewMail {
             kind: "alert",

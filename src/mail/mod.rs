@@ -184,6 +184,17 @@ impl Mail {
                 row.kind, row.id, self.host
             )))
             .raw_header(header("Auto-Submitted", "auto-generated".into())?);
+        if let (Some(user_id), "alert") = (row.user_id, row.kind.as_str()) {
+            // One thread per recipient and set of rooms, so mail clients group the alerts.
+            let thread = format!(
+                "<confab-alerts-{user_id}-{:016x}@{}>",
+                fnv1a(row.summary.as_bytes()),
+                self.host
+            );
+            builder = builder
+                .raw_header(header("In-Reply-To", thread.clone())?)
+                .raw_header(header("References", thread)?);
+        }
         if let Some(url) = &row.unsubscribe_url {
             builder = builder
                 .raw_header(header(
@@ -290,4 +301,11 @@ fn redact(url: &str) -> String {
         }
         None => url.to_string(),
     }
+}
+
+/// A stable 64-bit hash (FNV-1a): the same across builds and machines, for header ids.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325, |hash, b| {
+        (hash ^ u64::from(*b)).wrapping_mul(0x100000001b3)
+    })
 }

@@ -29,6 +29,7 @@ both_backends!(
     without_smtp_mail_is_written_to_files,
     planning_reads_a_bounded_amount_whatever_the_flood,
     only_whole_names_are_mentions,
+    an_alert_reads_well,
 );
 
 async fn start(backend: Backend) -> Option<(TestApp, SmtpSink)> {
@@ -925,4 +926,74 @@ async fn only_whole_names_are_mentions(backend: Backend) {
     assert!(text.contains("@ann, your turn"), "{text}");
     assert!(!text.contains("@anna hi"), "{text}");
     assert!(text.contains("1 new"), "{text}");
+}
+
+/// The mail as its reader sees it: plural forms right, links as written in the text part, times
+/// in the reader's zone (and saying so), messages oldest first as in the room.
+async fn an_alert_reads_well(backend: Backend) {
+    let Some((app, sink)) = start(backend).await else {
+        return;
+    };
+    let ann = app.user("ann", false).await;
+    let bob = app.user("bob", false).await;
+    let carol = app.user("carol", false).await;
+    let design = app.room("design", false, &[ann, bob]).await;
+    let ops = app.room("ops", false, &[bob, carol]).await;
+    app.write(move |c| {
+        diesel::update(confab::db::schema::users::table.find(ann))
+            .set(confab::db::schema::users::time_zone.eq("Asia/Kolkata"))
+            .execute(c)?;
+        Ok(())
+    })
+    .await;
+    app.messages(
+        design,
+        bob,
+        vec!["see https://example.org/a/b?x=1&y=2 first".into()],
+    )
+    .await;
+    app.messages(design, bob, vec!["and then this".into()])
+        .await;
+    app.messages(ops, bob, vec!["one for carol".into()]).await;
+
+    assert_eq!(plan_at(&app, minutes(60 * 3)).await, 2);
+    send_at(&app, minutes(60 * 3)).await;
+    let mails = sink.mails();
+    let to = |name: &str| {
+        mails
+            .iter()
+            .find(|m| {
+                m.header("To")
+                    .is_some_and(|to| to.contains(&format!("{name}@")))
+            })
+            .unwrap_or_else(|| panic!("a mail to {name}"))
+            .text()
+    };
+    let ann_mail = to("ann");
+    let text_part = ann_mail.split("<!doctype html>").next().unwrap_or_default();
+    assert!(
+        text_part.contains("see https://example.org/a/b?x=1&y=2 first")
+            && !text_part.contains("&#x2F;")
+            && !text_part.contains("&amp;"),
+        "the text part has the link as written: {text_part}"
+    );
+    assert!(
+        ann_mail.contains("Times are in your time zone, Asia/Kolkata."),
+        "{ann_mail}"
+    );
+    let (first, then) = (
+        ann_mail.find("see https://example.org").expect("first"),
+        ann_mail.find("and then this").expect("second"),
+    );
+    assert!(first < then, "oldest first: {ann_mail}");
+    assert!(ann_mail.contains("<title>2 new messages</title>"));
+    let carol_mail = to("carol");
+    assert!(
+        carol_mail.contains("<title>1 new message</title>"),
+        "{carol_mail}"
+    );
+    assert!(
+        carol_mail.contains("1 new message arrived in OPS"),
+        "{carol_mail}"
+    );
 }
