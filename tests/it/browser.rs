@@ -675,6 +675,10 @@ async fn pages_fit_a_phone() {
         "/admin/rooms",
         "/admin/rooms/general",
         "/admin/users",
+        "/help",
+        "/saved",
+        "/direct/new",
+        "/rooms/general/pinned",
     ] {
         phone.goto(&server.url(path)).await.expect("page");
         let measured = phone
@@ -988,6 +992,8 @@ async fn the_sidebar_shortcuts_and_inline_editing() {
         "/missed",
         "/settings",
         "/help",
+        "/saved",
+        "/direct/new",
         "/admin/rooms",
         "/admin/users",
     ] {
