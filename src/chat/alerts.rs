@@ -344,10 +344,18 @@ fn add_lines(conn: &mut AnyConnection, due: &mut [Due]) -> Result<()> {
     let room_ids: Vec<i64> = oldest_wanted.keys().copied().collect();
     let names: BTreeMap<i64, (String, String)> = rooms::table
         .filter(rooms::id.eq_any(&room_ids))
-        .select((rooms::id, rooms::slug, rooms::name))
-        .load::<(i64, String, String)>(conn)?
+        .select((rooms::id, rooms::slug, rooms::name, rooms::kind))
+        .load::<(i64, String, String, String)>(conn)?
         .into_iter()
-        .map(|(id, slug, name)| (id, (slug, name)))
+        .map(|(id, slug, name, kind)| {
+            // A direct conversation is not named by its people: subjects show on Admin → Outbox.
+            let name = if kind == super::direct::KIND {
+                "a direct message".to_string()
+            } else {
+                name
+            };
+            (id, (slug, name))
+        })
         .collect();
     // The newest few messages of every room at once (one statement whatever the number of rooms):
     // numbered per room by a window over ids only, texts read for the few kept. Every value put in

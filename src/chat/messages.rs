@@ -313,6 +313,7 @@ pub fn pinned(conn: &mut AnyConnection, room_id: i64, limit: i64) -> Result<Vec<
         .inner_join(users::table)
         .filter(messages::room_id.eq(room_id))
         .filter(messages::pinned_at.is_not_null())
+        .filter(messages::deleted_at.is_null())
         .order(messages::pinned_at.desc())
         .limit(limit)
         .select((Message::as_select(), AUTHOR))
@@ -482,8 +483,11 @@ pub fn post(
         .into());
     }
     if revision == cursor {
+        let mut cursor = cursor;
         if let Some(parent) = parent_id {
-            // The thread's first message counts the reply, and changes with it.
+            // The thread's first message counts the reply, and changes one step after it (each
+            // change its own revision, so no page of changes can split them).
+            cursor = advance_cursor(conn, room_id)?;
             diesel::update(messages::table.find(parent))
                 .set((
                     messages::reply_count.eq(messages::reply_count + 1),
@@ -511,13 +515,18 @@ pub fn post(
 /// reply to a reply joins the same thread). Another room's message is "not found"; a deleted one
 /// takes no replies.
 fn thread_of(conn: &mut AnyConnection, room_id: i64, id: i64) -> Result<i64> {
-    let parent = get(conn, room_id, id)?;
+    let deleted = || Error::Invalid("That message was deleted: it takes no replies.".into());
+    let mut parent = get(conn, room_id, id)?;
     if parent.message.deleted_at.is_some() {
-        return Err(Error::Invalid(
-            "That message was deleted: it takes no replies.".into(),
-        ));
+        return Err(deleted());
     }
-    Ok(parent.message.parent_id.unwrap_or(id))
+    if let Some(root) = parent.message.parent_id {
+        parent = get(conn, room_id, root)?;
+        if parent.message.deleted_at.is_some() {
+            return Err(deleted());
+        }
+    }
+    Ok(parent.message.id)
 }
 
 /// The thread of message `id` (the one it started, or the one it replies in): its first message
@@ -581,8 +590,8 @@ pub fn edit(
     Ok(())
 }
 
-/// Deletes a message: its text and attachment are erased and a "message deleted" line stays in the
-/// history. Authors may delete their own messages, admins anyone's. Returns the removed attachment,
+/// Deletes a message: its text, attachment, reactions and pin are erased and a "message deleted"
+/// line stays in the history (a reply leaves its thread's count). Authors may delete their own messages, admins anyone's. Returns the removed attachment,
 /// whose files the caller removes once this commits.
 pub fn delete(
     conn: &mut AnyConnection,
@@ -605,8 +614,24 @@ pub fn delete(
             messages::body.eq(""),
             messages::deleted_at.eq(now),
             messages::revision.eq(revision),
+            messages::pinned_at.eq(None::<NaiveDateTime>),
+            messages::pinned_by.eq(None::<i64>),
         ))
         .execute(conn)?;
+    diesel::delete(
+        crate::db::schema::reactions::table.filter(crate::db::schema::reactions::message_id.eq(id)),
+    )
+    .execute(conn)?;
+    if let Some(parent) = current.message.parent_id {
+        // The thread counts one reply fewer, and shows it.
+        let revision = advance_cursor(conn, room_id)?;
+        diesel::update(messages::table.find(parent))
+            .set((
+                messages::reply_count.eq(messages::reply_count - 1),
+                messages::revision.eq(revision),
+            ))
+            .execute(conn)?;
+    }
     attachments_rows::remove_for_message(conn, id)
 }
 

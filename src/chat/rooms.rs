@@ -384,6 +384,7 @@ fn unread_mentions(conn: &mut AnyConnection, user: &User) -> Result<BTreeSet<i64
         ))
         .select(messages::room_id)
         .distinct()
+        .limit(MENTION_ROWS)
         .load(conn)?;
     rooms.extend(replied);
     Ok(rooms)

@@ -55,7 +55,7 @@ struct Picture {
 #[get("/avatars/<id>?<v>")]
 async fn picture(id: i64, v: Option<&str>, user: CurrentUser, app: App<'_>) -> Result<Picture> {
     let (png, updated_at) = avatars::visible(app.svc, user.user.id, id).await?;
-    let current = v == Some(updated_at.and_utc().timestamp().to_string().as_str());
+    let current = v == Some(updated_at.and_utc().timestamp_micros().to_string().as_str());
     let cache = if current {
         "private, max-age=31536000, immutable"
     } else {

@@ -281,7 +281,8 @@ impl Avatar {
     /// The avatar of user `id`: their picture if `picture_at` says they have one.
     pub fn of_user(id: i64, username: &str, picture_at: Option<chrono::NaiveDateTime>) -> Avatar {
         Avatar {
-            url: picture_at.map(|at| format!("/avatars/{id}?v={}", at.and_utc().timestamp())),
+            url: picture_at
+                .map(|at| format!("/avatars/{id}?v={}", at.and_utc().timestamp_micros())),
             ..Avatar::of(username)
         }
     }
@@ -512,7 +513,11 @@ fn message_views(
                     count: m.reply_count,
                     last: m.last_reply_at.map(|at| when(at, tz)),
                 }),
-                reactions: reaction_views(&p.reactions, &reader.username),
+                reactions: if deleted {
+                    Vec::new()
+                } else {
+                    reaction_views(&p.reactions, &reader.username)
+                },
                 pinned: m.pinned_at.is_some(),
                 saved: p.saved,
             }

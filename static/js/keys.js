@@ -57,7 +57,7 @@ document.addEventListener("keydown", (event) => {
       event.preventDefault();
       composer.focus();
     }
-  } else if (event.key === "Escape" && room) {
+  } else if (event.key === "Escape" && room && !document.querySelector("details.actions[open], dialog[open]")) {
     markRead(room);
   } else if (event.key === "?") {
     location.href = "/help";

@@ -248,6 +248,11 @@ async fn every_direct_message_alerts_like_a_mention(backend: Backend) {
     let mails = sink.mails();
     assert_eq!(mails.len(), 1);
     assert!(mails[0].header("To").is_some_and(|to| to.contains("bob@")));
+    assert_eq!(
+        mails[0].header("Subject").as_deref(),
+        Some("1 new message in a direct message"),
+        "the subject (also on Admin → Outbox) names no one"
+    );
     let text = mails[0].text();
     assert!(
         text.contains("are you free tomorrow?") && text.contains("mentions you"),

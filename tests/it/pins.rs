@@ -92,6 +92,37 @@ async fn pinning_for_the_room(backend: Backend) {
         .expect(Status::Ok);
     assert!(message_ids(&pinned.body).is_empty());
     assert!(pinned.body.contains("Nothing is pinned here."));
+
+    // A deleted message leaves the pinned list (and its reactions go with it).
+    ann_browser
+        .post(&format!("/rooms/general/messages/{rules}/pin"), &[])
+        .await
+        .expect(Status::SeeOther);
+    ann_browser
+        .post(
+            &format!("/rooms/general/messages/{rules}/reactions"),
+            &[("emoji", "👍")],
+        )
+        .await
+        .expect(Status::SeeOther);
+    bob_browser
+        .post(&format!("/rooms/general/messages/{rules}/delete"), &[])
+        .await
+        .expect(Status::SeeOther);
+    let page = ann_browser.get("/rooms/general").await.expect(Status::Ok);
+    assert!(
+        !page.body.contains(r#"class="pinned""#),
+        "nothing pinned is left"
+    );
+    assert!(
+        !page.body.contains(r#"class="reaction"#),
+        "no reactions on a deleted message"
+    );
+    let pinned = ann_browser
+        .get("/rooms/general/pinned")
+        .await
+        .expect(Status::Ok);
+    assert!(message_ids(&pinned.body).is_empty());
 }
 
 async fn saving_for_myself(backend: Backend) {

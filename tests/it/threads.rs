@@ -193,6 +193,11 @@ async fn replying_and_reading_a_thread_without_javascript(backend: Backend) {
         .await;
     assert_eq!(late.status, Status::UnprocessableEntity);
     assert!(late.body.contains("it takes no replies"), "{}", late.body);
+    assert_eq!(
+        thread_of(question).await.reply_count,
+        4,
+        "the deleted reply left the count"
+    );
 }
 
 async fn threads_are_for_members_only(backend: Backend) {

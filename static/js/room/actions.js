@@ -66,7 +66,9 @@ export function enhanceActions(list, { csrf, poller, messages }) {
       body,
     }).catch(() => null);
     if (!response || !response.ok) {
-      location.href = form.action; // The reactions page, to try again.
+      // The plain form (a reaction's page, where the emoji can be picked again) says what went wrong.
+      if (form.action.endsWith("/reactions")) location.href = form.action;
+      else form.submit();
       return;
     }
     poller.soon();
