@@ -256,8 +256,10 @@ pub fn due(conn: &mut AnyConnection, now: NaiveDateTime, rules: &Rules) -> Resul
                 created_at,
                 mention: true,
             });
-            found.sort_by_key(|m| std::cmp::Reverse(m.id));
         }
+    }
+    for found in mentions.values_mut() {
+        found.sort_by_key(|m| std::cmp::Reverse(m.id));
     }
     let mut tallies: BTreeMap<i64, Vec<RoomDue>> = BTreeMap::new();
     for (user_id, room_id, level, count, first, newest, oldest) in all {

@@ -31,13 +31,12 @@ pub fn toggle(
     Ok(removed == 0)
 }
 
+/// Saved messages, and beside them each one's room (slug, name).
+pub type SavedList = (Vec<Posted>, Vec<(String, String)>);
+
 /// `user_id`'s saved messages in the rooms they are still in, most recently saved first, at most
-/// `limit`, each with its room's slug and name.
-pub fn list(
-    conn: &mut AnyConnection,
-    user_id: i64,
-    limit: i64,
-) -> Result<Vec<(Posted, String, String)>> {
+/// `limit`, and beside them each one's room (slug, name).
+pub fn list(conn: &mut AnyConnection, user_id: i64, limit: i64) -> Result<SavedList> {
     use crate::db::schema::rooms;
     type Row = (Message, (String, Option<NaiveDateTime>), String, String);
     let rows: Vec<Row> = saved_messages::table
@@ -60,10 +59,6 @@ pub fn list(
         .load(conn)?;
     Ok(rows
         .into_iter()
-        .map(|(message, author, slug, name)| {
-            let mut posted = Posted::from((message, author));
-            posted.saved = true;
-            (posted, slug, name)
-        })
-        .collect())
+        .map(|(message, author, slug, name)| (Posted::from((message, author)), (slug, name)))
+        .unzip())
 }

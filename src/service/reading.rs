@@ -166,18 +166,14 @@ pub async fn pinned(
         .await
 }
 
-/// `uid`'s saved messages (in rooms they are still in), most recently saved first, with each
-/// message's room (slug, name).
-pub async fn saved(svc: &Services, uid: i64, limit: i64) -> Result<Vec<(Posted, String, String)>> {
+/// `uid`'s saved messages (in rooms they are still in), most recently saved first, and beside
+/// them each message's room (slug, name).
+pub async fn saved(svc: &Services, uid: i64, limit: i64) -> Result<chat::saved::SavedList> {
     svc.db
         .run(move |conn| {
-            let mut list = chat::saved::list(conn, uid, limit)?;
-            let mut posted: Vec<Posted> = list.iter().map(|(p, _, _)| p.clone()).collect();
+            let (mut posted, rooms) = chat::saved::list(conn, uid, limit)?;
             messages::annotate(conn, uid, &mut posted)?;
-            for ((p, _, _), annotated) in list.iter_mut().zip(posted) {
-                *p = annotated;
-            }
-            Ok(list)
+            Ok((posted, rooms))
         })
         .await
 }

@@ -128,7 +128,7 @@ async fn render(
                     .iter()
                     .map(|r| ReactionCount {
                         emoji: r.emoji.clone(),
-                        count: r.count,
+                        count: r.people.len(),
                     })
                     .collect(),
                 html,

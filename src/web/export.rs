@@ -106,7 +106,7 @@ fn export(
                     parent_id: m.parent_id,
                     reactions: view::reaction_views(&p.reactions, "")
                         .into_iter()
-                        .map(|r| serde_json::json!({ "emoji": r.emoji, "by": r.who.split(", ").collect::<Vec<_>>() }))
+                        .map(|r| serde_json::json!({ "emoji": r.emoji, "by": r.people }))
                         .collect(),
                 };
                 yield render(&line, first);

@@ -235,6 +235,11 @@ struct MessageForm {
     reply_to: Option<i64>,
 }
 
+/// The room page around message `id` of room `slug`, scrolled to it.
+fn permalink(slug: &str, id: i64) -> String {
+    format!("/rooms/{slug}?around={id}#m{id}")
+}
+
 /// A form's one-time token is kept only if it looks like one we made.
 pub(super) fn client_id(raw: Option<String>) -> Option<String> {
     raw.filter(|id| {
@@ -324,9 +329,7 @@ async fn edit_message(
 ) -> Result<Reply> {
     let uid = user.user.id;
     match messages::edit(app.svc, slug.clone(), id, uid, &form.0.body).await {
-        Ok(()) => Ok(Reply::Redirect(Redirect::to(format!(
-            "/rooms/{slug}?around={id}#m{id}"
-        )))),
+        Ok(()) => Ok(Reply::Redirect(Redirect::to(permalink(&slug, id)))),
         Err(AppError::Invalid(error)) => {
             let (room, _) = messages::find(app.svc, slug, id, uid).await?;
             let page = Template::render(
@@ -377,7 +380,7 @@ async fn delete_message(
 ) -> Result<Flash<Redirect>> {
     messages::delete(app.svc, slug.clone(), id, &user.user).await?;
     Ok(Flash::success(
-        Redirect::to(format!("/rooms/{slug}?around={id}#m{id}")),
+        Redirect::to(permalink(&slug, id)),
         "Message deleted.",
     ))
 }
@@ -511,7 +514,7 @@ async fn react(
     app: App<'_>,
 ) -> Result<Redirect> {
     messages::react(app.svc, slug.clone(), id, &user.user, &form.0.emoji).await?;
-    Ok(Redirect::to(format!("/rooms/{slug}?around={id}#m{id}")))
+    Ok(Redirect::to(permalink(&slug, id)))
 }
 
 /// Pins a message to its room for everyone, or unpins it.
@@ -524,7 +527,7 @@ async fn pin(
     app: App<'_>,
 ) -> Result<Flash<Redirect>> {
     let pinned = messages::pin(app.svc, slug.clone(), id, user.user.id).await?;
-    let back = Redirect::to(format!("/rooms/{slug}?around={id}#m{id}"));
+    let back = Redirect::to(permalink(&slug, id));
     Ok(Flash::success(
         back,
         if pinned {
@@ -545,7 +548,7 @@ async fn save(
     app: App<'_>,
 ) -> Result<Flash<Redirect>> {
     let saved = messages::save(app.svc, slug.clone(), id, user.user.id).await?;
-    let back = Redirect::to(format!("/rooms/{slug}?around={id}#m{id}"));
+    let back = Redirect::to(permalink(&slug, id));
     Ok(Flash::success(
         back,
         if saved {
@@ -583,14 +586,17 @@ async fn saved_page(
     flash: Option<FlashMessage<'_>>,
     app: App<'_>,
 ) -> Result<Template> {
-    let list = reading::saved(app.svc, user.user.id, SAVED_SHOWN).await?;
-    let mut items = Vec::new();
-    for (posted, slug, name) in list {
-        let (_, views) = view::messages(vec![posted], Vec::new(), &user, None, None).await?;
-        for m in views {
-            items.push(context! { m, room: context! { slug: slug.clone(), name: name.clone() } });
-        }
-    }
+    let (posted, rooms) = reading::saved(app.svc, user.user.id, SAVED_SHOWN).await?;
+    let (_, views) = view::messages(posted, Vec::new(), &user, None, None).await?;
+    let items: Vec<_> = views
+        .into_iter()
+        .zip(rooms)
+        .map(|(mut m, (slug, name))| {
+            // Each stands alone under its room's name: no grouping across rooms.
+            m.continued = false;
+            context! { m, room: context! { slug, name } }
+        })
+        .collect();
     Ok(Template::render(
         "saved",
         context! { layout: Layout::load(app.svc, &user, &csrf, flash).await?, items },

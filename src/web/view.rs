@@ -375,10 +375,8 @@ pub struct MessageView {
 pub struct ReactionView {
     /// The emoji.
     pub emoji: String,
-    /// How many gave it.
-    pub count: usize,
-    /// Who, in the order they reacted.
-    pub who: String,
+    /// Who gave it, in the order they reacted.
+    pub people: Vec<String>,
     /// Whether the reader is one of them.
     pub mine: bool,
 }
@@ -397,22 +395,24 @@ pub fn one_line(body: &str, chars: usize) -> String {
 
 /// Groups a message's reactions (emoji, who) by emoji, in the order each was first given.
 pub fn reaction_views(reactions: &[(String, String)], reader: &str) -> Vec<ReactionView> {
-    let mut views: Vec<(String, Vec<&str>)> = Vec::new();
+    let mut views: Vec<ReactionView> = Vec::new();
     for (emoji, who) in reactions {
-        match views.iter_mut().find(|(e, _)| e == emoji) {
-            Some((_, people)) => people.push(who),
-            None => views.push((emoji.clone(), vec![who])),
-        }
+        let view = match views.iter_mut().position(|v| &v.emoji == emoji) {
+            Some(at) => &mut views[at],
+            None => {
+                views.push(ReactionView {
+                    emoji: emoji.clone(),
+                    people: Vec::new(),
+                    mine: false,
+                });
+                let last = views.len() - 1;
+                &mut views[last]
+            }
+        };
+        view.mine |= who == reader;
+        view.people.push(who.clone());
     }
     views
-        .into_iter()
-        .map(|(emoji, people)| ReactionView {
-            emoji,
-            count: people.len(),
-            mine: people.contains(&reader),
-            who: people.join(", "),
-        })
-        .collect()
 }
 
 /// The line a reply shows of the message that started its thread.

@@ -958,18 +958,7 @@ async fn an_alert_reads_well(backend: Backend) {
 
     assert_eq!(plan_at(&app, minutes(60 * 3)).await, 2);
     send_at(&app, minutes(60 * 3)).await;
-    let mails = sink.mails();
-    let to = |name: &str| {
-        mails
-            .iter()
-            .find(|m| {
-                m.header("To")
-                    .is_some_and(|to| to.contains(&format!("{name}@")))
-            })
-            .unwrap_or_else(|| panic!("a mail to {name}"))
-            .text()
-    };
-    let ann_mail = to("ann");
+    let ann_mail = sink.text_to("ann");
     let text_part = ann_mail.split("<!doctype html>").next().unwrap_or_default();
     assert!(
         text_part.contains("see https://example.org/a/b?x=1&y=2 first")
@@ -987,7 +976,7 @@ async fn an_alert_reads_well(backend: Backend) {
     );
     assert!(first < then, "oldest first: {ann_mail}");
     assert!(ann_mail.contains("<title>2 new messages</title>"));
-    let carol_mail = to("carol");
+    let carol_mail = sink.text_to("carol");
     assert!(
         carol_mail.contains("<title>1 new message</title>"),
         "{carol_mail}"

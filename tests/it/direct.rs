@@ -10,7 +10,7 @@ use confab::jobs::alerts::{plan, send};
 
 use crate::both_backends;
 use crate::common::{Backend, TestApp};
-use crate::reading::result_ids;
+use crate::reading::search;
 use crate::smtp::SmtpSink;
 
 both_backends!(
@@ -115,25 +115,10 @@ async fn starting_a_conversation_without_javascript(backend: Backend) {
     // Nobody leaves; search finds it with in:@name.
     let leave = bob_browser.post(&format!("{with_bob}/leave"), &[]).await;
     assert_eq!(leave.status, Status::UnprocessableEntity);
-    let found = bob_browser
-        .get(&format!(
-            "/search?q={}",
-            crate::common::encode("in:@ann between")
-        ))
-        .await
-        .expect(Status::Ok);
-    assert_eq!(result_ids(&found.body).len(), 1);
-    let none = bob_browser
-        .get(&format!(
-            "/search?q={}",
-            crate::common::encode("in:@carol between")
-        ))
-        .await
-        .expect(Status::Ok);
-    assert!(
-        result_ids(&none.body).is_empty(),
-        "no conversation of just bob and carol"
-    );
+    let found = search(&mut bob_browser, "in:@ann between").await.0;
+    assert_eq!(found.len(), 1);
+    let none = search(&mut bob_browser, "in:@carol between").await.0;
+    assert!(none.is_empty(), "no conversation of just bob and carol");
 }
 
 async fn a_conversation_is_invisible_to_everyone_else(backend: Backend) {
@@ -191,14 +176,8 @@ async fn a_conversation_is_invisible_to_everyone_else(backend: Backend) {
     assert!(!rooms.body.contains(&slug) && !rooms.body.contains("ann, bob"));
     let home = admin.get("/").await.expect(Status::Ok);
     assert!(!home.body.contains(&slug), "not among the rooms to join");
-    let found = admin
-        .get(&format!(
-            "/search?q={}",
-            crate::common::encode("secret plans")
-        ))
-        .await
-        .expect(Status::Ok);
-    assert!(result_ids(&found.body).is_empty());
+    let found = search(&mut admin, "secret plans").await.0;
+    assert!(found.is_empty());
 }
 
 async fn every_direct_message_alerts_like_a_mention(backend: Backend) {

@@ -6,7 +6,7 @@ use rocket::http::Status;
 use crate::both_backends;
 use crate::common::{message_ids, Backend, TestApp};
 use crate::live::page_cursor;
-use crate::reading::result_ids;
+use crate::reading::search;
 
 both_backends!(pinning_for_the_room, saving_for_myself);
 
@@ -62,14 +62,8 @@ async fn pinning_for_the_room(backend: Backend) {
     let events: serde_json::Value = serde_json::from_str(&events.body).expect("json");
     assert_eq!(events["messages"][0]["id"], rules);
     assert_eq!(events["messages"][0]["pinned"], true);
-    let found = bob_browser
-        .get(&format!(
-            "/search?q={}",
-            crate::common::encode("is:pinned rules")
-        ))
-        .await
-        .expect(Status::Ok);
-    assert_eq!(result_ids(&found.body), vec![rules]);
+    let found = search(&mut bob_browser, "is:pinned rules").await.0;
+    assert_eq!(found, vec![rules]);
 
     // Non-members get nothing; bob unpins.
     let mut carol_browser = app.login("carol").await;
@@ -161,14 +155,8 @@ async fn saving_for_myself(backend: Backend) {
         list.body.contains(r#"in <a href="/rooms/ops">"#),
         "each with its room"
     );
-    let found = ann_browser
-        .get(&format!(
-            "/search?q={}",
-            crate::common::encode("is:saved notes")
-        ))
-        .await
-        .expect(Status::Ok);
-    assert_eq!(result_ids(&found.body), vec![second]);
+    let found = search(&mut ann_browser, "is:saved notes").await.0;
+    assert_eq!(found, vec![second]);
 
     // Private: bob sees no saved marks and an empty list; his is:saved finds nothing.
     let mut bob_browser = app.login("bob").await;
@@ -176,14 +164,8 @@ async fn saving_for_myself(backend: Backend) {
     assert!(!room.body.contains("saved-tag"));
     let list = bob_browser.get("/saved").await.expect(Status::Ok);
     assert!(message_ids(&list.body).is_empty() && list.body.contains("Nothing saved yet."));
-    let found = bob_browser
-        .get(&format!(
-            "/search?q={}",
-            crate::common::encode("is:saved notes")
-        ))
-        .await
-        .expect(Status::Ok);
-    assert!(result_ids(&found.body).is_empty());
+    let found = search(&mut bob_browser, "is:saved notes").await.0;
+    assert!(found.is_empty());
 
     // Saving again takes it off; leaving a room hides what was saved there.
     ann_browser

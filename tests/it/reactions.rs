@@ -10,7 +10,7 @@ use confab::jobs::alerts::plan;
 use crate::both_backends;
 use crate::common::{Backend, TestApp};
 use crate::live::page_cursor;
-use crate::reading::result_ids;
+use crate::reading::search;
 
 both_backends!(
     reacting_without_javascript,
@@ -119,22 +119,10 @@ async fn reacting_without_javascript(backend: Backend) {
     );
 
     // `has:reaction` finds what someone reacted to.
-    let found = bob_browser
-        .get(&format!(
-            "/search?q={}",
-            crate::common::encode("has:reaction release")
-        ))
-        .await
-        .expect(Status::Ok);
-    assert_eq!(result_ids(&found.body), vec![id]);
-    let found = bob_browser
-        .get(&format!(
-            "/search?q={}",
-            crate::common::encode("has:reaction nobody")
-        ))
-        .await
-        .expect(Status::Ok);
-    assert!(result_ids(&found.body).is_empty());
+    let found = search(&mut bob_browser, "has:reaction release").await.0;
+    assert_eq!(found, vec![id]);
+    let found = search(&mut bob_browser, "has:reaction nobody").await.0;
+    assert!(found.is_empty());
     // The JSON export keeps them.
     let export = bob_browser
         .get("/rooms/general/export.json")

@@ -20,14 +20,14 @@ both_backends!(
 );
 
 /// The message ids a search page lists, in order.
-pub(crate) fn result_ids(body: &str) -> Vec<i64> {
+fn result_ids(body: &str) -> Vec<i64> {
     body.split("?around=")
         .skip(1)
         .filter_map(|rest| rest.split('#').next()?.parse().ok())
         .collect()
 }
 
-async fn search(browser: &mut Browser<'_>, q: &str) -> (Vec<i64>, String) {
+pub(crate) async fn search(browser: &mut Browser<'_>, q: &str) -> (Vec<i64>, String) {
     let page = browser
         .get(&format!("/search?q={}", crate::common::encode(q)))
         .await

@@ -123,6 +123,18 @@ impl SmtpSink {
         self.mails.lock().expect("mails").clone()
     }
 
+    /// The decoded text of the first mail received for `name@…`.
+    pub fn text_to(&self, name: &str) -> String {
+        self.mails()
+            .iter()
+            .find(|m| {
+                m.header("To")
+                    .is_some_and(|to| to.contains(&format!("{name}@")))
+            })
+            .unwrap_or_else(|| panic!("a mail to {name}"))
+            .text()
+    }
+
     /// Refuses the next `n` mails with a temporary failure.
     pub fn refuse_next(&self, n: usize) {
         self.refuse.store(n, Ordering::SeqCst);

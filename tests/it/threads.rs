@@ -11,7 +11,7 @@ use confab::jobs::alerts::{plan, send};
 use crate::both_backends;
 use crate::common::{message_ids, Backend, TestApp};
 use crate::live::{page_cursor, post_json};
-use crate::reading::result_ids;
+use crate::reading::search;
 use crate::smtp::SmtpSink;
 
 both_backends!(
@@ -133,25 +133,10 @@ async fn replying_and_reading_a_thread_without_javascript(backend: Backend) {
     assert_eq!(message_ids(&page.body), vec![question, first, second]);
 
     // `is:reply` finds replies only.
-    let found = ann_browser
-        .get(&format!(
-            "/search?q={}",
-            crate::common::encode("is:reply wiki")
-        ))
-        .await
-        .expect(Status::Ok);
-    assert_eq!(result_ids(&found.body), vec![first]);
-    let found = ann_browser
-        .get(&format!(
-            "/search?q={}",
-            crate::common::encode("is:reply handbook")
-        ))
-        .await
-        .expect(Status::Ok);
-    assert!(
-        result_ids(&found.body).is_empty(),
-        "the question is no reply"
-    );
+    let found = search(&mut ann_browser, "is:reply wiki").await.0;
+    assert_eq!(found, vec![first]);
+    let found = search(&mut ann_browser, "is:reply handbook").await.0;
+    assert!(found.is_empty(), "the question is no reply");
 
     // The JSON export keeps the thread: a reply names its first message.
     let export = ann_browser
@@ -376,21 +361,10 @@ async fn a_reply_to_me_counts_like_a_mention(backend: Backend) {
         planned, 3,
         "ann (her thread), bob (he replied) and carol (she replied before bob did)"
     );
-    let mails = sink.mails();
-    let to = |name: &str| {
-        mails
-            .iter()
-            .find(|m| {
-                m.header("To")
-                    .is_some_and(|to| to.contains(&format!("{name}@")))
-            })
-            .unwrap_or_else(|| panic!("a mail to {name}"))
-            .text()
-    };
-    let ann_mail = to("ann");
+    let ann_mail = sink.text_to("ann");
     assert!(
         ann_mail.contains("found them") && ann_mail.contains("mentions you"),
         "{ann_mail}"
     );
-    assert!(to("bob").contains("found them"));
+    assert!(sink.text_to("bob").contains("found them"));
 }
