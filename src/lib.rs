@@ -3,6 +3,9 @@
 //! [`app`] assembles the Rocket application from [`Settings`]; the `confab` binary and the tests
 //! both use it.
 
+// The settings' defaults are one `serde_json::json!` object, deeper than the default limit.
+#![recursion_limit = "256"]
+
 pub mod assets;
 pub mod chat;
 pub mod commands;
@@ -10,6 +13,7 @@ pub mod db;
 pub mod error;
 pub mod files;
 pub mod format;
+pub mod inbound;
 pub mod jobs;
 pub mod live;
 pub mod mail;
@@ -104,6 +108,7 @@ pub fn app(settings: Settings) -> Rocket<Build> {
         ))
         .attach(web::stage())
         .attach(jobs::stage())
+        .attach(inbound::stage())
         .attach(AdHoc::on_liftoff("Welcome", |rocket| {
             Box::pin(async move {
                 let (Some(settings), Some(db), Some(setup)) = (

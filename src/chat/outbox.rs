@@ -30,8 +30,8 @@ pub struct OutboxRow {
     pub html_body: String,
     /// What it covered, for the settings page ("Design, Ops").
     pub summary: String,
-    /// The one-click unsubscribe link (alert mail).
-    pub unsubscribe_url: Option<String>,
+    /// Where a reply by email goes (alert mail, when a way in is configured).
+    pub reply_to: Option<String>,
     /// `pending`, `sent` or `failed`.
     pub status: String,
     /// Delivery attempts so far.
@@ -72,8 +72,8 @@ pub struct NewMail {
     pub rendered: Rendered,
     /// What it covered.
     pub summary: String,
-    /// The one-click unsubscribe link.
-    pub unsubscribe_url: Option<String>,
+    /// The reply-by-email address.
+    pub reply_to: Option<String>,
 }
 
 /// Writes a mail into the outbox; the caller's transaction decides whether it is ever sent.
@@ -98,7 +98,7 @@ pub fn enqueue_all(
                 outbox::text_body.eq(&mail.rendered.text),
                 outbox::html_body.eq(&mail.rendered.html),
                 outbox::summary.eq(&mail.summary),
-                outbox::unsubscribe_url.eq(&mail.unsubscribe_url),
+                outbox::reply_to.eq(&mail.reply_to),
                 outbox::next_attempt_at.eq(now),
                 outbox::created_at.eq(now),
             )

@@ -437,3 +437,13 @@ pub fn newest_message_id(conn: &mut AnyConnection, room_id: i64) -> Result<i64> 
         .optional()?
         .unwrap_or(0))
 }
+
+/// The slug of room `id` (any kind), to address it by.
+pub fn slug_of(conn: &mut AnyConnection, id: i64) -> Result<String> {
+    rooms::table
+        .find(id)
+        .select(rooms::slug)
+        .first(conn)
+        .optional()?
+        .ok_or(Error::NotFound)
+}

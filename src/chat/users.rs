@@ -46,6 +46,9 @@ pub struct User {
     pub last_alert_at: Option<NaiveDateTime>,
     /// When their own picture last changed; `None` shows the generated one.
     pub avatar_at: Option<NaiveDateTime>,
+    /// Raised to revoke every reply-by-email address given out to them so far.
+    #[serde(skip)]
+    pub reply_epoch: i32,
 }
 
 impl User {
@@ -226,5 +229,14 @@ pub fn record_presence(
             .execute(conn)?;
         }
     }
+    Ok(())
+}
+
+/// Revokes every reply-by-email address given out to a member so far; mail sent from now on
+/// carries new ones.
+pub fn revoke_reply_addresses(conn: &mut AnyConnection, id: i64) -> Result<()> {
+    diesel::update(users::table.find(id))
+        .set(users::reply_epoch.eq(users::reply_epoch + 1))
+        .execute(conn)?;
     Ok(())
 }

@@ -16,6 +16,16 @@ diesel::table! {
         digest_hour -> Integer,
         last_alert_at -> Nullable<Timestamp>,
         avatar_at -> Nullable<Timestamp>,
+        reply_epoch -> Integer,
+    }
+}
+
+diesel::table! {
+    alert_log (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        at -> Timestamp,
+        decision -> Text,
     }
 }
 
@@ -149,7 +159,7 @@ diesel::table! {
         text_body -> Text,
         html_body -> Text,
         summary -> Text,
-        unsubscribe_url -> Nullable<Text>,
+        reply_to -> Nullable<Text>,
         status -> Text,
         attempts -> Integer,
         next_attempt_at -> Timestamp,
@@ -162,6 +172,7 @@ diesel::table! {
 
 diesel::joinable!(attachments -> messages (message_id));
 diesel::joinable!(attachments -> rooms (room_id));
+diesel::joinable!(alert_log -> users (user_id));
 diesel::joinable!(avatars -> users (user_id));
 diesel::joinable!(reactions -> messages (message_id));
 diesel::joinable!(reactions -> users (user_id));
@@ -175,6 +186,7 @@ diesel::joinable!(messages -> users (author_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
+    alert_log,
     avatars,
     reactions,
     saved_messages,

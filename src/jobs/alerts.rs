@@ -37,7 +37,7 @@ pub async fn plan(
     let (rules, mail) = (rules(settings), mail.clone());
     db.run(move |conn| {
         alerts::plan(conn, now, &rules, PLAN_BATCH, |due| {
-            mail.alert_mail(due)
+            mail.alert_mail(due, now)
                 .map_err(|e| Error::internal("rendering an alert", e))
         })
     })

@@ -3,7 +3,9 @@
 use rocket_dyn_templates::tera::Context;
 use serde::Serialize;
 
-use super::Mail;
+use chrono::NaiveDateTime;
+
+use super::{Mail, ReplyTarget};
 use crate::chat::alerts::Due;
 use crate::chat::outbox::NewMail;
 
@@ -23,6 +25,8 @@ struct RoomSection {
     messages: Vec<MessageLine>,
     more: usize,
     mentions: usize,
+    /// The reply-by-email address of this room, when replies are on.
+    reply: Option<String>,
 }
 
 /// "Design", "Design and Ops", "Design and 2 more rooms".
@@ -37,8 +41,9 @@ fn rooms_phrase(names: &[&str]) -> String {
 
 impl Mail {
     /// The alert (or digest) mail for one member: what they missed, room by room, with links
-    /// back and a one-click unsubscribe.
-    pub fn alert_mail(&self, due: &Due) -> Result<NewMail, String> {
+    /// back, a one-click unsubscribe and, when replies by email are on, a reply address for each
+    /// room (the mail's `Reply-To` is the first room's; about one message, its thread's).
+    pub fn alert_mail(&self, due: &Due, now: NaiveDateTime) -> Result<NewMail, String> {
         let tz = due.user.tz();
         let sections: Vec<RoomSection> = due
             .rooms
@@ -66,7 +71,13 @@ impl Mail {
                         }
                     })
                     .collect();
+                let target = ReplyTarget {
+                    user_id: due.user.id,
+                    room_id: room.room_id,
+                    message_id: (room.count == 1).then_some(room.newest_id),
+                };
                 RoomSection {
+                    reply: self.reply_address(&target, due.user.reply_epoch, now),
                     name: room.name.clone(),
                     count: room.count,
                     link: format!(
@@ -90,6 +101,11 @@ impl Mail {
         context.insert("unsubscribe_url", &unsubscribe);
         context.insert("digest", &(due.user.alert_mode == "digest"));
         context.insert("time_zone", tz.name());
+        let reply_to = sections.first().and_then(|s| s.reply.clone());
+        if reply_to.is_some() {
+            context.insert("reply_room", &due.rooms[0].name);
+            context.insert("reply_thread", &(due.rooms[0].count == 1));
+        }
         let rendered = self.render("alert", &context)?;
         Ok(NewMail {
             kind: "alert",
@@ -97,7 +113,7 @@ impl Mail {
             recipient: due.user.email.clone(),
             rendered,
             summary: names.join(", "),
-            unsubscribe_url: Some(unsubscribe),
+            reply_to,
         })
     }
 }

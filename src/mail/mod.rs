@@ -14,6 +14,10 @@ use rocket_dyn_templates::tera::{Context, Tera};
 use sha2::Sha256;
 
 mod alert;
+pub mod incoming;
+mod replies;
+
+pub use replies::{Refusal, ReplyTarget, ReplyToken};
 
 use crate::assets::Theme;
 pub use crate::chat::outbox::Rendered;
@@ -43,6 +47,7 @@ pub struct Mail {
     host: String,
     tera: Tera,
     key: Vec<u8>,
+    replies: Option<replies::ReplyConfig>,
     /// Where links in mail point.
     pub public_url: String,
 }
@@ -94,6 +99,7 @@ impl Mail {
             host,
             tera,
             key: key.into_bytes(),
+            replies: replies::ReplyConfig::from_settings(&settings.replies),
             public_url: settings.public_url.clone(),
         })
     }
@@ -120,11 +126,16 @@ impl Mail {
         })
     }
 
-    fn signature(&self, user_id: i64) -> String {
+    /// HMAC-SHA-256 of `text` with the secret key, hex.
+    fn mac(&self, text: &str) -> String {
         let mut mac =
             Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes keys of any length");
-        mac.update(format!("unsubscribe:{user_id}").as_bytes());
-        hex::encode(&mac.finalize().into_bytes()[..16])
+        mac.update(text.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    fn signature(&self, user_id: i64) -> String {
+        self.mac(&format!("unsubscribe:{user_id}"))[..32].to_string()
     }
 
     /// The signed one-click unsubscribe link for a user.
@@ -160,7 +171,22 @@ impl Mail {
             recipient: user.email.clone(),
             rendered: self.render(kind, &context)?,
             summary: String::new(),
-            unsubscribe_url: None,
+            reply_to: None,
+        })
+    }
+
+    /// A short note to `to` that their mail was not posted, and why.
+    pub fn refusal_mail(&self, to: &str, reason: &str) -> Result<NewMail, String> {
+        let mut context = Context::new();
+        context.insert("reason", reason);
+        context.insert("public_url", &self.public_url);
+        Ok(NewMail {
+            kind: "reply_refused",
+            user_id: None,
+            recipient: to.to_string(),
+            rendered: self.render("reply_refused", &context)?,
+            summary: String::new(),
+            reply_to: None,
         })
     }
 
@@ -195,7 +221,14 @@ impl Mail {
                 .raw_header(header("In-Reply-To", thread.clone())?)
                 .raw_header(header("References", thread)?);
         }
-        if let Some(url) = &row.unsubscribe_url {
+        if let Some(address) = &row.reply_to {
+            let reply_to: Mailbox = address
+                .parse()
+                .map_err(|e| format!("reply address {address}: {e}"))?;
+            builder = builder.reply_to(reply_to);
+        }
+        if let (Some(user_id), "alert") = (row.user_id, row.kind.as_str()) {
+            let url = self.unsubscribe_url(user_id);
             builder = builder
                 .raw_header(header(
                     "List-Id",

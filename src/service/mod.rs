@@ -8,6 +8,7 @@ pub mod avatars;
 pub mod limits;
 pub mod messages;
 pub mod reading;
+pub mod replies;
 pub mod rooms;
 pub mod sessions;
 pub mod uploads;

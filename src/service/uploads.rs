@@ -9,7 +9,7 @@ use crate::chat::messages::{self, NotPosted, Stored};
 use crate::chat::{self, input, rooms};
 use crate::db::AnyConnection;
 use crate::error::{Error, Result};
-use crate::files::{self, TempUpload};
+use crate::files::{self, FileStore, TempUpload};
 
 /// A file that has streamed in completely, still under its temporary name.
 pub struct Received {
@@ -36,18 +36,46 @@ pub async fn may_upload(svc: &Services, slug: String, uid: i64) -> Result<()> {
     svc.post_limits.take(uid)
 }
 
+/// A file that arrived whole in memory (an attachment of a mail), written to a temporary file.
+pub async fn received_bytes(svc: &Services, file_name: &str, bytes: &[u8]) -> Result<Received> {
+    use sha2::Digest;
+    let stored_name = FileStore::new_stored_name();
+    let (mut file, temp) = svc
+        .store
+        .create_temp(&stored_name)
+        .await
+        .map_err(|e| Error::internal("creating an upload file", e))?;
+    tokio::io::AsyncWriteExt::write_all(&mut file, bytes)
+        .await
+        .map_err(|e| Error::internal("writing an upload", e))?;
+    file.sync_data()
+        .await
+        .map_err(|e| Error::internal("writing an upload", e))?;
+    Ok(Received {
+        temp,
+        file_name: input::file_name(file_name),
+        stored_name,
+        size: bytes.len() as u64,
+        sha256: hex::encode(sha2::Sha256::digest(bytes)),
+        head: bytes[..bytes.len().min(8192)].to_vec(),
+    })
+}
+
 /// Posts a message with its file in one transaction, by a member of room `slug` (see
-/// [`messages::post`]); a resent form is [`NotPosted::Duplicate`], and its first file is the one kept.
+/// [`messages::post`]), in the thread of `reply_to` when given; a resent form is
+/// [`NotPosted::Duplicate`], and its first file is the one kept.
+#[allow(clippy::too_many_arguments)]
 pub fn post_with_file(
     conn: &mut AnyConnection,
     slug: &str,
     author_id: i64,
     caption: &str,
     client_id: Option<&str>,
+    reply_to: Option<i64>,
     file: &NewFile,
     now: NaiveDateTime,
 ) -> std::result::Result<Stored, NotPosted> {
-    let stored = messages::post(conn, slug, author_id, caption, client_id, None, now)?;
+    let stored = messages::post(conn, slug, author_id, caption, client_id, reply_to, now)?;
     attachments::attach(conn, stored.id, stored.room_id, file, now)?;
     Ok(stored)
 }
@@ -62,6 +90,7 @@ pub async fn upload(
     received: Received,
     caption: &str,
     client_id: Option<String>,
+    reply_to: Option<i64>,
 ) -> Result<i64> {
     let caption = input::caption(caption, svc.settings.max_message_chars)?;
     let temp_path = svc.store.temp_path(&received.stored_name);
@@ -96,6 +125,7 @@ pub async fn upload(
                 uid,
                 &caption,
                 client_id.as_deref(),
+                reply_to,
                 &stored,
                 now,
             )

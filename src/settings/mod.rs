@@ -11,7 +11,7 @@ use crate::db::DatabaseUrl;
 
 mod sections;
 
-pub use sections::{Alerts, Login, Mail, Poll, Uploads};
+pub use sections::{Alerts, Login, Mail, Poll, Replies, Uploads};
 
 /// Everything Confab reads from its configuration, validated, in sections.
 #[derive(Debug, Clone)]
@@ -52,6 +52,8 @@ pub struct Settings {
     pub alerts: Alerts,
     /// How mail leaves Confab.
     pub mail: Mail,
+    /// Replies by email.
+    pub replies: Replies,
     /// Logging in and sessions.
     pub login: Login,
     /// Uploaded files.
@@ -88,6 +90,8 @@ struct Raw {
     alerts: Alerts,
     #[serde(flatten)]
     mail: Mail,
+    #[serde(flatten)]
+    replies: Replies,
     #[serde(flatten)]
     login: Login,
     #[serde(flatten)]
@@ -137,7 +141,14 @@ impl Settings {
                 "must be between 1 and 1000000",
             ));
         }
-        sections::validate(&raw.poll, &raw.alerts, &raw.mail, &raw.login, &raw.uploads)?;
+        sections::validate(
+            &raw.poll,
+            &raw.alerts,
+            &raw.mail,
+            &raw.replies,
+            &raw.login,
+            &raw.uploads,
+        )?;
         if raw.alerts.away_after <= raw.poll.max {
             return Err(invalid(
                 "away_after",
@@ -224,6 +235,7 @@ impl Settings {
             poll: raw.poll,
             alerts: raw.alerts,
             mail,
+            replies: raw.replies,
             login: raw.login,
             uploads: raw.uploads,
             // Rocket trusts `X-Real-IP` by default, which lets any client pick its own address.
@@ -274,6 +286,10 @@ fn defaults() -> serde_json::Value {
         "db_pool_size": 10,
         "session_days": 30,
         "sent_mail_days": 90,
+        "reply_token_days": 30,
+        "inbound_max_bytes": 40 * 1024 * 1024,
+        "imap_folder": "INBOX",
+        "imap_poll_secs": 60,
         "login_max_failures": 5,
         "login_lockout_secs": 900,
         "login_slowdown_ms": 500,

@@ -110,6 +110,95 @@ impl Mail {
     }
 }
 
+/// Replies by email: where they are addressed, and the ways they come back in.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Replies {
+    /// The reply address of alert mail, with `{token}` where the signed token goes, e.g.
+    /// `confab+{token}@chat.example.org` (`reply_address`).
+    #[serde(rename = "reply_address")]
+    pub address: Option<String>,
+    /// Days a reply address stays valid (`reply_token_days`).
+    #[serde(rename = "reply_token_days")]
+    pub token_days: i64,
+    /// Where Confab listens for replies over SMTP or LMTP, e.g. `127.0.0.1:2525`
+    /// (`inbound_smtp_address`, off when unset).
+    #[serde(rename = "inbound_smtp_address")]
+    pub smtp_address: Option<std::net::SocketAddr>,
+    /// The largest reply accepted, in bytes, attachments included (`inbound_max_bytes`).
+    #[serde(rename = "inbound_max_bytes")]
+    pub max_bytes: usize,
+    /// A mailbox polled for replies, `imap://user:password@host:143` or `imaps://…:993`
+    /// (`imap_url`, off when unset).
+    pub imap_url: Option<String>,
+    /// The folder of that mailbox that receives replies (`imap_folder`).
+    pub imap_folder: String,
+    /// How often the mailbox is polled, in seconds (`imap_poll_secs`).
+    pub imap_poll_secs: u64,
+}
+
+impl Replies {
+    /// Whether alert mail invites replies: an address is set and a way in is configured.
+    pub fn enabled(&self) -> bool {
+        self.address.is_some() && (self.smtp_address.is_some() || self.imap_url.is_some())
+    }
+
+    /// The address around the token: what comes before `{token}` and what comes after.
+    pub fn address_parts(&self) -> Option<(&str, &str)> {
+        self.address.as_deref()?.split_once("{token}")
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        let way_in = self.smtp_address.is_some() || self.imap_url.is_some();
+        match (&self.address, self.address_parts()) {
+            (Some(_), None) => {
+                return Err(invalid(
+                    "reply_address",
+                    "must contain {token}, e.g. confab+{token}@chat.example.org",
+                ))
+            }
+            (Some(address), Some(_)) => {
+                if address
+                    .replacen("{token}", "t", 1)
+                    .parse::<lettre::Address>()
+                    .is_err()
+                    || address.matches("{token}").count() != 1
+                {
+                    return Err(invalid(
+                        "reply_address",
+                        "must be one address with one {token}, e.g. confab+{token}@chat.example.org",
+                    ));
+                }
+                if !way_in {
+                    return Err(invalid(
+                        "reply_address",
+                        "needs inbound_smtp_address or imap_url, or mail would invite replies that never arrive",
+                    ));
+                }
+            }
+            (None, _) if way_in => {
+                return Err(invalid(
+                    "reply_address",
+                    "must be set when inbound_smtp_address or imap_url is: it is where replies are sent",
+                ))
+            }
+            (None, _) => {}
+        }
+        if let Some(url) = &self.imap_url {
+            crate::inbound::imap::Mailbox::parse(url).map_err(|why| invalid("imap_url", why))?;
+        }
+        if self.token_days < 1 {
+            return Err(invalid("reply_token_days", "must be at least 1"));
+        }
+        if self.imap_poll_secs == 0 {
+            return Err(invalid("imap_poll_secs", "must be at least 1"));
+        }
+        if self.max_bytes < 1024 {
+            return Err(invalid("inbound_max_bytes", "must be at least 1024"));
+        }
+        Ok(())
+    }
+}
+
 /// Logging in and staying logged in.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Login {
@@ -196,12 +285,14 @@ pub(super) fn validate(
     poll: &Poll,
     alerts: &Alerts,
     mail: &Mail,
+    replies: &Replies,
     login: &Login,
     uploads: &Uploads,
 ) -> Result<(), SettingsError> {
     poll.validate()?;
     alerts.validate()?;
     mail.validate()?;
+    replies.validate()?;
     login.validate()?;
     uploads.validate()
 }

@@ -156,21 +156,7 @@ pub fn encode_uri_component(text: &str) -> String {
     out
 }
 
-/// A byte count for people, in the binary units the README and settings use: `512 B`, `1.5 MiB`.
-pub fn size(bytes: i64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
+pub use crate::format::size;
 
 /// A browser as people name it, from its `User-Agent`: "Firefox on Linux", "Safari on iPhone".
 /// Anything not recognised keeps its raw text (shortened), so nothing is hidden.

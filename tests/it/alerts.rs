@@ -742,7 +742,7 @@ async fn a_round_writes_at_most_its_limit(backend: Backend) {
                             html: String::new(),
                         },
                         summary: String::new(),
-                        unsubscribe_url: None,
+                        reply_to: None,
                     })
                 })
             })

@@ -24,7 +24,7 @@ fn mail(to: &str) -> outbox::NewMail {
             html: String::new(),
         },
         summary: String::new(),
-        unsubscribe_url: None,
+        reply_to: None,
     }
 }
 

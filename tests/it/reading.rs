@@ -89,6 +89,7 @@ async fn search_finds_words_phrases_and_operators(backend: Backend) {
                 bob,
                 "numbers attached",
                 None,
+                None,
                 &file,
                 chat::now(),
             );
@@ -461,6 +462,7 @@ async fn export_is_complete_and_in_order(backend: Backend) {
             "general",
             ann,
             "",
+            None,
             None,
             &file,
             chat::now(),
