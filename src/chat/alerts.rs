@@ -17,6 +17,7 @@ use chrono::{Duration, NaiveDateTime, TimeZone, Timelike};
 use diesel::prelude::*;
 use diesel::IntoSql;
 
+use super::alert_log;
 use super::mentions::{self, lower, substr};
 use super::outbox::{self, NewMail};
 use super::users::User;
@@ -507,7 +508,10 @@ pub fn plan(
                 return Ok(0);
             }
             let (due, mails) = prepare(conn)?;
-            record(conn, &due, &mails, now)
+            let log = decisions(conn, now, rules, &due)?;
+            let written = record(conn, &due, &mails, now)?;
+            alert_log::record(conn, &log, now)?;
+            Ok(written)
         }),
         // SQLite is one instance: a lock in the process keeps its planners apart, and the reads run
         // before the write lock is taken, so posts are never held up behind planning.
@@ -517,12 +521,29 @@ pub fn plan(
                 .lock()
                 .map_err(|_| Error::internal("planning alerts", "the planner lock is poisoned"))?;
             let (due, mails) = prepare(conn)?;
-            if due.is_empty() {
+            let log = decisions(conn, now, rules, &due)?;
+            if due.is_empty() && log.is_empty() {
                 return Ok(0);
             }
-            crate::db::write_transaction(conn, |conn| record(conn, &due, &mails, now))
+            crate::db::write_transaction(conn, |conn| {
+                let written = record(conn, &due, &mails, now)?;
+                alert_log::record(conn, &log, now)?;
+                Ok(written)
+            })
         }
     }
+}
+
+/// What the alert log says of this round: the alerts sent, and why the others were not.
+fn decisions(
+    conn: &mut AnyConnection,
+    now: NaiveDateTime,
+    rules: &Rules,
+    due: &[Due],
+) -> Result<Vec<alert_log::Entry>> {
+    let mut log = alert_log::not_sent(conn, now, rules, due)?;
+    log.extend(alert_log::sent(due));
+    Ok(log)
 }
 
 /// Records the alerts and writes their mails into the outbox, in the caller's transaction, in three

@@ -3,6 +3,7 @@
 //! Plain synchronous functions over `&mut AnyConnection` with explicit inputs (`now`, the acting
 //! user); the caller chooses the transaction. Nothing in here knows about HTTP.
 
+pub mod alert_log;
 pub mod alerts;
 pub mod attachments;
 pub mod avatars;

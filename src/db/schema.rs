@@ -25,6 +25,8 @@ diesel::table! {
         id -> BigInt,
         user_id -> BigInt,
         at -> Timestamp,
+        kind -> Text,
+        message_id -> BigInt,
         decision -> Text,
     }
 }

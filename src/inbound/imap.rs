@@ -74,10 +74,7 @@ impl Mailbox {
             .split_once(':')
             .ok_or("must name a user and password: imap://user:password@host")?;
         let (host, port) = match server.rsplit_once(':') {
-            Some((host, port)) => (
-                host,
-                port.parse().map_err(|_| format!("bad port {port}"))?,
-            ),
+            Some((host, port)) => (host, port.parse().map_err(|_| format!("bad port {port}"))?),
             None => (server, if tls { 993 } else { 143 }),
         };
         Ok(Mailbox {
@@ -182,7 +179,9 @@ pub async fn poll(svc: &Services, mailbox: &Mailbox, folder: &str) -> Result<Rou
             continue;
         }
         timed("marking seen", async {
-            let mut stored = session.uid_store(uid.to_string(), "+FLAGS (\\Seen)").await?;
+            let mut stored = session
+                .uid_store(uid.to_string(), "+FLAGS (\\Seen)")
+                .await?;
             while let Some(item) = stored.next().await {
                 item?;
             }
@@ -207,14 +206,18 @@ async fn handle(svc: &Services, raw: &[u8]) -> bool {
         match replies::check_address(svc, &address).await {
             Ok(Ok(target)) => {
                 return match replies::receive(svc, target, raw).await {
-                    Ok(Outcome::Posted(_) | Outcome::Automatic | Outcome::WrongSender | Outcome::Empty) => {
-                        true
-                    }
+                    Ok(
+                        Outcome::Posted(_)
+                        | Outcome::Automatic
+                        | Outcome::WrongSender
+                        | Outcome::Empty,
+                    ) => true,
                     Err(
-                        e @ (Error::Invalid(_) | Error::NotFound | Error::Forbidden | Error::Conflict(_)),
-                    ) => {
-                        tell(svc, &mail, &format!("{e}")).await
-                    }
+                        e @ (Error::Invalid(_)
+                        | Error::NotFound
+                        | Error::Forbidden
+                        | Error::Conflict(_)),
+                    ) => tell(svc, &mail, &format!("{e}")).await,
                     Err(e) => {
                         log::warn!("IMAP: posting a reply: {}", e.detail());
                         false
@@ -260,8 +263,7 @@ async fn tell(svc: &Services, mail: &incoming::Incoming, reason: &str) -> bool {
 /// Polls the mailbox every `imap_poll_secs` until `shutdown`.
 pub async fn run(svc: Services, mailbox: Mailbox, mut shutdown: rocket::Shutdown) {
     let folder = svc.settings.replies.imap_folder.clone();
-    let mut ticks =
-        tokio::time::interval(Duration::from_secs(svc.settings.replies.imap_poll_secs));
+    let mut ticks = tokio::time::interval(Duration::from_secs(svc.settings.replies.imap_poll_secs));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -295,7 +297,10 @@ mod tests {
                 password: "p:ss".into(),
             }
         );
-        assert_eq!(Mailbox::parse("imap://u:p@127.0.0.1:1143").unwrap().port, 1143);
+        assert_eq!(
+            Mailbox::parse("imap://u:p@127.0.0.1:1143").unwrap().port,
+            1143
+        );
         assert!(Mailbox::parse("imap://127.0.0.1").is_err());
         assert!(Mailbox::parse("http://u:p@x").is_err());
     }

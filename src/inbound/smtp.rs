@@ -79,7 +79,10 @@ fn reply(code: u16, text: &str) -> Reply {
 fn path_of(argument: &str) -> Option<(String, &str)> {
     let start = argument.find('<')?;
     let end = start + argument[start..].find('>')?;
-    Some((argument[start + 1..end].trim().to_string(), &argument[end + 1..]))
+    Some((
+        argument[start + 1..end].trim().to_string(),
+        &argument[end + 1..],
+    ))
 }
 
 impl<'a, W: AsyncWrite + Unpin> Conversation<'a, W> {
@@ -106,7 +109,8 @@ impl<'a, W: AsyncWrite + Unpin> Conversation<'a, W> {
 
     async fn run(mut self, read: impl AsyncRead + Unpin) -> std::io::Result<()> {
         let mut input = BufReader::new(read);
-        self.send(reply(220, "Confab replies by email ready")).await?;
+        self.send(reply(220, "Confab replies by email ready"))
+            .await?;
         let mut line = Vec::new();
         loop {
             line.clear();
@@ -130,7 +134,10 @@ impl<'a, W: AsyncWrite + Unpin> Conversation<'a, W> {
                         reply(250, "confab")
                     } else {
                         let max = self.svc.settings.replies.max_bytes;
-                        (250, format!("confab\nSIZE {max}\n8BITMIME\nENHANCEDSTATUSCODES"))
+                        (
+                            250,
+                            format!("confab\nSIZE {max}\n8BITMIME\nENHANCEDSTATUSCODES"),
+                        )
                     }
                 }
                 "MAIL" => self.mail_from(argument),
@@ -222,7 +229,10 @@ impl<'a, W: AsyncWrite + Unpin> Conversation<'a, W> {
             ),
             Err(e) => {
                 log::warn!("inbound SMTP: checking {address}: {}", e.detail());
-                reply(451, "4.3.0 Confab cannot check that address now; try again later")
+                reply(
+                    451,
+                    "4.3.0 Confab cannot check that address now; try again later",
+                )
             }
         }
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::NaiveDateTime;
 
-use crate::chat::{attachments, logins, outbox, sessions, tokens};
+use crate::chat::{alert_log, attachments, logins, outbox, sessions, tokens};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::files::FileStore;
@@ -24,6 +24,8 @@ pub struct Pruned {
     pub sent_mail: usize,
     /// Login-failure windows that have ended.
     pub login_failures: usize,
+    /// Alert-log decisions older than a week.
+    pub alert_log: usize,
 }
 
 /// Deletes what no longer does anything, as of `now`, in one write transaction.
@@ -38,6 +40,7 @@ pub async fn prune(db: &Db, settings: &Settings, now: NaiveDateTime) -> Result<P
             links: tokens::prune(conn, links_before)?,
             sent_mail: outbox::prune_sent(conn, mail_before)?,
             login_failures: logins::prune(conn, windows_before)?,
+            alert_log: alert_log::prune(conn, now)?,
         })
     })
     .await

@@ -49,7 +49,8 @@ pub fn parse(raw: &[u8]) -> Option<Incoming> {
         || header("X-Autoreply").is_some()
         || header("X-Autorespond").is_some()
         || header("X-Auto-Response-Suppress").is_some_and(|v| v.contains("all"))
-        || header("Precedence").is_some_and(|v| ["bulk", "junk", "list", "auto_reply"].contains(&v.as_str()))
+        || header("Precedence")
+            .is_some_and(|v| ["bulk", "junk", "list", "auto_reply"].contains(&v.as_str()))
         || header("List-Id").is_some()
         || report
         || machine_sender;
@@ -115,7 +116,9 @@ pub fn new_text(text: &str) -> String {
         let split_intro = trimmed.starts_with("On ")
             && !trimmed.ends_with("wrote:")
             && next.ends_with("wrote:")
-            && lines.get(i + 2).is_some_and(|l| l.trim().is_empty() || l.starts_with('>'));
+            && lines
+                .get(i + 2)
+                .is_some_and(|l| l.trim().is_empty() || l.starts_with('>'));
         let outlook_block = trimmed.starts_with("From: ")
             && lines[i + 1..]
                 .iter()
@@ -154,7 +157,8 @@ mod tests {
     fn quoted_originals_and_signatures_are_cut() {
         let gmail = "Sounds good, see you there.\n\nOn Tue, Dec 1, 2026 at 10:02 AM Confab <confab@x.org> wrote:\n> bob: lunch?\n";
         assert_eq!(new_text(gmail), "Sounds good, see you there.");
-        let wrapped = "Yes.\n\nOn Tue, Dec 1, 2026 at 10:02 AM Confab\n<confab@x.org> wrote:\n\n> lunch?\n";
+        let wrapped =
+            "Yes.\n\nOn Tue, Dec 1, 2026 at 10:02 AM Confab\n<confab@x.org> wrote:\n\n> lunch?\n";
         assert_eq!(new_text(wrapped), "Yes.");
         let outlook = "Agreed.\r\n\r\nFrom: Confab <confab@x.org>\r\nSent: Tuesday, December 1, 2026 10:02\r\nTo: ann@x.org\r\nSubject: 1 new message\r\n\r\nbob: lunch?\r\n";
         assert_eq!(new_text(outlook), "Agreed.");
@@ -172,7 +176,8 @@ mod tests {
     fn machines_are_recognised() {
         let auto = b"From: ann@x.org\r\nAuto-Submitted: auto-replied\r\nMessage-ID: <a@x>\r\n\r\nI am away.\r\n";
         assert!(parse(auto).is_some_and(|m| m.automatic));
-        let human = b"From: Ann <Ann@X.org>\r\nAuto-Submitted: no\r\nMessage-ID: <b@x>\r\n\r\nHello\r\n";
+        let human =
+            b"From: Ann <Ann@X.org>\r\nAuto-Submitted: no\r\nMessage-ID: <b@x>\r\n\r\nHello\r\n";
         let parsed = parse(human).expect("a mail");
         assert!(!parsed.automatic);
         assert_eq!(parsed.from.as_deref(), Some("ann@x.org"));

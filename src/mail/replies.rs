@@ -85,7 +85,8 @@ impl Mail {
             .strip_suffix(&after.to_lowercase())?;
         let mut fields = token.split('-');
         let mut number = || fields.next()?.parse::<i64>().ok();
-        let (user_id, room_id, message_id, expires_day) = (number()?, number()?, number()?, number()?);
+        let (user_id, room_id, message_id, expires_day) =
+            (number()?, number()?, number()?, number()?);
         let signature = fields.next()?.to_string();
         if fields.next().is_some() {
             return None;

@@ -7,7 +7,7 @@ use chrono::Duration;
 use super::{blocking, Services};
 use crate::chat::rooms::{self, Membership, Room};
 use crate::chat::users::{self, User};
-use crate::chat::{self, alerts, input, outbox, sessions, tokens};
+use crate::chat::{self, alert_log, alerts, input, outbox, sessions, tokens};
 use crate::db::AnyConnection;
 use crate::error::{Error, Result};
 
@@ -243,22 +243,29 @@ pub async fn list(svc: &Services) -> Result<Vec<User>> {
     svc.db.run(users::list).await
 }
 
-/// What the settings page shows of `uid`: their sessions, rooms with alert levels and recent alerts.
-pub async fn overview(
-    svc: &Services,
-    uid: i64,
-) -> Result<(
-    Vec<sessions::Session>,
-    Vec<(Room, Membership)>,
-    Vec<outbox::OutboxRow>,
-)> {
+/// What the settings page shows of a member.
+pub struct Overview {
+    /// Their sessions.
+    pub sessions: Vec<sessions::Session>,
+    /// Their rooms with alert levels.
+    pub memberships: Vec<(Room, Membership)>,
+    /// Alert mail sent to them.
+    pub sent: Vec<outbox::OutboxRow>,
+    /// The alert planner's recent decisions about them.
+    pub decisions: Vec<alert_log::Logged>,
+}
+
+/// What the settings page shows of `uid`.
+pub async fn overview(svc: &Services, uid: i64) -> Result<Overview> {
+    let now = chat::now();
     svc.db
         .run(move |conn| {
-            Ok((
-                sessions::list(conn, uid)?,
-                rooms::memberships(conn, uid)?,
-                outbox::recent_alerts(conn, uid, 20)?,
-            ))
+            Ok(Overview {
+                sessions: sessions::list(conn, uid)?,
+                memberships: rooms::memberships(conn, uid)?,
+                sent: outbox::recent_alerts(conn, uid, 20)?,
+                decisions: alert_log::recent(conn, uid, now, 30)?,
+            })
         })
         .await
 }

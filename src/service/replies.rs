@@ -38,9 +38,7 @@ pub async fn check_address(
         Ok(_) | Err(Error::NotFound) => return Ok(Err(Refusal::Forged)),
         Err(e) => return Err(e),
     };
-    Ok(svc
-        .mail
-        .check_reply(&token, user.reply_epoch, chat::now()))
+    Ok(svc.mail.check_reply(&token, user.reply_epoch, chat::now()))
 }
 
 /// A short hash of a Message-ID, for the posts' one-time tokens.

@@ -12,7 +12,7 @@ use super::error::{AppError, Result};
 use super::session::{self, Csrf, CsrfForm, CsrfToken, CurrentUser};
 use super::view::{self, Layout};
 use super::{auth, App, UserAgent};
-use crate::service::{accounts, sessions};
+use crate::service::{accounts, replies, sessions};
 
 /// The routes of this module.
 pub fn routes() -> Vec<Route> {
@@ -21,7 +21,8 @@ pub fn routes() -> Vec<Route> {
         set_time_zone,
         change_password,
         revoke_session,
-        revoke_others
+        revoke_others,
+        revoke_reply_addresses
     ]
 }
 
@@ -32,7 +33,12 @@ async fn page(
     flash: Option<FlashMessage<'_>>,
     app: App<'_>,
 ) -> Result<Template> {
-    let (list, memberships, sent) = accounts::overview(app.svc, user.user.id).await?;
+    let accounts::Overview {
+        sessions: list,
+        memberships,
+        sent,
+        decisions,
+    } = accounts::overview(app.svc, user.user.id).await?;
     let tz = user.user.tz();
     let sessions: Vec<_> = list
         .into_iter()
@@ -55,6 +61,10 @@ async fn page(
         .into_iter()
         .map(|mail| context! { when: view::when(mail.created_at, tz), subject: mail.subject, rooms: mail.summary, status: mail.status })
         .collect();
+    let decisions: Vec<_> = decisions
+        .into_iter()
+        .map(|d| context! { when: view::when(d.at, tz), decision: d.decision })
+        .collect();
     let zones: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect();
     let u = &user.user;
     Ok(Template::render(
@@ -71,6 +81,8 @@ async fn page(
             hours: (0..24).collect::<Vec<i32>>(),
             rooms,
             alerts,
+            decisions,
+            replies: app.svc.mail.replies_enabled(),
         },
     ))
 }
@@ -126,6 +138,18 @@ async fn change_password(
         session::start(cookies, app.settings, token);
         "Password changed. Your other sessions were logged out."
     }))
+}
+
+#[post("/settings/replies/revoke", data = "<_form>")]
+async fn revoke_reply_addresses(
+    user: CurrentUser,
+    _form: Csrf,
+    app: App<'_>,
+) -> Result<Flash<Redirect>> {
+    replies::revoke(app.svc, user.user.id).await?;
+    back(Ok(
+        "Replies to the mails sent so far will be refused. New mails carry new reply addresses.",
+    ))
 }
 
 #[post("/settings/sessions/<id>/revoke", data = "<_form>")]

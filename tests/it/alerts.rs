@@ -30,6 +30,7 @@ both_backends!(
     planning_reads_a_bounded_amount_whatever_the_flood,
     only_whole_names_are_mentions,
     an_alert_reads_well,
+    the_alert_log_explains_itself,
 );
 
 async fn start(backend: Backend) -> Option<(TestApp, SmtpSink)> {
@@ -985,4 +986,80 @@ async fn an_alert_reads_well(backend: Backend) {
         carol_mail.contains("1 new message arrived in OPS"),
         "{carol_mail}"
     );
+}
+
+async fn the_alert_log_explains_itself(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let ann = app.user("ann", false).await;
+    let bob = app.user("bob", false).await;
+    let carl = app.user("carl", false).await;
+    let dora = app.user("dora", false).await;
+    let general = app.room("general", false, &[ann, bob, carl, dora]).await;
+    let quiet = app.room("quiet", false, &[ann, bob]).await;
+    // Carl is active now, dora reads digests at 18:00, ann has muted "quiet".
+    let active = minutes(15);
+    app.write(move |c| {
+        diesel::update(users::table.find(carl))
+            .set(users::last_active_at.eq(active))
+            .execute(c)?;
+        diesel::update(users::table.find(dora))
+            .set((users::alert_mode.eq("digest"), users::digest_hour.eq(18)))
+            .execute(c)?;
+        Ok(())
+    })
+    .await;
+    let mut ann_browser = app.login("ann").await;
+    ann_browser.get("/settings").await.expect(Status::Ok);
+    let muted = ann_browser
+        .post("/settings/rooms/quiet/alerts", &[("level", "muted")])
+        .await;
+    assert_eq!(muted.status, Status::SeeOther);
+    app.messages(general, bob, vec!["meeting moved".into()])
+        .await;
+    app.messages(quiet, bob, vec!["psst".into()]).await;
+
+    for _ in 0..3 {
+        // Planned again and again, each decision is logged once.
+        plan_at(&app, minutes(16)).await;
+    }
+    let log = |user: i64| {
+        app.write(move |c| {
+            Ok(chat::alert_log::recent(c, user, minutes(16), 50)?
+                .into_iter()
+                .map(|l| l.decision)
+                .collect::<Vec<_>>())
+        })
+    };
+    let mut ann_log = log(ann).await;
+    ann_log.sort();
+    assert_eq!(
+        ann_log,
+        vec![
+            "not sent: muted (1 unread in muted rooms)".to_string(),
+            "sent: 1 new in GENERAL".to_string(),
+        ]
+    );
+    let carl_log = log(carl).await;
+    assert_eq!(carl_log.len(), 1, "{carl_log:?}");
+    assert!(
+        carl_log[0].starts_with("not sent: you were active at ")
+            && carl_log[0].ends_with("(1 unread)"),
+        "{carl_log:?}"
+    );
+    assert_eq!(
+        log(dora).await,
+        vec!["held until the daily digest at 18:00 (1 unread)".to_string()]
+    );
+    assert_eq!(log(bob).await, Vec::<String>::new(), "bob wrote everything");
+
+    // Settings → Email shows them.
+    let page = ann_browser.get("/settings").await.expect(Status::Ok);
+    assert!(page.body.contains("Why mails were or were not sent"));
+    assert!(page.body.contains("sent: 1 new in GENERAL"));
+    assert!(page
+        .body
+        .contains("not sent: muted (1 unread in muted rooms)"));
+    assert_eq!(send_at(&app, minutes(16)).await, 1);
 }

@@ -18,6 +18,7 @@ mod pins;
 mod process;
 mod reactions;
 mod reading;
+mod replies;
 mod room_pages;
 mod rooms;
 mod shipped;

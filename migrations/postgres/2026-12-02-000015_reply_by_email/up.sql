@@ -9,6 +9,10 @@ CREATE TABLE alert_log (
     id BIGSERIAL PRIMARY KEY,
     user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     at TIMESTAMP NOT NULL,
+    -- `sent`, `muted`, `active`, `digest` or `daily`, and the oldest unread message it was about:
+    -- a decision is logged once for each.
+    kind TEXT NOT NULL,
+    message_id BIGINT NOT NULL,
     decision TEXT NOT NULL
 );
 CREATE INDEX alert_log_user ON alert_log (user_id, at);

@@ -62,7 +62,16 @@ async fn upload(
     let posted = match received {
         Some(received) => {
             let client_id = pages::client_id(fields.client_id);
-            uploads::upload(app.svc, &slug, uid, received, &fields.caption, client_id, None).await
+            uploads::upload(
+                app.svc,
+                &slug,
+                uid,
+                received,
+                &fields.caption,
+                client_id,
+                None,
+            )
+            .await
         }
         None => Err(AppError::Invalid("Choose a file to upload.".into())),
     };
