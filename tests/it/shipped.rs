@@ -318,6 +318,8 @@ async fn the_binary_mails_alerts_through_smtp(backend: Backend) {
     let (url, smtp) = (app.database.url_string(), sink.url());
     let data = app.database.dir.path().join("binary-data");
     let data = data.display().to_string();
+    let inbound_port = super::process::free_port();
+    let inbound = format!("127.0.0.1:{inbound_port}");
     let mut server = Server::bare(&[
         ("CONFAB_DATABASE_URL", &url),
         ("CONFAB_DATA_DIR", &data),
@@ -328,6 +330,8 @@ async fn the_binary_mails_alerts_through_smtp(backend: Backend) {
         ("CONFAB_POLL_MAX", "2"),
         ("CONFAB_POLL_MIN", "1"),
         ("CONFAB_AWAY_AFTER", "3"),
+        ("CONFAB_REPLY_ADDRESS", "confab+{token}@chat.test"),
+        ("CONFAB_INBOUND_SMTP_ADDRESS", &inbound),
     ]);
     server.start().await;
     let mut mails = Vec::new();
@@ -352,6 +356,36 @@ async fn the_binary_mails_alerts_through_smtp(backend: Backend) {
         mail.text()
     );
     assert!(mail.header("List-Unsubscribe").is_some());
+
+    // Ann answers the mail; the binary's inbound listener posts it in the room, in the thread.
+    let reply_to = mail.header("Reply-To").expect("a reply address");
+    let reply = format!(
+        "From: ann@example.org\r\nTo: {reply_to}\r\nSubject: Re: news\r\nMessage-ID: <bin-1@example.org>\r\n\r\nOn my way.\r\n\r\nOn Tue, Dec 1, 2026, Confab wrote:\r\n> the minutes are up\r\n"
+    );
+    let smtp = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous("127.0.0.1")
+        .port(inbound_port)
+        .build();
+    let envelope = lettre::address::Envelope::new(
+        Some("ann@example.org".parse().expect("sender")),
+        vec![reply_to.parse().expect("recipient")],
+    )
+    .expect("envelope");
+    lettre::AsyncTransport::send_raw(&smtp, &envelope, reply.as_bytes())
+        .await
+        .expect("the reply is accepted");
+    let posted: Vec<(i64, String, Option<i64>)> = app
+        .write(move |c| {
+            use confab::db::schema::messages;
+            use diesel::prelude::*;
+            Ok(messages::table
+                .filter(messages::author_id.eq(ann))
+                .select((messages::room_id, messages::body, messages::parent_id))
+                .load(c)?)
+        })
+        .await;
+    assert_eq!(posted.len(), 1, "{posted:?}");
+    assert_eq!((posted[0].0, posted[0].1.as_str()), (room, "On my way."));
+    assert!(posted[0].2.is_some(), "a reply to the one message of the alert");
     // It stops cleanly, SMTP pool and all.
     assert!(server.terminate().success(), "a clean stop");
 }
