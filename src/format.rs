@@ -371,6 +371,22 @@ pub fn when_seen_at(at: NaiveDateTime, tz: Tz, now: NaiveDateTime) -> When {
     }
 }
 
+/// A byte count for people, in the binary units the README and settings use: `512 B`, `1.5 MiB`.
+pub fn size(bytes: i64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -498,21 +514,5 @@ mod tests {
             excerpt("ÄÖÜ straße", &["STRASSE".to_string()], 50),
             "ÄÖÜ straße"
         );
-    }
-}
-
-/// A byte count for people, in the binary units the README and settings use: `512 B`, `1.5 MiB`.
-pub fn size(bytes: i64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }

@@ -30,6 +30,9 @@ pub struct Entry {
     pub decision: String,
 }
 
+/// Unread messages of a member at one alert level: member, level, count, oldest id, oldest time.
+type Unread = (i64, String, i64, Option<i64>, Option<NaiveDateTime>);
+
 /// A logged decision, as Settings shows it.
 #[derive(Debug, Clone, Queryable, Serialize)]
 pub struct Logged {
@@ -80,7 +83,7 @@ pub fn not_sent(
     let ids: Vec<i64> = members.iter().map(|u| u.id).collect();
     // Unread messages by others, not yet alerted, per member and level (`mentions` rooms are
     // left out: whether they mention the member is the planner's question, not this one's).
-    let unread: Vec<(i64, String, i64, Option<i64>, Option<NaiveDateTime>)> = memberships::table
+    let unread: Vec<Unread> = memberships::table
         .inner_join(messages::table.on(messages::room_id.eq(memberships::room_id)))
         .filter(memberships::user_id.eq_any(&ids))
         .filter(memberships::alert_level.eq_any(["all", "muted"]))

@@ -508,20 +508,23 @@ impl Dovecot {
             .stderr(Stdio::null())
             .spawn()
             .expect("dovecot starts");
+        let log = root.join("dovecot.log");
+        // From here on, dropping it (also when the test fails) stops the process.
+        let dovecot = Dovecot {
+            child,
+            port,
+            _dir: dir,
+        };
         for _ in 0..100 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
                 .is_ok()
             {
-                return Some(Dovecot {
-                    child,
-                    port,
-                    _dir: dir,
-                });
+                return Some(dovecot);
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        let log = std::fs::read_to_string(root.join("dovecot.log")).unwrap_or_default();
+        let log = std::fs::read_to_string(log).unwrap_or_default();
         panic!("dovecot did not start: {log}");
     }
 

@@ -385,7 +385,10 @@ async fn the_binary_mails_alerts_through_smtp(backend: Backend) {
         .await;
     assert_eq!(posted.len(), 1, "{posted:?}");
     assert_eq!((posted[0].0, posted[0].1.as_str()), (room, "On my way."));
-    assert!(posted[0].2.is_some(), "a reply to the one message of the alert");
+    assert!(
+        posted[0].2.is_some(),
+        "a reply to the one message of the alert"
+    );
     // It stops cleanly, SMTP pool and all.
     assert!(server.terminate().success(), "a clean stop");
 }
