@@ -75,8 +75,17 @@ fn reply(code: u16, text: &str) -> Reply {
     (code, text.to_string())
 }
 
-/// The address inside `<…>` of a `MAIL FROM:`/`RCPT TO:` argument, and what follows it.
-fn path_of(argument: &str) -> Option<(String, &str)> {
+/// What follows `keyword` (any case) at the start of `text`.
+fn after_keyword<'t>(text: &'t str, keyword: &str) -> Option<&'t str> {
+    text.get(..keyword.len())
+        .filter(|k| k.eq_ignore_ascii_case(keyword))
+        .map(|_| &text[keyword.len()..])
+}
+
+/// The address inside `<…>` of a `MAIL FROM:`/`RCPT TO:` argument after `keyword`, and what
+/// follows it.
+fn path_of<'a>(argument: &'a str, keyword: &str) -> Option<(String, &'a str)> {
+    let argument = after_keyword(argument, keyword)?;
     let start = argument.find('<')?;
     let end = start + argument[start..].find('>')?;
     Some((
@@ -185,19 +194,13 @@ impl<'a, W: AsyncWrite + Unpin> Conversation<'a, W> {
     }
 
     fn mail_from(&mut self, argument: &str) -> Reply {
-        let Some((sender, parameters)) = argument
-            .get(..5)
-            .filter(|p| p.eq_ignore_ascii_case("FROM:"))
-            .and_then(|_| path_of(argument))
-        else {
+        let Some((sender, parameters)) = path_of(argument, "FROM:") else {
             return reply(501, "5.5.4 Syntax: MAIL FROM:<address>");
         };
         let max = self.svc.settings.replies.max_bytes;
-        let declared = parameters.split_whitespace().find_map(|p| {
-            p.get(..5)
-                .filter(|k| k.eq_ignore_ascii_case("SIZE="))
-                .and_then(|_| p[5..].parse::<usize>().ok())
-        });
+        let declared = parameters
+            .split_whitespace()
+            .find_map(|p| after_keyword(p, "SIZE=")?.parse::<usize>().ok());
         if declared.is_some_and(|size| size > max) {
             return reply(552, "5.3.4 Message too big for Confab");
         }
@@ -210,11 +213,7 @@ impl<'a, W: AsyncWrite + Unpin> Conversation<'a, W> {
         if self.sender.is_none() {
             return reply(503, "5.5.1 MAIL first");
         }
-        let Some((address, _)) = argument
-            .get(..3)
-            .filter(|p| p.eq_ignore_ascii_case("TO:"))
-            .and_then(|_| path_of(argument))
-        else {
+        let Some((address, _)) = path_of(argument, "TO:") else {
             return reply(501, "5.5.4 Syntax: RCPT TO:<address>");
         };
         match replies::check_address(self.svc, &address).await {

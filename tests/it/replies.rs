@@ -31,6 +31,7 @@ const MAX_BYTES: usize = 64 * 1024;
 /// A Confab with replies by email on, its listener on a free loopback port.
 async fn start(backend: Backend) -> Option<(TestApp, SocketAddr)> {
     let app = TestApp::builder(backend)
+        .with(&[("max_upload_bytes", 20)])
         .with_settings(|s| {
             s.replies.address = Some("confab+{token}@chat.test".into());
             s.replies.smtp_address = Some("127.0.0.1:0".parse().expect("address"));
@@ -169,7 +170,9 @@ async fn replies_are_posted_once_as_the_member(backend: Backend) {
          MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
          --b1\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Here is the <b>menu</b>.</p><p>-- <br>Ann</p>\r\n\
          --b1\r\nContent-Type: text/plain; name=\"menu.txt\"\r\nContent-Disposition: attachment; filename=\"menu.txt\"\r\n\
-         Content-Transfer-Encoding: base64\r\n\r\nU291cCBvZiB0aGUgZGF5\r\n--b1--\r\n"
+         Content-Transfer-Encoding: base64\r\n\r\nU291cCBvZiB0aGUgZGF5\r\n\
+         --b1\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"big.bin\"\r\n\r\n\
+         0123456789012345678901234567890123456789\r\n--b1--\r\n"
     );
     send(listener, "ann@example.org", &to, &html)
         .await
@@ -381,6 +384,30 @@ async fn lmtp_answers_for_each_recipient(backend: Backend) {
         conversation[7].starts_with("250 2.0.0 Not posted"),
         "{conversation:?}"
     );
+    // A bounce (the null sender) is taken and dropped, so no loop forms.
+    let mut bounce = Vec::new();
+    for line in [
+        "MAIL FROM:<>".to_string(),
+        format!("RCPT TO:<{ann_to}>"),
+        "DATA".to_string(),
+        format!(
+            "{}\r\n.",
+            mail(
+                "mailer-daemon@example.org",
+                &ann_to,
+                "l2@x",
+                "",
+                "Undelivered"
+            )
+        ),
+    ] {
+        write
+            .write_all(format!("{line}\r\n").as_bytes())
+            .await
+            .expect("write");
+        bounce.push(answer(&mut input).await);
+    }
+    assert_eq!(bounce[3], "250 2.0.0 Notice dropped", "{bounce:?}");
     write.write_all(b"QUIT\r\n").await.expect("write");
     assert!(answer(&mut input).await.starts_with("221"));
     assert_eq!(
