@@ -670,3 +670,63 @@ async fn the_imap_mailbox_is_polled(backend: Backend) {
         .await
         .is_err());
 }
+
+/// With the database gone, the listener answers 451 (the sender's server tries again later) and
+/// the IMAP poller leaves the mail unseen for the next poll: nothing is lost.
+#[rocket::async_test]
+async fn replies_wait_while_the_database_is_down() {
+    let Some(dovecot) = Dovecot::start().await else {
+        return;
+    };
+    let url = dovecot.url();
+    let Some(app) = TestApp::builder(Backend::Postgres)
+        .with_settings(move |s| {
+            s.replies.address = Some("confab+{token}@chat.test".into());
+            s.replies.smtp_address = Some("127.0.0.1:0".parse().expect("address"));
+            s.replies.imap_url = Some(url);
+        })
+        .start()
+        .await
+    else {
+        return;
+    };
+    let listener = confab::inbound::smtp::bind("127.0.0.1:0".parse().expect("address"))
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("address");
+    tokio::spawn(confab::inbound::smtp::serve(
+        services(&app),
+        listener,
+        app.client.rocket().shutdown(),
+    ));
+    let ann = app.user("ann", false).await;
+    let room = app.room("general", false, &[ann]).await;
+    let to = address(&app, ann, room, None, chat::now()).await;
+    let body = mail("ann@example.org", &to, "d1@x", "", "are we down?");
+    dovecot.deliver(&body).await;
+
+    let name = app.postgres().name.clone();
+    let mut admin = crate::common::pg_admin().expect("admin");
+    diesel::connection::SimpleConnection::batch_execute(
+        &mut admin,
+        &format!("DROP DATABASE {name} WITH (FORCE)"),
+    )
+    .expect("drop");
+
+    let error = send(port, "ann@example.org", &to, &body)
+        .await
+        .expect_err("not taken now");
+    assert!(error.is_transient(), "{error}");
+    assert!(error.to_string().contains("451"), "{error}");
+    let mailbox = confab::inbound::imap::Mailbox::parse(&dovecot.url()).expect("url");
+    let round = confab::inbound::imap::poll(&services(&app), &mailbox, "INBOX")
+        .await
+        .expect("the mailbox answers");
+    assert_eq!(
+        round,
+        confab::inbound::imap::Round {
+            handled: 0,
+            deferred: 1
+        }
+    );
+}
