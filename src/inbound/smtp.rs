@@ -16,8 +16,9 @@ use crate::mail::{Refusal, ReplyTarget};
 use crate::service::replies::{self, Outcome};
 use crate::service::Services;
 
-/// Connections served at once; more wait for the listener.
-const MAX_CONNECTIONS: usize = 64;
+/// Connections served at once; more wait for the listener. Each may hold one mail of up to
+/// `inbound_max_bytes` in memory while it is posted.
+const MAX_CONNECTIONS: usize = 16;
 /// How long a client may stay silent.
 const IDLE: Duration = Duration::from_secs(300);
 /// The longest command line (RFC 5321: 512, with room for extensions).
