@@ -1053,6 +1053,19 @@ async fn the_alert_log_explains_itself(backend: Backend) {
         vec!["held until the daily digest at 18:00 (1 unread)".to_string()]
     );
     assert_eq!(log(bob).await, Vec::<String>::new(), "bob wrote everything");
+    // Ann was alerted and stays away: the next news waits for the daily limit, and says so.
+    app.messages(general, bob, vec!["agenda attached".into()])
+        .await;
+    assert_eq!(plan_at(&app, minutes(40)).await, 1, "carl, away by now");
+    let held = app
+        .write(move |c| Ok(chat::alert_log::recent(c, ann, minutes(40), 1)?))
+        .await;
+    assert!(
+        held[0]
+            .decision
+            .starts_with("held: one alert a day until you are back; the next after "),
+        "{held:?}"
+    );
 
     // Settings → Email shows them.
     let page = ann_browser.get("/settings").await.expect(Status::Ok);
@@ -1061,5 +1074,5 @@ async fn the_alert_log_explains_itself(backend: Backend) {
     assert!(page
         .body
         .contains("not sent: muted (1 unread in muted rooms)"));
-    assert_eq!(send_at(&app, minutes(16)).await, 1);
+    assert_eq!(send_at(&app, minutes(40)).await, 2);
 }
