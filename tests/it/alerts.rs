@@ -1058,7 +1058,7 @@ async fn the_alert_log_explains_itself(backend: Backend) {
         .await;
     assert_eq!(plan_at(&app, minutes(40)).await, 1, "carl, away by now");
     let held = app
-        .write(move |c| Ok(chat::alert_log::recent(c, ann, minutes(40), 1)?))
+        .write(move |c| chat::alert_log::recent(c, ann, minutes(40), 1))
         .await;
     assert!(
         held[0]
