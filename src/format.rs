@@ -24,6 +24,7 @@ fn sanitizer() -> &'static ammonia::Builder<'static> {
                 "br",
                 "em",
                 "strong",
+                "del",
                 "code",
                 "pre",
                 "blockquote",

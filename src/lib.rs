@@ -13,6 +13,7 @@ pub mod db;
 pub mod error;
 pub mod files;
 pub mod format;
+pub mod import;
 pub mod inbound;
 pub mod jobs;
 pub mod live;

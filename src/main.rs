@@ -1,9 +1,12 @@
 //! The `confab` command: serves the chat, or runs an operator command.
 
 use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use confab::commands::ImportSource;
+use confab::service::imports::Invite;
 use confab::{commands, Settings};
 
 /// Confab: a self-hosted, persistent, asynchronous team chat.
@@ -29,6 +32,52 @@ enum Command {
     /// Check mail delivery.
     #[command(subcommand)]
     Mail(MailCommand),
+    /// Bring history from Slack, django-conversate or another Confab (running it twice imports
+    /// nothing twice).
+    Import {
+        #[command(subcommand)]
+        from: ImportCommand,
+        /// A CSV file of `person in the export,account here` lines (id or username there;
+        /// username or address here); others are matched by address, else created.
+        #[arg(long, global = true, value_name = "FILE")]
+        map_users: Option<PathBuf>,
+        /// Invite the people the import creates: `print` their links, or `mail` them (else they
+        /// are created inactive, without a password).
+        #[arg(long, global = true, value_name = "HOW")]
+        invite: Option<InviteHow>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// A Slack workspace export (zip).
+    Slack {
+        export: PathBuf,
+        /// The folder holding the export's shared files (`<file id>/<name>`, `<file id>-<name>`
+        /// or `<name>`); without it a file becomes a line naming it.
+        #[arg(long, value_name = "DIR")]
+        files: Option<PathBuf>,
+    },
+    /// A django-conversate database (postgres://… or a SQLite file), read without changing it.
+    Conversate {
+        database_url: String,
+        /// Its store root (CONVERSATE_STORE_ROOT, else MEDIA_ROOT), for uploaded files.
+        #[arg(long, value_name = "DIR")]
+        store: Option<PathBuf>,
+    },
+    /// A room exported from Confab (`export.json`).
+    Confab {
+        export: PathBuf,
+        /// The folder holding the room's files (`<file id>/<name>`, `<file id>-<name>` or `<name>`).
+        #[arg(long, value_name = "DIR")]
+        files: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum InviteHow {
+    Print,
+    Mail,
 }
 
 #[derive(Subcommand)]
@@ -120,6 +169,34 @@ fn run(command: Command, settings: Settings) -> Result<String, String> {
             commands::room_member_add(&settings, &slug, &username)
         }
         Command::Mail(MailCommand::Test { address }) => commands::mail_test(&settings, &address),
+        Command::Import {
+            from,
+            map_users,
+            invite,
+        } => {
+            let source = match from {
+                ImportCommand::Slack { export, files } => {
+                    ImportSource::Slack { zip: export, files }
+                }
+                ImportCommand::Conversate {
+                    database_url,
+                    store,
+                } => ImportSource::Conversate {
+                    url: database_url,
+                    store,
+                },
+                ImportCommand::Confab { export, files } => ImportSource::Confab {
+                    json: export,
+                    files,
+                },
+            };
+            let invite = match invite {
+                None => Invite::No,
+                Some(InviteHow::Print) => Invite::Print,
+                Some(InviteHow::Mail) => Invite::Mail,
+            };
+            commands::import(&settings, &source, map_users.as_deref(), invite)
+        }
     };
     done.map_err(|e| e.to_string())
 }

@@ -73,13 +73,30 @@ pub fn open(
     let others = others(conn, starter, names, max_members)?;
     let mut ids: Vec<i64> = others.iter().map(|u| u.id).collect();
     ids.push(starter.id);
-    let key = key(&ids);
-    if let Some(room) = by_key(conn, &key)? {
+    if let Some(room) = by_key(conn, &key(&ids))? {
         return Ok(room);
     }
     let mut names: Vec<&str> = others.iter().map(|u| u.username.as_str()).collect();
     names.push(&starter.username);
+    create(conn, &ids, &names, now)
+}
+
+/// The direct conversation of exactly the people `ids`, if there is one.
+pub fn find(conn: &mut AnyConnection, ids: &[i64]) -> Result<Option<Room>> {
+    by_key(conn, &key(ids))
+}
+
+/// Starts the direct conversation of the people `ids` (usernames `names`), all of them members;
+/// one that exists already is a conflict.
+pub fn create(
+    conn: &mut AnyConnection,
+    ids: &[i64],
+    names: &[&str],
+    now: NaiveDateTime,
+) -> Result<Room> {
+    let mut names = names.to_vec();
     names.sort_unstable();
+    names.dedup();
     let slug = format!(
         "dm-{}",
         crate::secrets::random_token()
@@ -97,7 +114,7 @@ pub fn open(
             rooms_table::is_private.eq(true),
             rooms_table::created_at.eq(now),
             rooms_table::kind.eq(KIND),
-            rooms_table::direct_key.eq(&key),
+            rooms_table::direct_key.eq(key(ids)),
         ))
         .returning(rooms_table::id)
         .get_result(conn)
@@ -108,7 +125,7 @@ pub fn open(
                 e.into()
             }
         })?;
-    for user_id in ids {
+    for &user_id in ids {
         rooms::add_member(conn, id, user_id, now)?;
     }
     Ok(rooms_table::table

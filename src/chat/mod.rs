@@ -8,6 +8,7 @@ pub mod alerts;
 pub mod attachments;
 pub mod avatars;
 pub mod direct;
+pub mod imports;
 pub mod input;
 pub mod logins;
 pub mod mentions;

@@ -438,6 +438,11 @@ pub fn newest_message_id(conn: &mut AnyConnection, room_id: i64) -> Result<i64> 
         .unwrap_or(0))
 }
 
+/// Every room's change cursor, as (room id, cursor).
+pub fn cursors(conn: &mut AnyConnection) -> Result<Vec<(i64, i64)>> {
+    Ok(rooms::table.select((rooms::id, rooms::cursor)).load(conn)?)
+}
+
 /// The slug of room `id` (any kind), to address it by.
 pub fn slug_of(conn: &mut AnyConnection, id: i64) -> Result<String> {
     rooms::table

@@ -172,6 +172,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    imported (source, key) {
+        source -> Text,
+        key -> Text,
+        local_id -> BigInt,
+    }
+}
+
 diesel::joinable!(attachments -> messages (message_id));
 diesel::joinable!(attachments -> rooms (room_id));
 diesel::joinable!(alert_log -> users (user_id));
@@ -199,5 +207,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     memberships,
     messages,
     attachments,
-    outbox
+    outbox,
+    imported
 );

@@ -77,3 +77,34 @@ fn apply(live: &Live, channel: &str, payload: &str) {
         _ => {}
     }
 }
+
+/// How often a SQLite instance looks for changes written by other processes.
+pub const SQLITE_WATCH_EVERY: Duration = Duration::from_secs(1);
+
+/// On SQLite (one instance, but operator commands such as `confab import` write from processes of
+/// their own): reads every room's cursor once a `every` and moves the in-memory rooms forward, so
+/// open pages see those changes too. Polls themselves still cost no query.
+pub fn watch_sqlite(
+    db: crate::db::Db,
+    live: Live,
+    every: Duration,
+    mut shutdown: rocket::Shutdown,
+) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = &mut shutdown => break,
+            }
+            match db.run(crate::chat::rooms::cursors).await {
+                Ok(cursors) => {
+                    for (room, cursor) in cursors {
+                        live.advance(room, cursor);
+                    }
+                }
+                Err(e) => log::debug!("reading room cursors: {}", e.detail()),
+            }
+        }
+    });
+}

@@ -55,6 +55,14 @@ pub fn stage() -> AdHoc {
             if !settings.jobs_enabled {
                 return;
             }
+            if let crate::db::DatabaseUrl::Sqlite(_) = &settings.database_url {
+                listen::watch_sqlite(
+                    db.clone(),
+                    live.clone(),
+                    listen::SQLITE_WATCH_EVERY,
+                    rocket.shutdown(),
+                );
+            }
             let (db, store, settings) = (db.clone(), store.clone(), settings.clone());
             let stale_after = Duration::from_secs(settings.uploads.stale_secs);
             let every = Duration::from_secs(settings.uploads.sweep_interval_secs);

@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod avatars;
+pub mod imports;
 pub mod limits;
 pub mod messages;
 pub mod reading;

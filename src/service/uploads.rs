@@ -61,6 +61,80 @@ pub async fn received_bytes(svc: &Services, file_name: &str, bytes: &[u8]) -> Re
     })
 }
 
+/// A file on this machine (an import's), copied into a temporary file in the store.
+pub async fn received_file(
+    svc: &Services,
+    file_name: &str,
+    path: &std::path::Path,
+) -> Result<Received> {
+    use sha2::Digest;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stored_name = FileStore::new_stored_name();
+    let (mut file, temp) = svc
+        .store
+        .create_temp(&stored_name)
+        .await
+        .map_err(|e| Error::internal("creating an upload file", e))?;
+    let mut source = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| Error::Invalid(format!("{} cannot be read: {e}", path.display())))?;
+    let (mut hash, mut size, mut head) = (sha2::Sha256::new(), 0u64, Vec::new());
+    let mut buffer = vec![0; 64 * 1024];
+    loop {
+        let n = source
+            .read(&mut buffer)
+            .await
+            .map_err(|e| Error::Invalid(format!("{} cannot be read: {e}", path.display())))?;
+        if n == 0 {
+            break;
+        }
+        hash.update(&buffer[..n]);
+        if head.len() < 8192 {
+            head.extend_from_slice(&buffer[..n.min(8192 - head.len())]);
+        }
+        size += n as u64;
+        file.write_all(&buffer[..n])
+            .await
+            .map_err(|e| Error::internal("writing an upload", e))?;
+    }
+    file.sync_data()
+        .await
+        .map_err(|e| Error::internal("writing an upload", e))?;
+    Ok(Received {
+        temp,
+        file_name: input::file_name(file_name),
+        stored_name,
+        size,
+        sha256: hex::encode(hash.finalize()),
+        head,
+    })
+}
+
+/// What the attachment row of a received file says: its type (from its bytes), size and, for an
+/// image, its dimensions.
+pub async fn describe(svc: &Services, received: &Received) -> Result<NewFile> {
+    let temp_path = svc.store.temp_path(&received.stored_name);
+    let head = received.head.clone();
+    let (content_type, dimensions) = blocking(move || {
+        let content_type = files::detect_content_type(&head);
+        let dimensions = content_type
+            .starts_with("image/")
+            .then(|| files::image_dimensions(&temp_path))
+            .flatten();
+        Ok((content_type, dimensions))
+    })
+    .await?;
+    Ok(NewFile {
+        file_name: received.file_name.clone(),
+        stored_name: received.stored_name.clone(),
+        content_type,
+        size: i64::try_from(received.size)
+            .map_err(|_| Error::Invalid("That file is too large.".into()))?,
+        sha256: received.sha256.clone(),
+        dimensions,
+    })
+}
+
 /// Posts a message with its file in one transaction, by a member of room `slug` (see
 /// [`messages::post`]), in the thread of `reply_to` when given; a resent form is
 /// [`NotPosted::Duplicate`], and its first file is the one kept.
@@ -93,27 +167,8 @@ pub async fn upload(
     reply_to: Option<i64>,
 ) -> Result<i64> {
     let caption = input::caption(caption, svc.settings.max_message_chars)?;
-    let temp_path = svc.store.temp_path(&received.stored_name);
-    let head = received.head;
-    let (content_type, dimensions) = blocking(move || {
-        let content_type = files::detect_content_type(&head);
-        let dimensions = content_type
-            .starts_with("image/")
-            .then(|| files::image_dimensions(&temp_path))
-            .flatten();
-        Ok((content_type, dimensions))
-    })
-    .await?;
-    let is_image = files::shown_inline(&content_type);
-    let file = NewFile {
-        file_name: received.file_name,
-        stored_name: received.stored_name,
-        content_type,
-        size: i64::try_from(received.size)
-            .map_err(|_| Error::Invalid("That file is too large.".into()))?,
-        sha256: received.sha256,
-        dimensions,
-    };
+    let file = describe(svc, &received).await?;
+    let is_image = files::shown_inline(&file.content_type);
     let now = chat::now();
     let (slug, stored) = (slug.to_string(), file.clone());
     let result = svc
@@ -159,28 +214,31 @@ pub async fn upload(
 
 /// Makes a thumbnail off the request path, then records it and wakes the room.
 fn spawn_thumbnail(svc: Services, stored_name: String) {
-    tokio::spawn(async move {
-        let maker = svc.store.clone();
-        let name = stored_name.clone();
-        let made = blocking(move || Ok(maker.make_thumbnail(&name)))
-            .await
-            .ok()
-            .flatten();
-        let Some(content_type) = made else { return };
-        let name = stored_name.clone();
-        match svc
-            .db
-            .write(move |conn| attachments::set_thumbnail(conn, &name, content_type))
-            .await
-        {
-            Ok(Some((room_id, cursor))) => svc.live.advance(room_id, cursor),
-            // The message was deleted meanwhile: its thumbnail goes too.
-            Ok(None) => {
-                let _ = svc.store.remove(&stored_name).await;
-            }
-            Err(e) => log::warn!("recording the thumbnail of {stored_name}: {}", e.detail()),
+    tokio::spawn(async move { thumbnail(&svc, stored_name).await });
+}
+
+/// Makes the thumbnail of a stored image, records it and wakes its room.
+pub async fn thumbnail(svc: &Services, stored_name: String) {
+    let maker = svc.store.clone();
+    let name = stored_name.clone();
+    let made = blocking(move || Ok(maker.make_thumbnail(&name)))
+        .await
+        .ok()
+        .flatten();
+    let Some(content_type) = made else { return };
+    let name = stored_name.clone();
+    match svc
+        .db
+        .write(move |conn| attachments::set_thumbnail(conn, &name, content_type))
+        .await
+    {
+        Ok(Some((room_id, cursor))) => svc.live.advance(room_id, cursor),
+        // The message was deleted meanwhile: its thumbnail goes too.
+        Ok(None) => {
+            let _ = svc.store.remove(&stored_name).await;
         }
-    });
+        Err(e) => log::warn!("recording the thumbnail of {stored_name}: {}", e.detail()),
+    }
 }
 
 /// An attachment `uid` may download (they are a member of its room); anything else is "not found".

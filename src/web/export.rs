@@ -97,7 +97,8 @@ fn export(
                     id: m.id,
                     author: p.author.clone(),
                     when: when.full,
-                    iso: when.iso,
+                    // To the microsecond, so that an import elsewhere keeps the order of a burst.
+                    iso: m.created_at.and_utc().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
                     edited: m.edited_at.is_some(),
                     deleted: m.deleted_at.is_some(),
                     text: format::message_text(&m.body),
@@ -159,9 +160,14 @@ async fn export_room(
     let room = reading::member_room_details(app.svc, slug, user.user.id).await?;
     let date = view::when(chat::now(), user.user.tz()).full;
     let (extension, content_type, stream) = if json {
+        // What `confab import confab` needs to bring the room back, besides its messages.
         let head = format!(
-            "{{\n\"room\": {},\n\"exported\": {},\n\"messages\": [",
+            "{{\n\"room\": {},\n\"name\": {},\n\"description\": {},\n\"private\": {},\n\"from\": {},\n\"exported\": {},\n\"messages\": [",
             serde_json::json!(room.slug),
+            serde_json::json!(room.name),
+            serde_json::json!(room.description),
+            room.is_private,
+            serde_json::json!(app.settings.public_url),
             serde_json::json!(date)
         );
         (

@@ -11,6 +11,7 @@ mod avatars;
 mod browser;
 mod direct;
 mod housekeeping;
+mod imports;
 mod layout;
 mod live;
 mod operations;

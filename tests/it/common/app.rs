@@ -110,6 +110,14 @@ impl TestApp {
             .clone()
     }
 
+    /// The app's services (what the web and the commands call).
+    pub fn services(&self) -> &confab::service::Services {
+        self.client
+            .rocket()
+            .state::<confab::service::Services>()
+            .expect("services")
+    }
+
     /// The app's database pool.
     pub fn db(&self) -> &Db {
         self.client.rocket().state::<Db>().expect("db")

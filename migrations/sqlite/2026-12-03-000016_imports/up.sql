@@ -1,0 +1,10 @@
+-- What an import brought in, by where it came from: `source` names the export (a Slack
+-- workspace, a django-conversate database, a Confab installation), `key` the thing in it
+-- ("user:U123", "room:C123", "message:C123:1700000000.000100"), `local_id` the row it became.
+-- A second run of the same import finds every key and writes nothing twice.
+CREATE TABLE imported (
+    source TEXT NOT NULL,
+    key TEXT NOT NULL,
+    local_id BIGINT NOT NULL,
+    PRIMARY KEY (source, key)
+);
