@@ -397,6 +397,19 @@ async fn a_bad_export_writes_nothing(backend: Backend) {
     assert!(error.to_string().contains("no such file"), "{error}");
     // Nothing was read, so nothing was written.
     assert_eq!(count_rows(&app).await, (1, 0, 0, 0));
+    if backend == Backend::Postgres {
+        // A database that does not answer is one clear line, not a panic.
+        let out = crate::process::Server::bare(&[(
+            "CONFAB_DATABASE_URL",
+            "postgres://127.0.0.1:1/nowhere?connect_timeout=2",
+        )])
+        .command(&["import", "slack", &good.display().to_string()], "");
+        let error = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert_eq!(error.trim().lines().count(), 1, "{error}");
+        assert!(error.starts_with("confab: "), "{error}");
+        assert!(!error.contains("panicked"), "{error}");
+    }
 }
 
 /// django-conversate's tables, created by its migrations' SQL, with two people (Ann, whose address
@@ -453,7 +466,7 @@ async fn a_conversate_database_arrives_whole_and_once(backend: Backend) {
 
     for (n, url) in sources.iter().enumerate() {
         let history = import::conversate::read(url, Some(&store)).expect("conversate");
-        let summary = run(&app, history, &options(Invite::No)).await;
+        let summary = run(&app, history, &options(Invite::Mail)).await;
         assert_eq!(summary.users_mapped, 1 + n, "{summary:?}");
         assert_eq!(summary.users_created, usize::from(n == 0), "{summary:?}");
         assert_eq!(
@@ -476,7 +489,15 @@ async fn a_conversate_database_arrives_whole_and_once(backend: Backend) {
             (0, 0, 3)
         );
     }
-    // Dave was created once (the second database maps him by address), inactive.
+    // Dave was created once (the second database maps him by address), invited by mail.
+    assert_eq!(app.deliver_mail().await, 1);
+    let mails = app.mail().delivered();
+    assert!(
+        mails.len() == 1
+            && mails[0].contains("dave@example.net")
+            && mails[0].contains("/password/"),
+        "{mails:?}"
+    );
     let dave: Vec<bool> = app
         .write(|c| {
             Ok(users::table
@@ -485,7 +506,7 @@ async fn a_conversate_database_arrives_whole_and_once(backend: Backend) {
                 .load(c)?)
         })
         .await;
-    assert_eq!(dave, [false]);
+    assert_eq!(dave, [true], "an invited person is active");
     let mut browser = app.login("ann").await;
     let page = browser.get("/rooms/lobby").await.expect(Status::Ok);
     assert!(page.body.contains("The Lobby") && page.body.contains("the_plan.txt"));
@@ -604,8 +625,33 @@ async fn imported_messages_reach_an_open_page(backend: Backend) {
     };
     let zip_arg = zip_path.display().to_string();
     let files_arg = files.display().to_string();
-    let out = confab(&["import", "slack", &zip_arg, "--files", &files_arg]);
+    // Carol is Cat here; the first run is on a terminal (`script` gives it one) and shows a bar.
+    app.user("cat", false).await;
+    let map = dir.path().join("people.csv");
+    std::fs::write(&map, "# slack,confab\ncarol, cat\n").expect("map");
+    let map_arg = map.display().to_string();
+    let command = format!(
+        "{} import slack {zip_arg} --files {files_arg} --map-users {map_arg}",
+        env!("CARGO_BIN_EXE_confab")
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("CONFAB_DATABASE_URL", app.database.url_string())
+        .env("CONFAB_DATA_DIR", dir.path().join("data"))
+        .env("CONFAB_UPLOADS_DIR", &app.settings().uploads.dir)
+        .env("ROCKET_LOG_LEVEL", "off")
+        .output()
+        .expect("script");
+    let out = String::from_utf8_lossy(&out.stdout).replace('\r', "\n");
+    assert!(
+        out.contains("Importing ["),
+        "a progress bar on a terminal: {out}"
+    );
     assert!(out.contains("Imported from slack:T1"), "{out}");
+    assert!(
+        out.contains("people:    1 created, 2 found here already"),
+        "{out}"
+    );
     assert!(
         out.contains("messages:  6 imported, 0 already here"),
         "{out}"
@@ -615,6 +661,21 @@ async fn imported_messages_reach_an_open_page(backend: Backend) {
         "{out}"
     );
     assert!(out.contains("New people are inactive"), "{out}");
+    let cat_in_secret: i64 = app
+        .write(|c| {
+            Ok(memberships::table
+                .inner_join(rooms::table)
+                .inner_join(users::table)
+                .filter(rooms::slug.eq("secret"))
+                .filter(users::username.eq("cat"))
+                .count()
+                .get_result(c)?)
+        })
+        .await;
+    assert_eq!(
+        cat_in_secret, 1,
+        "the map put Carol's place in #secret to Cat"
+    );
 
     // Ann has the room open; a later export brings two more messages (one a reply in the thread).
     let mut browser = app.login("ann").await;
@@ -628,7 +689,19 @@ async fn imported_messages_reach_an_open_page(backend: Backend) {
     }
     all.extend(more);
     zip(&zip_path, &all);
-    let out = confab(&["import", "slack", &zip_arg, "--files", &files_arg]);
+    let out = confab(&[
+        "import",
+        "slack",
+        &zip_arg,
+        "--files",
+        &files_arg,
+        "--map-users",
+        &map_arg,
+    ]);
+    assert!(
+        !out.contains("Importing ["),
+        "no bar without a terminal: {out}"
+    );
     assert!(
         out.contains("messages:  2 imported, 6 already here"),
         "{out}"
