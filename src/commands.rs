@@ -294,6 +294,9 @@ fn describe_import(source: &str, s: &imports::Summary) -> String {
             out.push_str(&format!("    {n} {reason}\n"));
         }
     }
+    for warning in &s.warnings {
+        out.push_str(&format!("  note: {warning}\n"));
+    }
     if s.users_created > 0 && s.invited.is_empty() {
         out.push_str(
             "New people are inactive and have no password: activate and invite them on the admin page, \

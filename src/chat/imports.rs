@@ -11,33 +11,28 @@ use crate::db::schema::{imported, memberships, messages, reactions, rooms, users
 use crate::db::AnyConnection;
 use crate::error::Result;
 
-/// The local ids of what source `source` already brought in under keys starting with `prefix`.
-pub fn known(conn: &mut AnyConnection, source: &str, prefix: &str) -> Result<HashMap<String, i64>> {
-    let pattern: String = prefix
-        .chars()
-        .flat_map(|c| match c {
-            '%' | '_' | '\\' => vec!['\\', c],
-            c => vec![c],
-        })
-        .chain(['%'])
-        .collect();
+/// What source `source` already brought in within `scope`: its keys and the rows they became.
+pub fn known(conn: &mut AnyConnection, source: &str, scope: &str) -> Result<HashMap<String, i64>> {
     let rows: Vec<(String, i64)> = imported::table
         .filter(imported::source.eq(source))
-        .filter(imported::key.like(pattern).escape('\\'))
+        .filter(imported::scope.eq(scope))
         .select((imported::key, imported::local_id))
         .load(conn)?;
-    // SQLite's LIKE ignores the case of ASCII letters: keep exact matches only.
-    Ok(rows
-        .into_iter()
-        .filter(|(key, _)| key.starts_with(prefix))
-        .collect())
+    Ok(rows.into_iter().collect())
 }
 
-/// Records that `key` of `source` became row `local_id`.
-pub fn remember(conn: &mut AnyConnection, source: &str, key: &str, local_id: i64) -> Result<()> {
+/// Records that `key` of `source` (within `scope`) became row `local_id`.
+pub fn remember(
+    conn: &mut AnyConnection,
+    source: &str,
+    scope: &str,
+    key: &str,
+    local_id: i64,
+) -> Result<()> {
     diesel::insert_into(imported::table)
         .values((
             imported::source.eq(source),
+            imported::scope.eq(scope),
             imported::key.eq(key),
             imported::local_id.eq(local_id),
         ))
@@ -135,8 +130,8 @@ pub fn react(
 /// Puts room `room_id` in order after an import wrote messages up to change number `revision`:
 /// each thread of `threads` counts its replies again (and reaches open pages, one change each),
 /// the cursor moves over everything, and the history counts as read and alerted for every member
-/// who had read the room before (nobody gets mail or an unread count about the past). Returns the
-/// room's new cursor.
+/// who had read (or been alerted about) the room before: nobody gets mail or an unread count about
+/// the past. Returns the room's new cursor.
 pub fn settle(
     conn: &mut AnyConnection,
     room_id: i64,
@@ -176,9 +171,18 @@ pub fn settle(
     diesel::update(members.filter(memberships::last_read_id.ge(read_before)))
         .set(memberships::last_read_id.eq(newest))
         .execute(conn)?;
-    diesel::update(members.filter(memberships::alerted_through_id.lt(newest)))
-        .set(memberships::alerted_through_id.eq(newest))
-        .execute(conn)?;
+    // A member with alerts still due about messages posted here keeps them due.
+    diesel::update(
+        members
+            .filter(memberships::alerted_through_id.lt(newest))
+            .filter(
+                memberships::alerted_through_id
+                    .ge(read_before)
+                    .or(memberships::last_read_id.eq(newest)),
+            ),
+    )
+    .set(memberships::alerted_through_id.eq(newest))
+    .execute(conn)?;
     Ok(revision)
 }
 

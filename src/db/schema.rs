@@ -173,8 +173,9 @@ diesel::table! {
 }
 
 diesel::table! {
-    imported (source, key) {
+    imported (source, scope, key) {
         source -> Text,
+        scope -> Text,
         key -> Text,
         local_id -> BigInt,
     }

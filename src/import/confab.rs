@@ -79,9 +79,17 @@ pub fn read(path: &Path, files: Option<&Path>) -> Result<History, ReadError> {
         .collect();
     people.sort();
     people.dedup();
-    let posts = export
+    let mut skipped = super::Skipped::default();
+    let posts: Vec<Post> = export
         .messages
         .iter()
+        .filter(|m| {
+            let ok = super::plausible(m.created.naive_utc());
+            if !ok {
+                skipped.add("messages with an impossible time");
+            }
+            ok
+        })
         .map(|m| {
             let at = m.created.naive_utc();
             Post {
@@ -106,8 +114,21 @@ pub fn read(path: &Path, files: Option<&Path>) -> Result<History, ReadError> {
             }
         })
         .collect();
+    // The installation's address and the room's first message name the source (two
+    // installations may share an address, such as the default one).
+    let first = export
+        .messages
+        .iter()
+        .min_by_key(|m| m.id)
+        .map(|m| format!("{}:{}:{}", m.id, m.author, m.created.to_rfc3339()))
+        .unwrap_or_default();
     let mut history = History {
-        source: format!("confab:{}", export.from.as_deref().unwrap_or("export")),
+        skipped,
+        source: format!(
+            "confab:{}#{}",
+            export.from.as_deref().unwrap_or("export"),
+            super::fingerprint(&[&export.room, &first])
+        ),
         ..History::default()
     };
     history.people = people

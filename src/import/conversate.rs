@@ -84,7 +84,6 @@ where
         + for<'a> LoadQuery<'a, C, MemberRow>
         + for<'a> LoadQuery<'a, C, MessageRow>,
 {
-    // One snapshot of all four tables, even while conversate is still running.
     conn.transaction(|conn| {
         Ok(Tables {
             users: diesel::sql_query(USERS).load(conn)?,
@@ -106,19 +105,17 @@ pub fn read(url: &str, store: Option<&Path>) -> Result<History, ReadError> {
             format!("cannot read django-conversate's tables ({e}); is this its database?"),
         )
     };
-    let (tables, name) = match &parsed {
+    let tables = match &parsed {
         DatabaseUrl::Postgres(url) => {
             let mut conn = PgConnection::establish(url)
                 .map_err(|e| ReadError::new(&shown, format!("cannot connect ({e})")))?;
-            conn.batch_execute("SET default_transaction_read_only = on")
-                .map_err(unreadable)?;
-            let name = url
-                .rsplit('/')
-                .next()
-                .and_then(|n| n.split('?').next())
-                .unwrap_or("conversate")
-                .to_string();
-            (tables(&mut conn).map_err(unreadable)?, name)
+            // One snapshot of all four tables, even while conversate is still running.
+            conn.batch_execute(
+                "SET default_transaction_read_only = on; \
+                 SET default_transaction_isolation = 'repeatable read'",
+            )
+            .map_err(unreadable)?;
+            tables(&mut conn).map_err(unreadable)?
         }
         DatabaseUrl::Sqlite(path) => {
             if !path.is_file() {
@@ -127,13 +124,26 @@ pub fn read(url: &str, store: Option<&Path>) -> Result<History, ReadError> {
             let uri = format!("file:{}?mode=ro", path.display());
             let mut conn = SqliteConnection::establish(&uri)
                 .map_err(|e| ReadError::new(&shown, format!("cannot open ({e})")))?;
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "conversate".to_string());
-            (tables(&mut conn).map_err(unreadable)?, name)
+            tables(&mut conn).map_err(unreadable)?
         }
     };
+    // Known by its first account, room and message: the same wherever the database is moved,
+    // different for another installation.
+    let first_user = tables
+        .users
+        .first()
+        .map(|u| format!("{}:{}", u.id, u.username));
+    let first_room = tables.rooms.first().map(|r| format!("{}:{}", r.id, r.slug));
+    let first_message = tables
+        .messages
+        .iter()
+        .min_by_key(|m| m.id)
+        .map(|m| format!("{}:{}", m.id, m.timestamp));
+    let name = super::fingerprint(&[
+        first_user.as_deref().unwrap_or(""),
+        first_room.as_deref().unwrap_or(""),
+        first_message.as_deref().unwrap_or(""),
+    ]);
     Ok(history(tables, &name, store))
 }
 
@@ -161,7 +171,9 @@ fn history(tables: Tables, name: &str, store: Option<&Path>) -> History {
     }
     let mut posts: HashMap<i64, Vec<Post>> = HashMap::new();
     for m in tables.messages {
-        let Some(at) = chrono::DateTime::from_timestamp(m.timestamp, 0).map(|t| t.naive_utc())
+        let Some(at) = chrono::DateTime::from_timestamp(m.timestamp, 0)
+            .map(|t| t.naive_utc())
+            .filter(|at| super::plausible(*at))
         else {
             history.skipped.add("messages with an impossible time");
             continue;
@@ -194,7 +206,8 @@ fn history(tables: Tables, name: &str, store: Option<&Path>) -> History {
             slug: r.slug,
             name: r.title,
             description: String::new(),
-            private: false,
+            // A conversate room is for its members only.
+            private: true,
             direct: false,
             archived_at: None,
             members: members.remove(&r.id).unwrap_or_default(),

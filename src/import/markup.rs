@@ -6,9 +6,14 @@
 
 /// `text` in Slack's markup, as Markdown.
 pub fn to_markdown(text: &str) -> String {
+    let text: String = text.chars().filter(|c| !is_slot_mark(*c)).collect();
+    let parts: Vec<&str> = text.split("```").collect();
+    // With an odd number of fences, the last one is literal (Slack shows it so too).
+    let unclosed = parts.len() % 2 == 0;
     let mut out = String::with_capacity(text.len() + 16);
-    for (i, part) in text.split("```").enumerate() {
-        if i % 2 == 1 {
+    for (i, part) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        if i % 2 == 1 && !(unclosed && last) {
             let code = part.trim_matches('\n');
             if !out.is_empty() && !out.ends_with('\n') {
                 out.push('\n');
@@ -17,7 +22,10 @@ pub fn to_markdown(text: &str) -> String {
             out.push_str(&decode_entities(code));
             out.push_str("\n```\n");
         } else {
-            let part = if i > 0 {
+            if i % 2 == 1 {
+                out.push_str("```");
+            }
+            let part = if i > 0 && !(unclosed && last) {
                 part.strip_prefix('\n').unwrap_or(part)
             } else {
                 part
@@ -25,7 +33,6 @@ pub fn to_markdown(text: &str) -> String {
             inline(part, &mut out);
         }
     }
-    // An unclosed fence: the text after it stays plain (Slack shows it so too).
     out.trim_end_matches('\n').to_string()
 }
 
@@ -44,52 +51,85 @@ fn inline(text: &str, out: &mut String) {
             if i % 2 == 1 {
                 out.push('`');
             }
-            out.push_str(&emphasis(&decode_entities(&links(part))));
+            out.push_str(&plain(part));
         }
     }
 }
 
-/// The `<…>` forms: links, room names, mentions and the `<!…>` commands.
-fn links(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+/// The marks around a placeholder for a `<…>` form while emphasis is converted (from Unicode's
+/// private use area; removed from the input first).
+const SLOT_OPEN: char = '\u{E000}';
+const SLOT_CLOSE: char = '\u{E001}';
+
+fn is_slot_mark(c: char) -> bool {
+    c == SLOT_OPEN || c == SLOT_CLOSE
+}
+
+/// Text outside code: the `<…>` forms converted and set aside, so that emphasis is converted
+/// around them but never inside an address.
+fn plain(text: &str) -> String {
+    let mut forms: Vec<String> = Vec::new();
+    let mut slotted = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find('<') {
         let Some(len) = rest[start..].find('>') else {
             break;
         };
-        out.push_str(&rest[..start]);
-        let inner = &rest[start + 1..start + len];
-        let (target, label) = match inner.split_once('|') {
-            Some((target, label)) => (target, Some(label)),
-            None => (inner, None),
-        };
-        if let Some(user) = target.strip_prefix('@') {
-            out.push_str(&format!("<@{user}>"));
-        } else if let Some(room) = target.strip_prefix('#') {
-            out.push('#');
-            out.push_str(label.unwrap_or(room));
-        } else if let Some(command) = target.strip_prefix('!') {
-            match (command, label) {
-                (_, Some(label)) => out.push_str(label),
-                ("here" | "channel" | "everyone", None) => {
-                    out.push('@');
-                    out.push_str(command);
-                }
-                (other, None) => out.push_str(other),
-            }
-        } else {
-            let shown = target.strip_prefix("mailto:").unwrap_or(target);
-            match label {
-                Some(label) if label != shown && label != target => {
-                    out.push_str(&format!("[{label}]({target})"));
-                }
-                _ => out.push_str(shown),
-            }
-        }
+        slotted.push_str(&rest[..start]);
+        slotted.push(SLOT_OPEN);
+        slotted.push_str(&forms.len().to_string());
+        slotted.push(SLOT_CLOSE);
+        forms.push(decode_entities(&form(&rest[start + 1..start + len])));
         rest = &rest[start + len + 1..];
+    }
+    slotted.push_str(rest);
+    let converted = emphasis(&decode_entities(&slotted));
+    let mut out = String::with_capacity(converted.len());
+    let mut rest = converted.as_str();
+    while let Some(start) = rest.find(SLOT_OPEN) {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + SLOT_OPEN.len_utf8()..];
+        let Some(end) = after.find(SLOT_CLOSE) else {
+            rest = after;
+            continue;
+        };
+        if let Some(form) = after[..end]
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| forms.get(i))
+        {
+            out.push_str(form);
+        }
+        rest = &after[end + SLOT_CLOSE.len_utf8()..];
     }
     out.push_str(rest);
     out
+}
+
+/// One `<…>` form (without its brackets): a link, a room name, a mention or a `<!…>` command.
+fn form(inner: &str) -> String {
+    let (target, label) = match inner.split_once('|') {
+        Some((target, label)) => (target, Some(label)),
+        None => (inner, None),
+    };
+    if let Some(user) = target.strip_prefix('@') {
+        return format!("<@{user}>");
+    }
+    if let Some(room) = target.strip_prefix('#') {
+        return format!("#{}", label.unwrap_or(room));
+    }
+    if let Some(command) = target.strip_prefix('!') {
+        return match (command, label) {
+            (_, Some(label)) => label.to_string(),
+            ("here" | "channel" | "everyone", None) => format!("@{command}"),
+            (other, None) => other.to_string(),
+        };
+    }
+    let shown = target.strip_prefix("mailto:").unwrap_or(target);
+    match label {
+        Some(label) if label != shown && label != target => format!("[{label}]({target})"),
+        _ => shown.to_string(),
+    }
 }
 
 /// Slack's `&lt;`, `&gt;` and `&amp;` as the characters.
@@ -179,6 +219,17 @@ mod tests {
             ),
             ("one ` tick", "one ` tick"),
             ("<!subteam^S1|@devs> ship", "@devs ship"),
+            (
+                "<https://x.org/_media/file_.pdf|doc>",
+                "[doc](https://x.org/_media/file_.pdf)",
+            ),
+            ("<https://x.org/_a_>", "https://x.org/_a_"),
+            (
+                "*see <https://x.org|this>*",
+                "**see [this](https://x.org)**",
+            ),
+            ("_über_ *日本*", "*über* **日本**"),
+            ("unclosed ```fence *b*", "unclosed ```fence **b**"),
         ];
         for (slack, markdown) in cases {
             assert_eq!(to_markdown(slack), markdown, "from {slack:?}");

@@ -124,3 +124,21 @@ impl ReadError {
         ReadError(format!("{what}: {cause}"))
     }
 }
+
+/// Whether a time read from an export is one both databases keep (years 1970 to 9999).
+pub fn plausible(at: NaiveDateTime) -> bool {
+    use chrono::Datelike;
+    (1970..=9999).contains(&at.year())
+}
+
+/// A short, stable name for an export that carries no name of its own: a hash of `parts` (ids and
+/// times that differ between installations and stay when a file is moved or renamed).
+pub fn fingerprint(parts: &[&str]) -> String {
+    use sha2::Digest;
+    let mut hash = sha2::Sha256::new();
+    for part in parts {
+        hash.update(part.as_bytes());
+        hash.update([0]);
+    }
+    hex::encode(&hash.finalize()[..8])
+}

@@ -115,10 +115,15 @@ pub fn read(zip_path: &Path, files: Option<&Path>) -> Result<History, ReadError>
             "it has no users.json: is it a Slack workspace export?",
         )
     })?;
+    // The workspace's id names the source; an export without one is known by its people.
     let team = users
         .iter()
         .find_map(|u| u.team_id.clone())
-        .unwrap_or_else(|| "workspace".to_string());
+        .unwrap_or_else(|| {
+            let mut ids: Vec<&str> = users.iter().map(|u| u.id.as_str()).collect();
+            ids.sort_unstable();
+            super::fingerprint(&ids)
+        });
     let mut history = History {
         source: format!("slack:{team}"),
         mention_keys: true,
@@ -296,7 +301,9 @@ fn room(
             .map(|(i, file)| Post {
                 key: format!("{}#{}", key(&message.ts), i + 1),
                 author: author.clone(),
-                at: at + chrono::Duration::microseconds(i as i64 + 1),
+                at: at
+                    .checked_add_signed(chrono::Duration::microseconds(i as i64 + 1))
+                    .unwrap_or(at),
                 body: String::new(),
                 edited_at: None,
                 deleted: false,
@@ -361,14 +368,21 @@ pub fn find_file(dir: &Path, id: &str, name: &str) -> Option<PathBuf> {
     candidates.into_iter().find(|p| p.is_file())
 }
 
-/// Slack's `ts` (`"1700000000.000100"`: seconds and microseconds) as a time in UTC.
+/// Slack's `ts` (`"1700000000.000100"`: seconds and microseconds) as a time in UTC, if plausible.
 pub fn ts(text: &str) -> Option<NaiveDateTime> {
     let (seconds, fraction) = text.split_once('.').unwrap_or((text, "0"));
+    if fraction.is_empty() || !fraction.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
     let seconds: i64 = seconds.parse().ok()?;
-    let digits: String = fraction.chars().chain("000000".chars()).take(6).collect();
-    let micros: i64 = digits.parse().ok()?;
-    chrono::DateTime::from_timestamp(seconds, 0)
-        .map(|t| t.naive_utc() + chrono::Duration::microseconds(micros))
+    let digits: String = fraction
+        .chars()
+        .chain(std::iter::repeat('0'))
+        .take(6)
+        .collect();
+    let micros: u32 = digits.parse().ok()?;
+    let at = chrono::DateTime::from_timestamp(seconds, micros * 1000)?.naive_utc();
+    super::plausible(at).then_some(at)
 }
 
 /// Parses the archive's file `name` as JSON, if it is there.
@@ -408,5 +422,10 @@ mod tests {
             Some("2023-11-14 22:13:20")
         );
         assert!(ts("yesterday").is_none());
+        assert!(
+            ts("8210266876799.999999").is_none(),
+            "beyond what databases keep"
+        );
+        assert!(ts("1700000000.-5").is_none());
     }
 }

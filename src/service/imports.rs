@@ -64,12 +64,24 @@ pub struct Summary {
     pub reactions: usize,
     /// What was left out, and why.
     pub skipped: Skipped,
+    /// What the operator should know: map lines that named nobody or came too late.
+    pub warnings: Vec<String>,
 }
 
-/// The people of the import: source key → (account id, username).
-type People = HashMap<String, (i64, String)>;
+/// One person of the import as they are here.
+#[derive(Debug, Clone)]
+struct Here {
+    id: i64,
+    username: String,
+    /// Their username in the source, when it differs (mentions of it are rewritten).
+    was: Option<String>,
+}
 
-/// Imports `history`; `done` counts the messages written so far (for a progress bar).
+/// The people of the import: source key → who they are here.
+type People = HashMap<String, Here>;
+
+/// Imports `history`; `done` counts the messages handled so far (for a progress bar). A failure
+/// part way says what had been imported by then (that part stays: run the import again to go on).
 pub async fn run(
     svc: &Services,
     history: History,
@@ -80,11 +92,22 @@ pub async fn run(
         skipped: history.skipped.clone(),
         ..Summary::default()
     };
+    for named in options.map_users.keys() {
+        if !history
+            .people
+            .iter()
+            .any(|p| &p.key == named || &p.username == named)
+        {
+            summary.warnings.push(format!(
+                "the user map names `{named}`, who is not in the export"
+            ));
+        }
+    }
     let source = history.source.clone();
     let people = {
         let (source, persons, options) = (source.clone(), history.people.clone(), options.clone());
         let (mail, public_url) = (svc.mail.clone(), svc.settings.public_url.clone());
-        let (people, created, mapped, invited) = svc
+        let written = svc
             .db
             .write(move |conn| {
                 let mut writer = PeopleWriter {
@@ -94,18 +117,25 @@ pub async fn run(
                     mail: &mail,
                     public_url: &public_url,
                     now: chat::now(),
-                    invited: Vec::new(),
+                    written: PeopleWritten::default(),
                 };
-                writer.write_all(&persons)
+                writer.write_all(&persons)?;
+                Ok::<_, Error>(writer.written)
             })
             .await?;
-        summary.users_created = created;
-        summary.users_mapped = mapped;
-        summary.invited = invited;
-        Arc::new(people)
+        summary.users_created = written.created;
+        summary.users_mapped = written.mapped;
+        summary.invited = written.invited;
+        summary.warnings.extend(written.warnings);
+        Arc::new(written.people)
     };
+    let mut seen = HashSet::new();
     for room in history.rooms {
-        import_room(
+        if !seen.insert(room.key.clone()) {
+            summary.skipped.add("rooms listed twice (the first kept)");
+            continue;
+        }
+        let imported = import_room(
             svc,
             &source,
             room,
@@ -114,9 +144,38 @@ pub async fn run(
             &mut summary,
             &done,
         )
-        .await?;
+        .await;
+        if let Err(e) = imported {
+            return Err(partly(e, &summary));
+        }
     }
     Ok(summary)
+}
+
+/// `e`, saying what was imported before it.
+fn partly(e: Error, summary: &Summary) -> Error {
+    if summary.messages == 0 && summary.rooms_created == 0 {
+        return e;
+    }
+    let done = format!(
+        "after importing {} messages into {} new and {} existing rooms (run the same import again to go on)",
+        summary.messages, summary.rooms_created, summary.rooms_extended
+    );
+    match e {
+        Error::Invalid(text) => Error::Invalid(format!("{text} ({done})")),
+        Error::Conflict(text) => Error::Conflict(format!("{text} ({done})")),
+        other => Error::Invalid(format!("{} ({done})", other.detail())),
+    }
+}
+
+/// What writing the people did.
+#[derive(Default)]
+struct PeopleWritten {
+    people: People,
+    created: usize,
+    mapped: usize,
+    invited: Vec<(String, Option<String>)>,
+    warnings: Vec<String>,
 }
 
 /// Writes the people of an import, in one transaction.
@@ -127,51 +186,69 @@ struct PeopleWriter<'a> {
     mail: &'a crate::mail::Mail,
     public_url: &'a str,
     now: NaiveDateTime,
-    invited: Vec<(String, Option<String>)>,
+    written: PeopleWritten,
 }
 
 impl PeopleWriter<'_> {
-    #[allow(clippy::type_complexity)]
-    fn write_all(
-        &mut self,
-        persons: &[Person],
-    ) -> Result<(People, usize, usize, Vec<(String, Option<String>)>)> {
-        let known = imports::known(self.conn, self.source, "user:")?;
-        let (mut people, mut created, mut mapped) = (People::new(), 0, 0);
+    fn write_all(&mut self, persons: &[Person]) -> Result<()> {
+        let known = imports::known(self.conn, self.source, "user")?;
         for person in persons {
-            let key = format!("user:{}", person.key);
-            let user = match known.get(&key) {
-                Some(&id) => users::find(self.conn, id)?,
+            if self.written.people.contains_key(&person.key) {
+                continue;
+            }
+            let user = match known.get(&person.key) {
+                Some(&id) => {
+                    if self.mapped(person).is_some() {
+                        self.written.warnings.push(format!(
+                            "the user map line for `{}` came after an earlier import had placed them; it was not applied",
+                            person.username
+                        ));
+                    }
+                    users::find(self.conn, id)?
+                }
                 None => {
                     let user = match self.existing(person)? {
                         Some(user) => {
-                            mapped += 1;
+                            self.written.mapped += 1;
                             user
                         }
                         None => {
-                            created += 1;
+                            self.written.created += 1;
                             self.create(person)?
                         }
                     };
-                    imports::remember(self.conn, self.source, &key, user.id)?;
+                    imports::remember(self.conn, self.source, "user", &person.key, user.id)?;
                     user
                 }
             };
-            people.insert(person.key.clone(), (user.id, user.username));
+            let was = (person.username.to_lowercase() != user.username)
+                .then(|| person.username.to_lowercase());
+            self.written.people.insert(
+                person.key.clone(),
+                Here {
+                    id: user.id,
+                    username: user.username,
+                    was,
+                },
+            );
         }
-        Ok((people, created, mapped, std::mem::take(&mut self.invited)))
+        Ok(())
+    }
+
+    /// The account `--map-users` names for a person, if any.
+    fn mapped(&self, person: &Person) -> Option<&String> {
+        self.options
+            .map_users
+            .get(&person.key)
+            .or_else(|| self.options.map_users.get(&person.username))
     }
 
     /// The account here a source person is: the one `--map-users` names, else the one account
     /// with their address.
     fn existing(&mut self, person: &Person) -> Result<Option<users::User>> {
-        let named = self
-            .options
-            .map_users
-            .get(&person.key)
-            .or_else(|| self.options.map_users.get(&person.username));
-        if let Some(who) = named {
-            let found = match users::find_by_username(self.conn, who)? {
+        if let Some(who) = self.mapped(person).cloned() {
+            let who = who.as_str();
+            let found = match users::find_by_username(self.conn, &who.to_lowercase())? {
                 Some(user) => Some(user),
                 None => single(imports::by_email(self.conn, who)?),
             };
@@ -213,10 +290,10 @@ impl PeopleWriter<'_> {
                 .link_mail("invite", &user, &token)
                 .map_err(|e| Error::internal("rendering an invitation", e))?;
             outbox::enqueue(self.conn, &invitation, self.now)?;
-            self.invited.push((username, None));
+            self.written.invited.push((username, None));
         } else {
             let link = format!("{}/password/{token}", self.public_url);
-            self.invited.push((username, Some(link)));
+            self.written.invited.push((username, Some(link)));
         }
         Ok(user)
     }
@@ -315,7 +392,14 @@ struct RoomDone {
     messages: usize,
     files: usize,
     reactions: usize,
+    /// The stored names of the files it attached (other copies are dropped).
+    attached: HashSet<String>,
     skipped: Skipped,
+}
+
+/// The scope of a room's messages (and of its members) in `imported`.
+fn scope(what: &str, room_key: &str) -> String {
+    format!("{what}:{room_key}")
 }
 
 async fn import_room(
@@ -327,22 +411,38 @@ async fn import_room(
     summary: &mut Summary,
     done: &Arc<AtomicUsize>,
 ) -> Result<()> {
-    let prefix = format!("message:{}:", room.key);
-    let known = {
-        let (source, prefix) = (source.to_string(), prefix.clone());
+    let messages_scope = scope("message", &room.key);
+    let (known, room_id) = {
+        let (source, messages_scope, key) =
+            (source.to_string(), messages_scope.clone(), room.key.clone());
         svc.db
-            .run(move |conn| imports::known(conn, &source, &prefix))
+            .run(move |conn| {
+                let known = imports::known(conn, &source, &messages_scope)?;
+                let room = imports::known(conn, &source, "room")?.get(&key).copied();
+                Ok::<_, Error>((known, room))
+            })
             .await?
     };
-    let mut posts: Vec<Post> = room
-        .posts
-        .iter()
-        .filter(|p| !known.contains_key(&format!("{prefix}{}", p.key)))
-        .cloned()
-        .collect();
-    summary.already += room.posts.len() - posts.len();
-    posts.sort_by(|a, b| (a.at, &a.key).cmp(&(b.at, &b.key)));
-    // Files are copied in before the transaction; a failed room removes its copies.
+    // Each message once, in the source's order among messages of the same time.
+    let mut keys = HashSet::new();
+    let mut posts: Vec<Post> = Vec::with_capacity(room.posts.len());
+    for post in &room.posts {
+        if !keys.insert(post.key.as_str()) {
+            summary
+                .skipped
+                .add("messages listed twice (the first kept)");
+        } else if known.contains_key(&post.key) {
+            summary.already += 1;
+        } else {
+            posts.push(post.clone());
+        }
+    }
+    done.fetch_add(room.posts.len() - posts.len(), Ordering::Relaxed);
+    if posts.is_empty() && room_id.is_some() {
+        return Ok(());
+    }
+    posts.sort_by_key(|p| p.at);
+    // Files are copied in before the transaction; the copies it does not attach are dropped.
     let mut received: Vec<(Received, bool)> = Vec::new();
     let mut ready = Vec::with_capacity(posts.len());
     for post in posts {
@@ -352,22 +452,24 @@ async fn import_room(
             post,
         };
         if let Some(file) = item.post.file.clone() {
+            let name = input::file_name(&file.name);
             match file.path {
                 None => {
                     summary
                         .skipped
                         .add("files not in the export (named in their message)");
-                    item.missing = Some(format!("(file not imported: {})", file.name));
+                    item.missing =
+                        Some(format!("(file not imported: {})", markdown_literal(&name)));
                 }
                 Some(path) => {
-                    let copy = uploads::received_file(svc, &file.name, &path).await?;
+                    let copy = uploads::received_file(svc, &name, &path).await?;
                     if copy.size > svc.settings.uploads.max_bytes {
                         summary
                             .skipped
                             .add("files over the upload limit (named in their message)");
                         item.missing = Some(format!(
                             "(file not imported: {}, {}, over the upload limit)",
-                            file.name,
+                            markdown_literal(&name),
                             crate::format::size(i64::try_from(copy.size).unwrap_or(i64::MAX))
                         ));
                     } else {
@@ -384,6 +486,7 @@ async fn import_room(
     let writer = RoomWriter {
         source: source.to_string(),
         room,
+        room_id,
         people: people.clone(),
         mention_keys,
         known,
@@ -392,6 +495,9 @@ async fn import_room(
     let result = svc.db.write(move |conn| writer.write(conn, ready)).await?;
     let mut images = Vec::new();
     for (copy, image) in received {
+        if !result.attached.contains(&copy.stored_name) {
+            continue;
+        }
         let name = copy.stored_name.clone();
         copy.temp.keep();
         if let Err(e) = svc.store.finish(&name).await {
@@ -401,7 +507,9 @@ async fn import_room(
             images.push(name);
         }
     }
-    svc.live.advance(result.room_id, result.cursor);
+    if result.room_id != 0 {
+        svc.live.advance(result.room_id, result.cursor);
+    }
     for name in images {
         uploads::thumbnail(svc, name).await;
     }
@@ -417,10 +525,28 @@ async fn import_room(
     Ok(())
 }
 
+/// `text` shown as it is by Markdown: its markup characters escaped, on one line.
+fn markdown_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.push(' ');
+            continue;
+        }
+        if "\\`*_{}[]()<>#+-.!|~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Writes one room's new messages, in one transaction.
 struct RoomWriter {
     source: String,
     room: RoomHistory,
+    /// The room an earlier run created.
+    room_id: Option<i64>,
     people: Arc<People>,
     mention_keys: bool,
     known: HashMap<String, i64>,
@@ -431,29 +557,51 @@ impl RoomWriter {
     fn write(mut self, conn: &mut AnyConnection, ready: Vec<Ready>) -> Result<RoomDone> {
         let now = chat::now();
         let mut result = RoomDone::default();
-        let room_key = format!("room:{}", self.room.key);
-        let room_id = match imports::known(conn, &self.source, &room_key)?.get(&room_key) {
-            Some(&id) => id,
+        let room_id = match self.room_id {
+            Some(id) => {
+                // History arrives in id order: after messages posted here since, it would read as
+                // newer than they are. Such a room is left as it is.
+                let newest = rooms::newest_message_id(conn, id)?;
+                let newest_imported = self.known.values().copied().max().unwrap_or(0);
+                if newest > newest_imported {
+                    for _ in &ready {
+                        result.skipped.add(
+                            "messages for rooms that have had messages posted here since the last import (left as they are)",
+                        );
+                    }
+                    self.done.fetch_add(ready.len(), Ordering::Relaxed);
+                    return Ok(result);
+                }
+                id
+            }
             None => {
                 result.created = true;
                 let id = self.create_room(conn, now)?;
-                imports::remember(conn, &self.source, &room_key, id)?;
+                imports::remember(conn, &self.source, "room", &self.room.key, id)?;
                 id
             }
         };
         result.room_id = room_id;
         let mut cursor = imports::lock_room(conn, room_id)?;
         let read_before = rooms::newest_message_id(conn, room_id)?;
+        // Members once: someone who left an imported room is not put back by the next run.
+        let members_scope = scope("member", &self.room.key);
+        let placed = imports::known(conn, &self.source, &members_scope)?;
         for member in &self.room.members {
-            if let Some(&(id, _)) = self.people.get(member) {
-                rooms::add_member(conn, room_id, id, now)?;
+            if placed.contains_key(member) {
+                continue;
+            }
+            if let Some(here) = self.people.get(member) {
+                rooms::add_member(conn, room_id, here.id, now)?;
+                imports::remember(conn, &self.source, &members_scope, member, here.id)?;
             }
         }
-        let prefix = format!("message:{}:", self.room.key);
+        let messages_scope = scope("message", &self.room.key);
         let mut threads: HashSet<i64> = HashSet::new();
         for item in ready {
+            self.done.fetch_add(1, Ordering::Relaxed);
             let post = &item.post;
-            let Some(&(author_id, _)) = self.people.get(&post.author) else {
+            let Some(author_id) = self.people.get(&post.author).map(|h| h.id) else {
                 result
                     .skipped
                     .add("messages by people the export does not list");
@@ -462,7 +610,7 @@ impl RoomWriter {
             let parent_id = post
                 .thread
                 .as_ref()
-                .and_then(|t| self.known.get(&format!("{prefix}{t}")).copied());
+                .and_then(|t| self.known.get(t).copied());
             if post.thread.is_some() && parent_id.is_none() {
                 result
                     .skipped
@@ -489,37 +637,37 @@ impl RoomWriter {
                     parent_id,
                 },
             )?;
-            let key = format!("{prefix}{}", post.key);
-            imports::remember(conn, &self.source, &key, id)?;
-            self.known.insert(key, id);
+            imports::remember(conn, &self.source, &messages_scope, &post.key, id)?;
+            self.known.insert(post.key.clone(), id);
             threads.extend(parent_id);
-            if let (Some(file), false) = (&item.file, post.deleted) {
+            result.messages += 1;
+            if post.deleted {
+                continue;
+            }
+            if let Some(file) = &item.file {
                 attachments::attach(conn, id, room_id, file, post.at)?;
+                result.attached.insert(file.stored_name.clone());
                 result.files += 1;
             }
-            if !post.deleted {
-                for (emoji, who) in &post.reactions {
-                    let Ok(emoji) = reactions::parse(emoji) else {
-                        result
-                            .skipped
-                            .add("reactions with an emoji Confab does not know");
-                        continue;
-                    };
-                    for person in who {
-                        if let Some(&(user_id, _)) = self.people.get(person) {
-                            imports::react(conn, id, user_id, emoji, post.at)?;
-                            result.reactions += 1;
-                        }
+            for (emoji, who) in &post.reactions {
+                let Ok(emoji) = reactions::parse(emoji) else {
+                    result
+                        .skipped
+                        .add("reactions with an emoji Confab does not know");
+                    continue;
+                };
+                for person in who {
+                    if let Some(here) = self.people.get(person) {
+                        imports::react(conn, id, here.id, emoji, post.at)?;
+                        result.reactions += 1;
                     }
                 }
             }
-            result.messages += 1;
-            self.done.fetch_add(1, Ordering::Relaxed);
         }
         let mut threads: Vec<i64> = threads.into_iter().collect();
         threads.sort_unstable();
         result.cursor = imports::settle(conn, room_id, cursor, &threads, read_before)?;
-        if let Some(at) = self.room.archived_at {
+        if let (Some(at), true) = (self.room.archived_at, result.created) {
             imports::archive(conn, room_id, at)?;
         }
         Ok(result)
@@ -528,16 +676,16 @@ impl RoomWriter {
     /// Creates the room: a direct conversation if the source had one of exactly these people
     /// (a private room if they already have one here), else a room at a free address.
     fn create_room(&self, conn: &mut AnyConnection, now: NaiveDateTime) -> Result<i64> {
-        let members: Vec<(i64, String)> = self
+        let members: Vec<&Here> = self
             .room
             .members
             .iter()
-            .filter_map(|m| self.people.get(m).cloned())
+            .filter_map(|m| self.people.get(m))
             .collect();
         if self.room.direct && !members.is_empty() {
-            let ids: Vec<i64> = members.iter().map(|(id, _)| *id).collect();
+            let ids: Vec<i64> = members.iter().map(|h| h.id).collect();
             if direct::find(conn, &ids)?.is_none() {
-                let names: Vec<&str> = members.iter().map(|(_, n)| n.as_str()).collect();
+                let names: Vec<&str> = members.iter().map(|h| h.username.as_str()).collect();
                 return Ok(direct::create(conn, &ids, &names, now)?.id);
             }
         }
@@ -553,30 +701,73 @@ impl RoomWriter {
                 slug: &slug,
                 name: if name.trim().is_empty() { &slug } else { &name },
                 description: &description,
-                is_private: self.room.private,
+                is_private: self.room.private || self.room.direct,
             },
             now,
         )?;
         Ok(room.id)
     }
 
-    /// `body` with Slack's `<@key>` written as `@username` (when the history names people so).
+    /// `body` with the people it names written as they are here: Slack's `<@key>` as
+    /// `@username`, and (for other sources) `@oldname` of someone whose username changed as
+    /// `@newname`.
     fn mentions(&self, body: &str) -> String {
-        if !self.mention_keys || !body.contains("<@") {
+        if self.mention_keys {
+            return self.mention_keys(body);
+        }
+        if !body.contains('@') {
             return body.to_string();
         }
+        let renamed: HashMap<&str, &str> = self
+            .people
+            .values()
+            .filter_map(|h| h.was.as_deref().map(|was| (was, h.username.as_str())))
+            .collect();
+        if renamed.is_empty() {
+            return body.to_string();
+        }
+        let is_name = |c: char| c.is_ascii_alphanumeric() || "_.-".contains(c);
+        let mut out = String::with_capacity(body.len());
+        let mut rest = body;
+        while let Some(at) = rest.find('@') {
+            out.push_str(&rest[..at]);
+            let after = &rest[at + 1..];
+            let end = after.find(|c: char| !is_name(c)).unwrap_or(after.len());
+            let name = after[..end].trim_end_matches('.').to_lowercase();
+            let boundary = out.chars().last().is_none_or(|c| !is_name(c));
+            match renamed.get(name.as_str()) {
+                Some(new) if boundary => {
+                    out.push('@');
+                    out.push_str(new);
+                    rest = &after[name.len()..];
+                }
+                _ => {
+                    out.push('@');
+                    rest = after;
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// Slack's `<@key>` as `@username`.
+    fn mention_keys(&self, body: &str) -> String {
         let mut out = String::with_capacity(body.len());
         let mut rest = body;
         while let Some(start) = rest.find("<@") {
             out.push_str(&rest[..start]);
             let after = &rest[start + 2..];
-            match after.find('>') {
-                Some(end) if self.people.contains_key(&after[..end]) => {
+            match after
+                .find('>')
+                .and_then(|end| Some((end, self.people.get(&after[..end])?)))
+            {
+                Some((end, here)) => {
                     out.push('@');
-                    out.push_str(&self.people[&after[..end]].1);
+                    out.push_str(&here.username);
                     rest = &after[end + 1..];
                 }
-                _ => {
+                None => {
                     out.push_str("<@");
                     rest = after;
                 }

@@ -28,7 +28,7 @@ both_backends!(
 );
 
 /// Slack's times of the fixture's messages.
-const TS: [&str; 7] = [
+const TS: [&str; 8] = [
     "1700000000.000100",
     "1700000100.000200",
     "1700000200.000300",
@@ -36,6 +36,7 @@ const TS: [&str; 7] = [
     "1700000400.000500",
     "1700090000.000600",
     "1700180000.000700",
+    "1700000450.000800",
 ];
 
 /// A small Slack export: three people (Ann's address in other case than hers here, Carol with
@@ -57,7 +58,9 @@ fn slack_messages() -> Vec<(String, serde_json::Value)> {
                 {"type": "message", "user": "U2", "ts": TS[3], "text": "the notes",
                  "files": [{"id": "F1", "name": "notes.txt", "title": "notes"}]},
                 {"type": "message", "user": "U1", "ts": TS[4], "text": "",
-                 "files": [{"id": "F2", "name": "lost.png", "title": "lost"}]}
+                 "files": [{"id": "F2", "name": "lost.png", "title": "lost"}]},
+                {"type": "message", "subtype": "tombstone", "user": "U1", "ts": TS[7],
+                 "text": "This message was deleted.", "files": [{"id": "F3", "name": "gone.txt"}]}
             ]),
         ),
         (
@@ -119,6 +122,8 @@ fn slack_export(dir: &Path) -> (PathBuf, PathBuf) {
     let files = dir.join("files");
     std::fs::create_dir_all(files.join("F1")).expect("files dir");
     std::fs::write(files.join("F1").join("notes.txt"), "the notes themselves").expect("file");
+    // A deleted message's file is in the folder too, and must not be kept.
+    std::fs::write(files.join("F3-gone.txt"), "deleted").expect("file");
     (path, files)
 }
 
@@ -203,7 +208,7 @@ async fn a_slack_export_arrives_whole_and_once(backend: Backend) {
     );
     assert_eq!(
         (summary.rooms_created, summary.messages),
-        (3, 6),
+        (3, 7),
         "{summary:?}"
     );
     assert_eq!((summary.files, summary.reactions), (1, 1), "{summary:?}");
@@ -240,7 +245,7 @@ async fn a_slack_export_arrives_whole_and_once(backend: Backend) {
     // Our own room is untouched; Slack's #general arrived beside it.
     assert_eq!(room_messages(&app, "general").await, before);
     let imported = room_messages(&app, "general-2").await;
-    assert_eq!(imported.len(), 4, "{imported:?}");
+    assert_eq!(imported.len(), 5, "{imported:?}");
     let times: Vec<String> = imported.iter().map(|m| m.2.to_string()).collect();
     assert_eq!(
         times,
@@ -248,7 +253,8 @@ async fn a_slack_export_arrives_whole_and_once(backend: Backend) {
             "2023-11-14 22:13:20.000100",
             "2023-11-14 22:15:00.000200",
             "2023-11-14 22:18:20.000400",
-            "2023-11-14 22:20:00.000500"
+            "2023-11-14 22:20:00.000500",
+            "2023-11-14 22:20:50.000800"
         ]
     );
     let (first, reply) = (&imported[0], &imported[1]);
@@ -262,7 +268,8 @@ async fn a_slack_export_arrives_whole_and_once(backend: Backend) {
         reply.3.map(|t| t.to_string()).as_deref(),
         Some("2023-11-14 22:15:50")
     );
-    assert_eq!(imported[3].1, "(file not imported: lost.png)");
+    assert_eq!(imported[3].1, "(file not imported: lost\\.png)");
+    assert_eq!(imported[4].1, "", "a deleted message stays a deleted line");
 
     let mut browser = app.login("ann").await;
     let page = browser.get("/rooms/general-2").await.expect(Status::Ok);
@@ -327,7 +334,18 @@ async fn a_slack_export_arrives_whole_and_once(backend: Backend) {
     assert_eq!(kinds[3].2, "direct");
     assert_eq!(kinds[3].0, "ann, bob-smith");
 
-    // A second run writes nothing.
+    // A second run writes nothing, and puts nobody back who left an imported room.
+    let bob = app
+        .write(|c| {
+            let bob: i64 = users::table
+                .filter(users::username.eq("bob-smith"))
+                .select(users::id)
+                .first(c)?;
+            let room = confab::chat::rooms::find_by_slug(c, "general-2")?;
+            confab::chat::rooms::remove_member(c, room.id, bob)?;
+            Ok(bob)
+        })
+        .await;
     let counts = count_rows(&app).await;
     let history = import::slack::read(&zip, Some(&files)).expect("a good export");
     let again = run(&app, history, &options(Invite::Print)).await;
@@ -341,9 +359,20 @@ async fn a_slack_export_arrives_whole_and_once(backend: Backend) {
         (0, 0, 0, 0),
         "{again:?}"
     );
-    assert_eq!(again.already, 6);
+    assert_eq!(again.already, 7);
     assert_eq!(count_rows(&app).await, counts);
     assert_eq!(files_under(&app.settings().uploads.dir).len(), 1);
+    let bob_back: i64 = app
+        .write(move |c| {
+            Ok(memberships::table
+                .inner_join(rooms::table)
+                .filter(rooms::slug.eq("general-2"))
+                .filter(memberships::user_id.eq(bob))
+                .count()
+                .get_result(c)?)
+        })
+        .await;
+    assert_eq!(bob_back, 0, "who left stays out");
     app.deliver_mail().await;
 }
 
@@ -413,11 +442,12 @@ async fn a_bad_export_writes_nothing(backend: Backend) {
 }
 
 /// django-conversate's tables, created by its migrations' SQL, with two people (Ann, whose address
-/// matches hers here, and Dave), a room with a doubled membership row, and three messages, one
-/// with a file under the store root.
-fn conversate_rows(conn: &mut impl SimpleConnection, sql: &str) {
+/// matches hers here, and Dave), a room with a doubled membership row, and four messages from
+/// `start` (seconds since 1970), one with a file under the store root and two in the same second
+/// (ids 99 and 100, which must keep that order).
+fn conversate_rows(conn: &mut impl SimpleConnection, sql: &str, start: i64) {
     conn.batch_execute(sql).expect("conversate schema");
-    conn.batch_execute(
+    conn.batch_execute(&format!(
         "INSERT INTO auth_user (id, password, is_superuser, username, first_name, last_name, email, is_staff, is_active, date_joined)
              VALUES (1, '!', TRUE, 'ann', 'Ann', '', 'ann@example.org', TRUE, TRUE, '2019-01-01 10:00:00'),
                     (2, '!', FALSE, 'dave', 'Dave', '', 'dave@example.net', FALSE, TRUE, '2019-01-02 10:00:00');
@@ -426,11 +456,15 @@ fn conversate_rows(conn: &mut impl SimpleConnection, sql: &str) {
              VALUES (NULL, FALSE, '000000', TRUE, FALSE, 1, 1),
                     (NULL, FALSE, '000000', TRUE, FALSE, 1, 2),
                     (NULL, FALSE, '000000', TRUE, FALSE, 1, 2);
-         INSERT INTO conversate_message (\"timestamp\", content, room_id, user_id, file)
-             VALUES (1546336800, 'first words', 1, 1, ''),
-                    (1546336860, 'a photo of the plan', 1, 2, 'conversate/the_plan.txt'),
-                    (1546336920, 'last words', 1, 1, NULL);",
-    )
+         INSERT INTO conversate_message (id, \"timestamp\", content, room_id, user_id, file)
+             VALUES (1, {start}, 'first words, @dave', 1, 1, ''),
+                    (99, {}, 'a photo of the plan', 1, 2, 'conversate/the_plan.txt'),
+                    (100, {}, 'in the same second', 1, 1, NULL),
+                    (101, {}, 'last words', 1, 1, NULL);",
+        start + 60,
+        start + 60,
+        start + 120,
+    ))
     .expect("conversate rows");
 }
 
@@ -439,6 +473,8 @@ async fn a_conversate_database_arrives_whole_and_once(backend: Backend) {
         return;
     };
     app.user("ann", false).await;
+    // Another Dave is here already: conversate's Dave becomes dave-2, and so do mentions of him.
+    app.user("dave", false).await;
     let dir = tempfile::tempdir().expect("dir");
     let store = dir.path().join("media");
     std::fs::create_dir_all(store.join("conversate")).expect("store");
@@ -451,15 +487,18 @@ async fn a_conversate_database_arrives_whole_and_once(backend: Backend) {
     conversate_rows(
         &mut sqlite,
         include_str!("../fixtures/conversate/sqlite.sql"),
+        1546336800,
     );
     drop(sqlite);
     let mut sources = vec![sqlite_path.display().to_string()];
     let pg = PgDatabase::create(false);
     if let Some(pg) = &pg {
         let mut conn = diesel::PgConnection::establish(&pg.url).expect("postgres");
+        // Another installation: its history began on another day.
         conversate_rows(
             &mut conn,
             include_str!("../fixtures/conversate/postgres.sql"),
+            1546423200,
         );
         sources.push(pg.url.clone());
     }
@@ -471,13 +510,31 @@ async fn a_conversate_database_arrives_whole_and_once(backend: Backend) {
         assert_eq!(summary.users_created, usize::from(n == 0), "{summary:?}");
         assert_eq!(
             (summary.rooms_created, summary.messages, summary.files),
-            (1, 3, 1)
+            (1, 4, 1)
         );
         let slug = if n == 0 { "lobby" } else { "lobby-2" };
         let imported = room_messages(&app, slug).await;
         let bodies: Vec<&str> = imported.iter().map(|m| m.1.as_str()).collect();
-        assert_eq!(bodies, ["first words", "a photo of the plan", "last words"]);
-        assert_eq!(imported[0].2.to_string(), "2019-01-01 10:00:00");
+        assert_eq!(
+            bodies,
+            [
+                "first words, @dave-2",
+                "a photo of the plan",
+                "in the same second",
+                "last words"
+            ]
+        );
+        let first = ["2019-01-01 10:00:00", "2019-01-02 10:00:00"][n];
+        assert_eq!(imported[0].2.to_string(), first);
+        let private: bool = app
+            .write(move |c| {
+                Ok(rooms::table
+                    .filter(rooms::slug.eq(slug))
+                    .select(rooms::is_private)
+                    .first(c)?)
+            })
+            .await;
+        assert!(private, "a conversate room is for its members");
         let again = run(
             &app,
             import::conversate::read(url, Some(&store)).expect("conversate"),
@@ -486,9 +543,22 @@ async fn a_conversate_database_arrives_whole_and_once(backend: Backend) {
         .await;
         assert_eq!(
             (again.messages, again.rooms_created, again.already),
-            (0, 0, 3)
+            (0, 0, 4)
         );
     }
+    // The same database moved elsewhere is the same source: nothing is imported twice.
+    let moved = dir.path().join("elsewhere.sqlite3");
+    std::fs::copy(&sqlite_path, &moved).expect("copy");
+    let again = run(
+        &app,
+        import::conversate::read(&moved.display().to_string(), Some(&store)).expect("moved"),
+        &options(Invite::No),
+    )
+    .await;
+    assert_eq!(
+        (again.messages, again.already, again.users_created),
+        (0, 4, 0)
+    );
     // Dave was created once (the second database maps him by address), invited by mail.
     assert_eq!(app.deliver_mail().await, 1);
     let mails = app.mail().delivered();
@@ -653,7 +723,7 @@ async fn imported_messages_reach_an_open_page(backend: Backend) {
         "{out}"
     );
     assert!(
-        out.contains("messages:  6 imported, 0 already here"),
+        out.contains("messages:  7 imported, 0 already here"),
         "{out}"
     );
     assert!(
@@ -687,6 +757,17 @@ async fn imported_messages_reach_an_open_page(backend: Backend) {
         day.push(json!({"type": "message", "user": "U2", "ts": "1700000500.000000", "text": "later news"}));
         day.push(json!({"type": "message", "user": "U2", "ts": "1700000600.000000", "thread_ts": TS[0], "text": "later answer"}));
     }
+    // #secret moved on here since: Ann wrote in it. What the export adds to it is left out.
+    browser.get("/rooms/secret").await.expect(Status::Ok);
+    let ann_page = browser
+        .post("/rooms/secret/messages", &[("body", "written here")])
+        .await;
+    assert_eq!(ann_page.status, Status::SeeOther);
+    if let Some(serde_json::Value::Array(day)) = more.get_mut(1).map(|(_, v)| v) {
+        day.push(
+            json!({"type": "message", "user": "U3", "ts": "1700090100.000000", "text": "too late"}),
+        );
+    }
     all.extend(more);
     zip(&zip_path, &all);
     let out = confab(&[
@@ -703,11 +784,17 @@ async fn imported_messages_reach_an_open_page(backend: Backend) {
         "no bar without a terminal: {out}"
     );
     assert!(
-        out.contains("messages:  2 imported, 6 already here"),
+        out.contains("messages:  2 imported, 7 already here"),
         "{out}"
     );
     assert!(
         out.contains("rooms:     0 created, 1 given new messages"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "1 messages for rooms that have had messages posted here since the last import"
+        ),
         "{out}"
     );
 
@@ -728,4 +815,17 @@ async fn imported_messages_reach_an_open_page(backend: Backend) {
         matches!((news, reply), (Some(a), Some(b)) if a < b),
         "the new messages arrive in order: {texts:?}"
     );
+    // The answer joined the thread, and the thread's first message came along counting it.
+    let changed = events["messages"].as_array().expect("messages");
+    let root = changed
+        .iter()
+        .find(|m| {
+            m["html"]
+                .as_str()
+                .is_some_and(|h| h.contains("<strong>bold</strong>"))
+        })
+        .expect("the thread's first message changed");
+    assert_eq!(root["reply_count"], 2, "{root}");
+    let answer = &changed[reply.unwrap_or_default()];
+    assert_eq!(answer["parent_id"], root["id"], "{answer}");
 }
