@@ -56,6 +56,8 @@ struct Args {
     scale: &'static Scale,
     database_url: Option<String>,
     requests: usize,
+    /// `--only pages`: the baseline and the room pages only, printed, docs/benchmarks.md untouched.
+    only_pages: bool,
 }
 
 fn args() -> Args {
@@ -63,6 +65,7 @@ fn args() -> Args {
         scale: &SMALL,
         database_url: None,
         requests: 4000,
+        only_pages: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -75,6 +78,7 @@ fn args() -> Args {
                 }
             }
             "--database-url" => args.database_url = it.next(),
+            "--only" => args.only_pages = it.next().as_deref() == Some("pages"),
             "--requests" => {
                 args.requests = it
                     .next()
@@ -372,6 +376,40 @@ struct Measured {
     p50: Duration,
     p99: Duration,
     queries: f64,
+    /// CPU time per request of this process (server and clients) and every PostgreSQL process.
+    cpu_ms: f64,
+}
+
+/// CPU time used so far by this process and by every `postgres` process, in milliseconds (from
+/// `/proc`, in clock ticks of 10 ms).
+fn cpu_ms() -> f64 {
+    let ticks = |stat: &str| -> u64 {
+        // After the command name in parentheses: state, then fields 4.. ; utime and stime are
+        // the 14th and 15th fields of the line.
+        stat.rsplit_once(')')
+            .map(|(_, rest)| {
+                let fields: Vec<&str> = rest.split_whitespace().collect();
+                fields.get(11).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0)
+                    + fields.get(12).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0)
+            })
+            .unwrap_or(0)
+    };
+    let mut total = std::fs::read_to_string("/proc/self/stat")
+        .map(|s| ticks(&s))
+        .unwrap_or(0);
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let is_postgres = std::fs::read_to_string(path.join("comm"))
+                .is_ok_and(|c| c.trim() == "postgres");
+            if is_postgres {
+                total += std::fs::read_to_string(path.join("stat"))
+                    .map(|s| ticks(&s))
+                    .unwrap_or(0);
+            }
+        }
+    }
+    total as f64 * 10.0
 }
 
 impl Measured {
@@ -406,6 +444,7 @@ async fn drive(
     }
     let next = Arc::new(AtomicU64::new(0));
     let before = server.queries();
+    let cpu_before = cpu_ms();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..clients {
@@ -442,6 +481,7 @@ async fn drive(
         p50: percentile(&latencies, 0.5),
         p99: percentile(&latencies, 0.99),
         queries,
+        cpu_ms: (cpu_ms() - cpu_before) / requests as f64,
     }
 }
 
@@ -467,12 +507,13 @@ struct Report {
 impl Report {
     fn row(&mut self, scenario: &str, m: &Measured, baseline: f64) {
         self.rows.push(format!(
-            "| {scenario} | {:.0} | {:.2}× | {:.2} ms | {:.2} ms | {:.2} |",
+            "| {scenario} | {:.0} | {:.2}× | {:.2} ms | {:.2} ms | {:.2} | {:.2} ms |",
             m.throughput(),
             m.throughput() / baseline,
             m.p50.as_secs_f64() * 1000.0,
             m.p99.as_secs_f64() * 1000.0,
-            m.queries
+            m.queries,
+            m.cpu_ms
         ));
     }
 
@@ -626,6 +667,11 @@ async fn run(args: Args) {
         verdicts: Vec::new(),
     };
     let base = baseline_throughput(&bench, &mut report).await;
+    if args.only_pages {
+        room_pages(&bench, &mut report, base, scale).await;
+        println!("{}", report.rows.join("\n"));
+        return;
+    }
     polls(&bench, &mut report, base).await;
     posting(&bench, &mut report, base, scale).await;
     let latest_big = room_pages(&bench, &mut report, base, scale).await;
@@ -636,7 +682,7 @@ async fn run(args: Args) {
 
     let table = format!(
         "### {backend}, scale `{}` ({} users, {} rooms, {} messages, the big room {})\n\n\
-         | scenario | req/s | × baseline | p50 | p99 | queries/req |\n|---|---|---|---|---|---|\n{}\n\n{}\n\n{}\n",
+         | scenario | req/s | × baseline | p50 | p99 | queries/req | CPU/req |\n|---|---|---|---|---|---|---|\n{}\n\n{}\n\n{}\n",
         scale.name, scale.users, scale.rooms, scale.messages, scale.big_room,
         report.rows.join("\n"),
         report.notes.join("\n"),
@@ -814,7 +860,7 @@ async fn polls(bench: &Bench, report: &mut Report, base: f64) {
     }
     let per_poll = poll_queries.iter().sum::<u64>() as f64 / poll_queries.len() as f64;
     report.rows.push(format!(
-        "| poll returning one new message | | | | | {per_poll:.2} |"
+        "| poll returning one new message | | | | | {per_poll:.2} | |"
     ));
     report.target(
         &format!("poll with one new message ≤ 2 queries ({per_poll:.2})"),
@@ -838,6 +884,7 @@ async fn posting(bench: &Bench, report: &mut Report, base: f64, scale: &Scale) {
     post_concurrently(server, sessions, "r1", posters, 1, "warm").await;
     let before_count = count_messages(db, "r1").await;
     let before_queries = server.queries();
+    let cpu_before = cpu_ms();
     let started = Instant::now();
     let mut latencies =
         post_concurrently(server, sessions, "r1", posters, per_poster, "bench").await;
@@ -849,6 +896,7 @@ async fn posting(bench: &Bench, report: &mut Report, base: f64, scale: &Scale) {
         p50: percentile(&latencies, 0.5),
         p99: percentile(&latencies, 0.99),
         queries: (server.queries() - before_queries) as f64 / sends as f64,
+        cpu_ms: (cpu_ms() - cpu_before) / sends as f64,
     };
     report.row(
         "post a message, API (50 posters, 1 in 4 sent twice)",
@@ -866,6 +914,7 @@ async fn posting(bench: &Bench, report: &mut Report, base: f64, scale: &Scale) {
     // The same in the 500,000-message room, whose messages are the oldest: a post must not cost
     // more there.
     let before_queries = server.queries();
+    let cpu_before = cpu_ms();
     let started = Instant::now();
     let mut latencies = post_concurrently(server, sessions, "r0", posters, 4, "big").await;
     latencies.sort();
@@ -876,6 +925,7 @@ async fn posting(bench: &Bench, report: &mut Report, base: f64, scale: &Scale) {
         p50: percentile(&latencies, 0.5),
         p99: percentile(&latencies, 0.99),
         queries: (server.queries() - before_queries) as f64 / sends as f64,
+        cpu_ms: (cpu_ms() - cpu_before) / sends as f64,
     };
     report.row(
         &format!(
@@ -889,6 +939,7 @@ async fn posting(bench: &Bench, report: &mut Report, base: f64, scale: &Scale) {
     // The plain form, as a browser without JavaScript sends it (one poster, each form sent once).
     let forms = 200;
     let before_queries = server.queries();
+    let cpu_before = cpu_ms();
     let started = Instant::now();
     let mut latencies = Vec::new();
     for i in 0..forms {
@@ -916,6 +967,7 @@ async fn posting(bench: &Bench, report: &mut Report, base: f64, scale: &Scale) {
         p50: percentile(&latencies, 0.5),
         p99: percentile(&latencies, 0.99),
         queries: (server.queries() - before_queries) as f64 / forms as f64,
+        cpu_ms: (cpu_ms() - cpu_before) / forms as f64,
     };
     report.row("post a message, form (one poster)", &form_posted, base);
     report.target(
@@ -1085,7 +1137,7 @@ async fn held_polls(bench: &Bench, report: &mut Report, scale: &Scale) {
     delays.sort();
     let expected = waiting / rooms;
     report.rows.push(format!(
-        "| held polls: {waiting} across {rooms} rooms, a post in one | | | {:.2} ms | {:.2} ms | |",
+        "| held polls: {waiting} across {rooms} rooms, a post in one | | | {:.2} ms | {:.2} ms | | |",
         percentile(&delays, 0.5).as_secs_f64() * 1000.0,
         percentile(&delays, 0.99).as_secs_f64() * 1000.0
     ));
