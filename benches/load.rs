@@ -389,8 +389,14 @@ fn cpu_ms() -> f64 {
         stat.rsplit_once(')')
             .map(|(_, rest)| {
                 let fields: Vec<&str> = rest.split_whitespace().collect();
-                fields.get(11).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0)
-                    + fields.get(12).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0)
+                fields
+                    .get(11)
+                    .and_then(|f| f.parse::<u64>().ok())
+                    .unwrap_or(0)
+                    + fields
+                        .get(12)
+                        .and_then(|f| f.parse::<u64>().ok())
+                        .unwrap_or(0)
             })
             .unwrap_or(0)
     };
@@ -400,8 +406,8 @@ fn cpu_ms() -> f64 {
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for entry in entries.flatten() {
             let path = entry.path();
-            let is_postgres = std::fs::read_to_string(path.join("comm"))
-                .is_ok_and(|c| c.trim() == "postgres");
+            let is_postgres =
+                std::fs::read_to_string(path.join("comm")).is_ok_and(|c| c.trim() == "postgres");
             if is_postgres {
                 total += std::fs::read_to_string(path.join("stat"))
                     .map(|s| ticks(&s))

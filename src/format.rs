@@ -163,8 +163,19 @@ fn nests_end(end: &TagEnd) -> bool {
     )
 }
 
-/// A message body as safe HTML.
+/// A message body as safe HTML, rendered once for each distinct body (see [`crate::cache`]).
 pub fn message_html(body: &str) -> String {
+    static RENDERED: OnceLock<crate::cache::Memo> = OnceLock::new();
+    let memo = RENDERED.get_or_init(|| crate::cache::Memo::new(8192));
+    match memo.get_or_render(memo.key(&body), || {
+        Ok::<_, std::convert::Infallible>(render_message_html(body))
+    }) {
+        Ok(html) => html.to_string(),
+        Err(never) => match never {},
+    }
+}
+
+fn render_message_html(body: &str) -> String {
     let mut events: Vec<Event<'static>> = Vec::new();
     let (mut in_code, mut in_link) = (false, false);
     for event in bounded(body) {
@@ -329,7 +340,7 @@ pub fn excerpt(text: &str, terms: &[String], width: usize) -> String {
 }
 
 /// A time shown to a reader in their zone.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Hash, Serialize)]
 pub struct When {
     /// `14:05`.
     pub time: String,

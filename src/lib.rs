@@ -7,6 +7,7 @@
 #![recursion_limit = "256"]
 
 pub mod assets;
+pub mod cache;
 pub mod chat;
 pub mod commands;
 pub mod db;
@@ -96,7 +97,7 @@ pub fn app(settings: Settings) -> Rocket<Build> {
                             mail.clone(),
                         );
                         Ok(rocket
-                            .manage(web::template::Pages(pages))
+                            .manage(web::template::Pages::new(pages))
                             .manage(mail)
                             .manage(services))
                     }

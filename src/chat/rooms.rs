@@ -3,12 +3,12 @@
 use std::collections::BTreeSet;
 
 use chrono::NaiveDateTime;
-use diesel::dsl::{count_star, exists};
+use diesel::dsl::exists;
 use diesel::prelude::*;
 use serde::Serialize;
 
 use super::is_unique_violation;
-use super::mentions::{lower, mentions};
+use super::mentions::mentions;
 use super::users::User;
 use crate::db::schema::{memberships, messages, rooms, users};
 use crate::db::AnyConnection;
@@ -86,9 +86,13 @@ pub struct Membership {
 pub struct RoomSummary {
     /// The room.
     pub room: Room,
-    /// Messages by others, not deleted, after the member's read cursor.
+    /// Messages by others, not deleted, after the member's read cursor, counted up to
+    /// [`UNREAD_COUNTED`].
     pub unread: i64,
-    /// Whether one of those names the member (`@username`).
+    /// There are more than that ("100+").
+    pub unread_more: bool,
+    /// Whether one of the newest [`UNREAD_COUNTED`] names the member (`@username`), or replies in a
+    /// thread they took part in.
     pub mentioned: bool,
 }
 
@@ -289,40 +293,106 @@ pub fn cursor(conn: &mut AnyConnection, room_id: i64) -> Result<i64> {
         .first(conn)?)
 }
 
-/// Unread messages read at most to find the rooms where someone mentioned the member.
-const MENTION_ROWS: i64 = 200;
+/// Unread messages are counted up to this many a room (shown as "100+" beyond), and the newest
+/// of them are the ones looked at for mentions: a member who was away for months must not make
+/// every page they open read everything they missed.
+pub const UNREAD_COUNTED: i64 = 100;
+
+/// One of the newest unread messages of a room.
+#[derive(QueryableByName)]
+struct UnreadRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    room_id: i64,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    body: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    parent_id: Option<i64>,
+}
+
+/// The newest unread messages by others (at most [`UNREAD_COUNTED`] + 1 a room) of every
+/// (room, last read id) in `marks`, in one statement: a `UNION ALL` of one keyset read per room
+/// (by the `(room_id, id)` index, as [`super::messages::page`] explains), on the backend's own
+/// connection (a compound of limited reads is not in the multi-backend dialect). Every value in
+/// the text is an id from the database.
+fn newest_unread(
+    conn: &mut AnyConnection,
+    user_id: i64,
+    marks: &[(i64, i64)],
+) -> Result<Vec<UnreadRow>> {
+    if marks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let postgres = matches!(conn, AnyConnection::Postgresql(_));
+    let reads: Vec<String> = marks
+        .iter()
+        .enumerate()
+        .map(|(i, (room, last_read))| {
+            let room_is = if postgres {
+                format!("room_id = ANY (ARRAY[{room}]::bigint[])")
+            } else {
+                format!("room_id = {room}")
+            };
+            format!(
+                "SELECT * FROM (SELECT room_id, body, parent_id FROM messages \
+                 WHERE {room_is} AND id > {last_read} AND author_id <> {user_id} AND deleted_at IS NULL \
+                 ORDER BY room_id DESC, id DESC LIMIT {}) AS unread{i}",
+                UNREAD_COUNTED + 1
+            )
+        })
+        .collect();
+    let query = diesel::sql_query(reads.join(" UNION ALL "));
+    Ok(match conn {
+        AnyConnection::Postgresql(pg) => query.load(pg)?,
+        AnyConnection::Sqlite(sqlite) => query.load(sqlite)?,
+    })
+}
 
 /// The rooms `user` is in, with unread counts and whether an unread message mentions them: active
 /// rooms by last activity, then archived ones.
 pub fn for_user(conn: &mut AnyConnection, user: &User) -> Result<Vec<RoomSummary>> {
     let user_id = user.id;
-    let rooms: Vec<Room> = rooms::table
+    let rooms: Vec<(Room, i64)> = rooms::table
         .inner_join(memberships::table)
         .filter(memberships::user_id.eq(user_id))
-        .select(Room::as_select())
+        .select((Room::as_select(), memberships::last_read_id))
         .load(conn)?;
-    let unread: Vec<(i64, i64)> = messages::table
-        .inner_join(memberships::table.on(memberships::room_id.eq(messages::room_id)))
-        .filter(memberships::user_id.eq(user_id))
-        .filter(messages::id.gt(memberships::last_read_id))
-        .filter(messages::author_id.ne(user_id))
-        .filter(messages::deleted_at.is_null())
-        .group_by(messages::room_id)
-        .select((messages::room_id, count_star()))
-        .load(conn)?;
-    let mentioned = unread_mentions(conn, user)?;
+    let marks: Vec<(i64, i64)> = rooms.iter().map(|(r, last)| (r.id, *last)).collect();
+    let unread = newest_unread(conn, user_id, &marks)?;
+    // Replies in a thread the member started or took part in count as mentions too.
+    let mut threads: Vec<i64> = unread.iter().filter_map(|u| u.parent_id).collect();
+    threads.sort_unstable();
+    threads.dedup();
+    let mine: BTreeSet<i64> = if threads.is_empty() {
+        BTreeSet::new()
+    } else {
+        let took_part: Vec<(i64, Option<i64>)> = messages::table
+            .filter(messages::author_id.eq(user_id))
+            .filter(
+                messages::id
+                    .eq_any(&threads)
+                    .or(messages::parent_id.eq_any(&threads)),
+            )
+            .select((messages::id, messages::parent_id))
+            .load(conn)?;
+        took_part
+            .into_iter()
+            .map(|(id, parent)| parent.unwrap_or(id))
+            .collect()
+    };
     let mut summaries: Vec<RoomSummary> = rooms
         .into_iter()
-        .map(|room| {
-            let unread = unread
-                .iter()
-                .find(|(id, _)| *id == room.id)
-                .map_or(0, |(_, n)| *n);
+        .map(|(room, _)| {
+            let here: Vec<&UnreadRow> = unread.iter().filter(|u| u.room_id == room.id).collect();
+            let count = here.len() as i64;
+            let mentioned = here.iter().take(UNREAD_COUNTED as usize).any(|u| {
+                mentions(&u.body, &user.username) || u.parent_id.is_some_and(|p| mine.contains(&p))
+            });
             // Every unread message of a direct conversation counts like a mention.
-            let mentioned = mentioned.contains(&room.id) || (room.is_direct() && unread > 0);
+            let mentioned = mentioned || (room.is_direct() && count > 0);
             RoomSummary {
                 room,
-                unread,
+                unread: count.min(UNREAD_COUNTED),
+                unread_more: count > UNREAD_COUNTED,
                 mentioned,
             }
         })
@@ -340,54 +410,6 @@ pub fn for_user(conn: &mut AnyConnection, user: &User) -> Result<Vec<RoomSummary
             ))
     });
     Ok(summaries)
-}
-
-/// The rooms where an unread message by someone else names `user`: SQL finds `@name` anywhere (a
-/// superset), newest first and at most [`MENTION_ROWS`], and whole names are told apart here.
-fn unread_mentions(conn: &mut AnyConnection, user: &User) -> Result<BTreeSet<i64>> {
-    let pattern = format!("%@{}%", user.username.to_lowercase());
-    let found: Vec<(i64, String)> = messages::table
-        .inner_join(memberships::table.on(memberships::room_id.eq(messages::room_id)))
-        .filter(memberships::user_id.eq(user.id))
-        .filter(messages::id.gt(memberships::last_read_id))
-        .filter(messages::author_id.ne(user.id))
-        .filter(messages::deleted_at.is_null())
-        .filter(lower(messages::body).like(pattern))
-        .order(messages::id.desc())
-        .limit(MENTION_ROWS)
-        .select((messages::room_id, messages::body))
-        .load(conn)?;
-    let mut rooms: BTreeSet<i64> = found
-        .into_iter()
-        .filter(|(_, body)| mentions(body, &user.username))
-        .map(|(room_id, _)| room_id)
-        .collect();
-    // Replies in a thread the member started or took part in count as mentions too.
-    let thread = diesel::alias!(messages as thread);
-    let replied: Vec<i64> = messages::table
-        .inner_join(memberships::table.on(memberships::room_id.eq(messages::room_id)))
-        .filter(memberships::user_id.eq(user.id))
-        .filter(messages::id.gt(memberships::last_read_id))
-        .filter(messages::author_id.ne(user.id))
-        .filter(messages::deleted_at.is_null())
-        .filter(messages::parent_id.is_not_null())
-        .filter(diesel::dsl::exists(
-            thread
-                .filter(
-                    thread
-                        .field(messages::id)
-                        .nullable()
-                        .eq(messages::parent_id)
-                        .or(thread.field(messages::parent_id).eq(messages::parent_id)),
-                )
-                .filter(thread.field(messages::author_id).eq(user.id)),
-        ))
-        .select(messages::room_id)
-        .distinct()
-        .limit(MENTION_ROWS)
-        .load(conn)?;
-    rooms.extend(replied);
-    Ok(rooms)
 }
 
 /// Open, active rooms `user_id` could join, by name.

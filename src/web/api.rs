@@ -7,7 +7,6 @@ use rocket::http::{CookieJar, Status};
 use rocket::response::{self, Responder};
 use rocket::serde::json::Json;
 use rocket::{get, post, routes, Request, Route, State};
-use rocket_dyn_templates::context;
 use serde::{Deserialize, Serialize};
 
 use super::error::{AppError, Error, Result};
@@ -108,10 +107,8 @@ async fn render(
         .iter()
         .zip(views)
         .map(|(posted, m)| {
-            let room = context! { slug };
-            let layout = context! { csrf: &csrf };
             let html = templates
-                .render("message", context! { m: &m, room, layout })
+                .message(&m, slug, &csrf)
                 .map_err(|e| AppError::internal("rendering a message", e))?;
             Ok(MessageJson {
                 id: posted.message.id,

@@ -35,6 +35,7 @@ async fn missed(
         groups.push(context! {
             room: room.summary.room,
             unread: room.summary.unread,
+            unread_more: room.summary.unread_more,
             more: room.summary.unread - shown,
             messages: views,
         });

@@ -48,6 +48,8 @@ pub struct App<'r> {
     pub settings: &'r crate::settings::Settings,
     /// Room heads, held polls and presence.
     pub live: &'r crate::live::Live,
+    /// The page templates and the messages they rendered.
+    pub pages: &'r template::Pages,
 }
 
 #[rocket::async_trait]
@@ -56,11 +58,16 @@ impl<'r> FromRequest<'r> for App<'r> {
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
         let rocket = req.rocket();
-        match (rocket.state::<crate::service::Services>(), rocket.state()) {
-            (Some(svc), Some(settings)) => Outcome::Success(App {
+        match (
+            rocket.state::<crate::service::Services>(),
+            rocket.state(),
+            rocket.state(),
+        ) {
+            (Some(svc), Some(settings), Some(pages)) => Outcome::Success(App {
                 svc,
                 settings,
                 live: &svc.live,
+                pages,
             }),
             _ => Outcome::Error((
                 Status::InternalServerError,

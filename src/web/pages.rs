@@ -58,17 +58,18 @@ async fn home(
     ));
     let tz = user.user.tz();
     let unread_total: i64 = mine.iter().map(|r| r.unread).sum();
+    let unread_more = mine.iter().any(|r| r.unread_more);
     let mine: Vec<_> = mine
         .into_iter()
         .map(|s| {
             let last = s.room.last_message_at.map(|at| view::when(at, tz));
             let title = s.room.title_for(&user.user.username);
-            context! { room: s.room, title, unread: s.unread, last }
+            context! { room: s.room, title, unread: s.unread, more: s.unread_more, last }
         })
         .collect();
     Ok(Template::render(
         "home",
-        context! { layout, rooms: mine, joinable, unread_total },
+        context! { layout, rooms: mine, joinable, unread_total, unread_more },
     ))
 }
 
@@ -149,6 +150,16 @@ pub(super) async fn render_room(
     let newer = has_newer
         .then(|| shown_messages.last().map(|m| m.message.id))
         .flatten();
+    // Each message's `<li>` comes from the memo of rendered messages; the page only places them.
+    let mut messages = Vec::with_capacity(views.len());
+    for m in &views {
+        let fragment = app
+            .pages
+            .message(m, &room.slug, &layout.csrf)
+            .map_err(|e| AppError::internal("rendering a message", e))?;
+        messages
+            .push(context! { day_heading: &m.day_heading, first_unread: m.first_unread, fragment });
+    }
     let s = app.settings;
     Ok(Template::render(
         "room",
@@ -157,7 +168,7 @@ pub(super) async fn render_room(
             title: room.title_for(&user.user.username),
             direct: room.is_direct(),
             room,
-            messages: views,
+            messages,
             older,
             newer,
             latest: shown == PageAt::Latest,

@@ -6,19 +6,54 @@ use std::borrow::Cow;
 use rocket::http::{ContentType, Status};
 use rocket::response::{self, Responder};
 use rocket::Request;
+use rocket_dyn_templates::context;
 use rocket_dyn_templates::tera::{Context, Tera};
 use serde::Serialize;
 
-/// The page templates, managed as state.
-pub struct Pages(pub Tera);
+use super::view::MessageView;
+use crate::cache::Memo;
+
+/// The page templates, managed as state, with the messages they rendered (see [`Pages::message`]).
+pub struct Pages {
+    tera: Tera,
+    /// Each message's `<li>`, rendered once per distinct view and room.
+    fragments: Memo,
+    /// Stands for the reader's form token in a kept fragment (random, so no text can forge it).
+    token_slot: String,
+}
+
+/// Message fragments kept per generation (a few KiB each).
+const FRAGMENTS: usize = 4096;
 
 impl Pages {
+    /// The templates `tera`, with an empty memo of messages.
+    pub fn new(tera: Tera) -> Pages {
+        Pages {
+            tera,
+            fragments: Memo::new(FRAGMENTS),
+            token_slot: format!("csrf-{}", crate::secrets::random_token()),
+        }
+    }
+
     /// Renders one template (a page or a fragment such as `message`) to a string.
     pub fn render(&self, name: &str, context: impl Serialize) -> Result<String, String> {
         let context = Context::from_serialize(context).map_err(|e| e.to_string())?;
-        self.0
+        self.tera
             .render(name, &context)
             .map_err(|e| format!("rendering `{name}`: {}", crate::assets::error_chain(&e)))
+    }
+
+    /// Message `m`'s `<li>` in room `slug` for a reader whose form token is `csrf`: the `message`
+    /// template renders each distinct view once (every field it reads is in the key), and every
+    /// page and poll answer showing it again reuses that, with the reader's token put in.
+    pub fn message(&self, m: &MessageView, slug: &str, csrf: &str) -> Result<String, String> {
+        let key = self.fragments.key(&(m, slug));
+        let kept = self.fragments.get_or_render(key, || {
+            let room = context! { slug };
+            let layout = context! { csrf: &self.token_slot };
+            self.render("message", context! { m, room, layout })
+        })?;
+        Ok(kept.replace(&self.token_slot, csrf))
     }
 }
 
@@ -40,7 +75,7 @@ impl Template {
 
 impl<'r> Responder<'r, 'static> for Template {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
-        let Some(Pages(tera)) = req.rocket().state::<Pages>() else {
+        let Some(Pages { tera, .. }) = req.rocket().state::<Pages>() else {
             log::error!("page templates are not managed");
             return Err(Status::InternalServerError);
         };

@@ -80,6 +80,8 @@ pub struct Sidebar {
     pub joinable: Vec<SidebarRoom>,
     /// Unread messages in all my rooms.
     pub unread_total: i64,
+    /// There are more than that (some room counted only up to its limit).
+    pub unread_more: bool,
 }
 
 /// One room in the sidebar.
@@ -89,8 +91,10 @@ pub struct SidebarRoom {
     pub slug: String,
     /// Its name.
     pub name: String,
-    /// Unread messages by others.
+    /// Unread messages by others (counted up to a limit).
     pub unread: i64,
+    /// There are more than that.
+    pub more: bool,
     /// Whether one of them mentions me.
     pub mentioned: bool,
     /// Whether it is archived.
@@ -110,6 +114,7 @@ impl Sidebar {
             slug: s.room.slug.clone(),
             name: s.room.title_for(me),
             unread: s.unread,
+            more: s.unread_more,
             mentioned: s.mentioned,
             archived: s.room.archived_at.is_some(),
         };
@@ -129,6 +134,7 @@ impl Sidebar {
                 slug: room.slug.clone(),
                 name: room.name.clone(),
                 unread: 0,
+                more: false,
                 mentioned: false,
                 archived: false,
             })
@@ -138,6 +144,7 @@ impl Sidebar {
             direct,
             joinable,
             unread_total: mine.iter().map(|s| s.unread).sum(),
+            unread_more: mine.iter().any(|s| s.unread_more),
         }
     }
 }
@@ -196,7 +203,7 @@ pub fn browser_name(user_agent: &str) -> String {
 }
 
 /// A file as the room page shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Hash, Serialize)]
 pub struct AttachmentView {
     /// The download link.
     pub url: String,
@@ -253,7 +260,7 @@ const AVATAR_COLOURS: u64 = 12;
 
 /// An avatar: the member's own picture when they uploaded one, else initials on a colour derived
 /// from the username.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Hash, Serialize)]
 pub struct Avatar {
     /// One or two letters.
     pub initials: String,
@@ -309,7 +316,7 @@ impl Avatar {
 }
 
 /// One message as the room page shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Hash, Serialize)]
 pub struct MessageView {
     /// Id, for anchors and permalinks.
     pub id: i64,
@@ -357,7 +364,7 @@ pub struct MessageView {
 }
 
 /// One emoji's reactions to a message.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Hash, Serialize)]
 pub struct ReactionView {
     /// The emoji.
     pub emoji: String,
@@ -402,7 +409,7 @@ pub fn reaction_views(reactions: &[(String, String)], reader: &str) -> Vec<React
 }
 
 /// The line a reply shows of the message that started its thread.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Hash, Serialize)]
 pub struct QuoteView {
     /// That message, for its permalink.
     pub id: i64,
@@ -413,7 +420,7 @@ pub struct QuoteView {
 }
 
 /// "3 replies · last 2 h ago" under a thread's first message.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Hash, Serialize)]
 pub struct RepliesView {
     /// How many.
     pub count: i32,

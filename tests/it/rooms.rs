@@ -9,8 +9,47 @@ both_backends!(
     join_and_leave_open_rooms,
     private_rooms_are_invisible_to_others,
     room_list_shows_unread_counts,
+    unread_counts_stop_at_a_hundred,
     error_pages_keep_the_navigation
 );
+
+/// A member back from a long absence sees "100+", and a mention among the newest unread messages,
+/// without any page counting everything they missed.
+async fn unread_counts_stop_at_a_hundred(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let ann = app.user("ann", false).await;
+    let bob = app.user("bob", false).await;
+    let busy = app.room("busy", false, &[ann, bob]).await;
+    let quiet = app.room("quiet", false, &[ann, bob]).await;
+    let mut bodies: Vec<String> = (0..150).map(|i| format!("news {i}")).collect();
+    bodies.push("@ann have a look".into());
+    app.messages(busy, bob, bodies).await;
+    app.messages(quiet, bob, (0..100).map(|i| format!("calm {i}")).collect())
+        .await;
+
+    let mut browser = app.login("ann").await;
+    let home = browser.get("/").await.expect(Status::Ok);
+    assert!(
+        home.body
+            .contains(r#"<span class="badge" title="unread messages">100+</span>"#),
+        "{}",
+        home.body
+    );
+    assert!(
+        home.body
+            .contains(r#"<span class="badge" title="unread messages">100</span>"#),
+        "exactly 100 is 100: {}",
+        home.body
+    );
+    assert!(home.body.contains("What you missed: 200+ unread messages"));
+    let sidebar = home.body.split("mention-mark").count() - 1;
+    assert_eq!(
+        sidebar, 1,
+        "the mention in #busy is marked, #quiet has none"
+    );
+}
 
 /// An error page keeps the navigation for a person who is logged in, and shows none to others.
 async fn error_pages_keep_the_navigation(backend: Backend) {
