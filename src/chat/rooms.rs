@@ -309,19 +309,30 @@ struct UnreadRow {
     parent_id: Option<i64>,
 }
 
-/// The newest unread messages by others (at most [`UNREAD_COUNTED`] + 1 a room) of every
+/// The newest unread messages by others (at most [`UNREAD_COUNTED`] + 1 a room, their bodies only
+/// where they may mention `user`) of every
 /// (room, last read id) in `marks`, in one statement: a `UNION ALL` of one keyset read per room
 /// (by the `(room_id, id)` index, as [`super::messages::page`] explains), on the backend's own
 /// connection (a compound of limited reads is not in the multi-backend dialect). Every value in
 /// the text is an id from the database.
 fn newest_unread(
     conn: &mut AnyConnection,
-    user_id: i64,
+    user: &User,
     marks: &[(i64, i64)],
 ) -> Result<Vec<UnreadRow>> {
     if marks.is_empty() {
         return Ok(Vec::new());
     }
+    let user_id = user.id;
+    // Only a body that may name the member is read (`_` in a name matches any character: a
+    // superset, told apart by [`mentions`]); a username holds no quote.
+    let name: String = user
+        .username
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "_.-".contains(*c))
+        .collect();
+    let body = format!("CASE WHEN lower(body) LIKE '%@{name}%' THEN body ELSE '' END AS body");
     let postgres = matches!(conn, AnyConnection::Postgresql(_));
     let reads: Vec<String> = marks
         .iter()
@@ -333,7 +344,7 @@ fn newest_unread(
                 format!("room_id = {room}")
             };
             format!(
-                "SELECT * FROM (SELECT room_id, body, parent_id FROM messages \
+                "SELECT * FROM (SELECT room_id, {body}, parent_id FROM messages \
                  WHERE {room_is} AND id > {last_read} AND author_id <> {user_id} AND deleted_at IS NULL \
                  ORDER BY room_id DESC, id DESC LIMIT {}) AS unread{i}",
                 UNREAD_COUNTED + 1
@@ -357,7 +368,7 @@ pub fn for_user(conn: &mut AnyConnection, user: &User) -> Result<Vec<RoomSummary
         .select((Room::as_select(), memberships::last_read_id))
         .load(conn)?;
     let marks: Vec<(i64, i64)> = rooms.iter().map(|(r, last)| (r.id, *last)).collect();
-    let unread = newest_unread(conn, user_id, &marks)?;
+    let unread = newest_unread(conn, user, &marks)?;
     // Replies in a thread the member started or took part in count as mentions too.
     let mut threads: Vec<i64> = unread.iter().filter_map(|u| u.parent_id).collect();
     threads.sort_unstable();
