@@ -4,7 +4,10 @@
 //!
 //! ```text
 //! cargo bench --bench load -- [--scale small|large] [--database-url postgres://…] [--requests N]
+//!                               [--only pages]
 //! ```
+//!
+//! `--only pages` runs the baseline and the room pages alone and only prints them.
 //!
 //! Without `--database-url` it uses a SQLite file under `target/bench/`, reused between runs of the
 //! same scale. The table is printed and written into `docs/benchmarks.md` (the section of the
