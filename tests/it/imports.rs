@@ -22,6 +22,7 @@ use crate::common::{files_under, Backend, PgDatabase, TestApp};
 both_backends!(
     a_slack_export_arrives_whole_and_once,
     a_bad_export_writes_nothing,
+    a_file_that_cannot_be_read_leaves_its_room_unwritten,
     a_conversate_database_arrives_whole_and_once,
     a_room_moves_between_confabs,
     imported_messages_reach_an_open_page
@@ -828,4 +829,62 @@ async fn imported_messages_reach_an_open_page(backend: Backend) {
     assert_eq!(root["reply_count"], 2, "{root}");
     let answer = &changed[reply.unwrap_or_default()];
     assert_eq!(answer["parent_id"], root["id"], "{answer}");
+}
+
+/// A file that fails while it is copied in (here a link to `/proc/self/mem`, which cannot be read
+/// from its start) stops the import before its room's transaction: the room and its messages are
+/// not written, the files already copied for it are gone, and the error says what happened. A
+/// second run, with the file readable, imports the room whole.
+async fn a_file_that_cannot_be_read_leaves_its_room_unwritten(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let (zip_path, files) = slack_export(dir.path());
+    let mut all = slack_lists();
+    let mut messages = slack_messages();
+    if let Some(serde_json::Value::Array(day)) = messages.get_mut(0).map(|(_, v)| v) {
+        day.push(
+            json!({"type": "message", "user": "U1", "ts": "1700000900.000000", "text": "",
+                        "files": [{"id": "F9", "name": "broken.bin"}]}),
+        );
+    }
+    all.extend(messages);
+    zip(&zip_path, &all);
+    std::os::unix::fs::symlink("/proc/self/mem", files.join("broken.bin")).expect("link");
+
+    let history = import::slack::read(&zip_path, Some(&files)).expect("a readable export");
+    let error = imports::run(
+        app.services(),
+        history,
+        &options(Invite::No),
+        Arc::new(AtomicUsize::new(0)),
+    )
+    .await
+    .expect_err("the file cannot be read");
+    assert!(
+        error.detail().contains("broken.bin cannot be read"),
+        "{}",
+        error.detail()
+    );
+    let (_, rooms, messages, _) = count_rows(&app).await;
+    assert_eq!(
+        (rooms, messages),
+        (0, 0),
+        "#general is the first room: nothing of it is written"
+    );
+    assert_eq!(
+        files_under(&app.settings().uploads.dir),
+        Vec::<PathBuf>::new(),
+        "the notes copied for #general are gone again"
+    );
+
+    std::fs::remove_file(files.join("broken.bin")).expect("unlink");
+    std::fs::write(files.join("broken.bin"), "fine now").expect("file");
+    let history = import::slack::read(&zip_path, Some(&files)).expect("a readable export");
+    let summary = run(&app, history, &options(Invite::No)).await;
+    assert_eq!(
+        (summary.rooms_created, summary.messages, summary.files),
+        (3, 8, 2)
+    );
 }
