@@ -114,6 +114,21 @@ impl FileStore {
         Ok((file, guard))
     }
 
+    /// Marks a temporary file as just written, so that the sweep (of this or another process)
+    /// leaves it alone for another `stale_secs` (an import copies a room's files before its one
+    /// transaction, which may come long after the first copy).
+    pub async fn touch_temp(&self, stored_name: &str) -> io::Result<()> {
+        let path = self.temp_path(stored_name);
+        tokio::task::spawn_blocking(move || {
+            std::fs::File::options()
+                .write(true)
+                .open(path)?
+                .set_modified(SystemTime::now())
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+
     /// Moves a committed upload from `tmp/` to its place.
     pub async fn finish(&self, stored_name: &str) -> io::Result<()> {
         let target = self.path(stored_name);

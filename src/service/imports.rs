@@ -483,6 +483,12 @@ async fn import_room(
         }
         ready.push(item);
     }
+    for (copy, _) in &received {
+        svc.store
+            .touch_temp(&copy.stored_name)
+            .await
+            .map_err(|e| Error::internal("marking an imported file", e))?;
+    }
     let writer = RoomWriter {
         source: source.to_string(),
         room,

@@ -888,3 +888,31 @@ async fn a_file_that_cannot_be_read_leaves_its_room_unwritten(backend: Backend) 
         (3, 8, 2)
     );
 }
+
+/// An import copies a room's files before its transaction, which may come long after the first
+/// copy: the copies are marked fresh just before it, so that a running server's sweep (which
+/// removes temporary files untouched for `stale_secs`) leaves them alone.
+#[rocket::async_test]
+async fn copies_marked_fresh_escape_the_sweep() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = confab::files::FileStore::new(dir.path().join("uploads"));
+    let name = confab::files::FileStore::new_stored_name();
+    let path = store.temp_path(&name);
+    std::fs::create_dir_all(path.parent().expect("tmp dir")).expect("tmp dir");
+    std::fs::write(&path, "copied an hour ago").expect("copy");
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3700);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .and_then(|f| f.set_modified(hour_ago))
+        .expect("age it");
+    let stale = |store: &confab::files::FileStore| {
+        store
+            .stale_temp_files(std::time::Duration::from_secs(3600))
+            .expect("scan")
+            .len()
+    };
+    assert_eq!(stale(&store), 1, "the sweep would take it");
+    store.touch_temp(&name).await.expect("touch");
+    assert_eq!(stale(&store), 0, "marked fresh, the sweep leaves it");
+}
