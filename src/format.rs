@@ -166,7 +166,7 @@ fn nests_end(end: &TagEnd) -> bool {
 /// A message body as safe HTML, rendered once for each distinct body (see [`crate::cache`]).
 pub fn message_html(body: &str) -> String {
     static RENDERED: OnceLock<crate::cache::Memo> = OnceLock::new();
-    let memo = RENDERED.get_or_init(|| crate::cache::Memo::new(8192));
+    let memo = RENDERED.get_or_init(|| crate::cache::Memo::new(8 * 1024 * 1024));
     match memo.get_or_render(memo.key(&body), || {
         Ok::<_, std::convert::Infallible>(render_message_html(body))
     }) {

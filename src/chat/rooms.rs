@@ -351,12 +351,20 @@ fn newest_unread(
             )
         })
         .collect();
-    let query = diesel::sql_query(reads.join(" UNION ALL "));
-    Ok(match conn {
-        AnyConnection::Postgresql(pg) => query.load(pg)?,
-        AnyConnection::Sqlite(sqlite) => query.load(sqlite)?,
-    })
+    // SQLite takes at most 500 terms in one compound statement.
+    let mut rows = Vec::new();
+    for chunk in reads.chunks(UNION_TERMS) {
+        let query = diesel::sql_query(chunk.join(" UNION ALL "));
+        rows.extend(match conn {
+            AnyConnection::Postgresql(pg) => query.load::<UnreadRow>(pg)?,
+            AnyConnection::Sqlite(sqlite) => query.load::<UnreadRow>(sqlite)?,
+        });
+    }
+    Ok(rows)
 }
+
+/// Rooms read per statement by [`newest_unread`] (SQLite's compound limit is 500).
+const UNION_TERMS: usize = 200;
 
 /// The rooms `user` is in, with unread counts and whether an unread message mentions them: active
 /// rooms by last activity, then archived ones.
@@ -390,12 +398,17 @@ pub fn for_user(conn: &mut AnyConnection, user: &User) -> Result<Vec<RoomSummary
             .map(|(id, parent)| parent.unwrap_or(id))
             .collect()
     };
+    let mut by_room: std::collections::HashMap<i64, Vec<&UnreadRow>> =
+        std::collections::HashMap::new();
+    for row in &unread {
+        by_room.entry(row.room_id).or_default().push(row);
+    }
     let mut summaries: Vec<RoomSummary> = rooms
         .into_iter()
         .map(|(room, _)| {
-            let here: Vec<&UnreadRow> = unread.iter().filter(|u| u.room_id == room.id).collect();
+            let here = by_room.remove(&room.id).unwrap_or_default();
             let count = here.len() as i64;
-            let mentioned = here.iter().take(UNREAD_COUNTED as usize).any(|u| {
+            let mentioned = here.iter().any(|u| {
                 mentions(&u.body, &user.username) || u.parent_id.is_some_and(|p| mine.contains(&p))
             });
             // Every unread message of a direct conversation counts like a mention.

@@ -22,8 +22,8 @@ pub struct Pages {
     token_slot: String,
 }
 
-/// Message fragments kept per generation (a few KiB each).
-const FRAGMENTS: usize = 4096;
+/// Bytes of message fragments kept per generation (a few KiB each, most of them).
+const FRAGMENTS: usize = 16 * 1024 * 1024;
 
 impl Pages {
     /// The templates `tera`, with an empty memo of messages.
@@ -47,6 +47,10 @@ impl Pages {
     /// template renders each distinct view once (every field it reads is in the key), and every
     /// page and poll answer showing it again reuses that, with the reader's token put in.
     pub fn message(&self, m: &MessageView, slug: &str, csrf: &str) -> Result<String, String> {
+        // The token goes in as it is: it must be the plain hex token sessions have (or none).
+        if !csrf.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err("a form token that is not one".to_string());
+        }
         let key = self.fragments.key(&(m, slug));
         let kept = self.fragments.get_or_render(key, || {
             let room = context! { slug };

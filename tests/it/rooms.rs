@@ -10,6 +10,7 @@ both_backends!(
     private_rooms_are_invisible_to_others,
     room_list_shows_unread_counts,
     unread_counts_stop_at_a_hundred,
+    a_member_of_many_rooms_still_gets_pages,
     error_pages_keep_the_navigation
 );
 
@@ -286,4 +287,43 @@ async fn room_list_shows_unread_counts(backend: Backend) {
         "{}",
         home.body
     );
+}
+
+/// The sidebar's unread read goes in statements of a bounded size: a member of more rooms than
+/// SQLite takes terms in one compound statement (500) still gets every page, with the counts.
+async fn a_member_of_many_rooms_still_gets_pages(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let ann = app.user("ann", false).await;
+    let bob = app.user("bob", false).await;
+    let last = app
+        .write(move |c| {
+            let mut last = 0;
+            for i in 0..520 {
+                let fields = confab::chat::rooms::RoomFields {
+                    slug: &format!("room-{i}"),
+                    name: &format!("Room {i}"),
+                    description: "",
+                    is_private: false,
+                };
+                let room = confab::chat::rooms::create(c, &fields, confab::chat::now())?;
+                confab::chat::rooms::add_member(c, room.id, ann, confab::chat::now())?;
+                confab::chat::rooms::add_member(c, room.id, bob, confab::chat::now())?;
+                last = room.id;
+            }
+            Ok(last)
+        })
+        .await;
+    app.messages(last, bob, vec!["hello @ann".into(), "and more".into()])
+        .await;
+    let mut browser = app.login("ann").await;
+    let home = browser.get("/").await.expect(Status::Ok);
+    assert!(
+        home.body
+            .contains(r#"<span class="badge" title="unread messages">2</span>"#),
+        "{}",
+        home.body
+    );
+    assert!(home.body.contains("mention-mark"));
 }
