@@ -61,6 +61,8 @@ struct Args {
     requests: usize,
     /// `--only pages`: the baseline and the room pages only, printed, docs/benchmarks.md untouched.
     only_pages: bool,
+    /// `--only capacity --members N,N…`: the capacity scenario at each size, printed.
+    capacity: Option<Vec<usize>>,
 }
 
 fn args() -> Args {
@@ -69,6 +71,7 @@ fn args() -> Args {
         database_url: None,
         requests: 4000,
         only_pages: false,
+        capacity: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -81,7 +84,18 @@ fn args() -> Args {
                 }
             }
             "--database-url" => args.database_url = it.next(),
-            "--only" => args.only_pages = it.next().as_deref() == Some("pages"),
+            "--only" => match it.next().as_deref() {
+                Some("pages") => args.only_pages = true,
+                Some("capacity") => {
+                    args.capacity.get_or_insert_with(|| vec![1000, 2000, 4000]);
+                }
+                _ => {}
+            },
+            "--members" => {
+                args.capacity = it
+                    .next()
+                    .map(|list| list.split(',').filter_map(|n| n.parse().ok()).collect())
+            }
             "--requests" => {
                 args.requests = it
                     .next()
@@ -94,6 +108,9 @@ fn args() -> Args {
     args
 }
 
+#[path = "load/capacity.rs"]
+mod capacity;
+
 fn exec(conn: &mut AnyConnection, sql: &str) {
     conn.batch_execute(sql)
         .unwrap_or_else(|e| panic!("seeding: {e}\n{}", &sql[..sql.len().min(300)]));
@@ -105,7 +122,9 @@ fn seed(url: &DatabaseUrl, scale: &Scale) {
     let mut conn = db::connect(url).expect("connect");
     let existing: i64 = {
         use diesel::prelude::*;
+        // The capacity scenario's members (`cap…`) are not the scale's.
         confab::db::schema::users::table
+            .filter(confab::db::schema::users::username.not_like("cap%"))
             .count()
             .get_result(&mut conn)
             .expect("count")
@@ -278,6 +297,19 @@ impl Server {
         session: Option<&Session>,
         body: Option<(&str, String)>,
     ) -> (StatusCode, Vec<(String, String)>, String) {
+        self.try_request(method, path, session, body)
+            .await
+            .expect("an answer")
+    }
+
+    /// [`Server::request`], with `None` when no answer came (a connection refused or cut).
+    async fn try_request(
+        &self,
+        method: Method,
+        path: &str,
+        session: Option<&Session>,
+        body: Option<(&str, String)>,
+    ) -> Option<(StatusCode, Vec<(String, String)>, String)> {
         let mut builder = Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base));
@@ -297,24 +329,19 @@ impl Server {
             .http
             .request(builder.body(body).expect("request"))
             .await
-            .expect("response");
+            .ok()?;
         let status = response.status();
         let headers = response
             .headers()
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
             .collect();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        (
+        let bytes = response.into_body().collect().await.ok()?.to_bytes();
+        Some((
             status,
             headers,
             String::from_utf8_lossy(&bytes).into_owned(),
-        )
+        ))
     }
 
     async fn login(&self, user: &str) -> Session {
@@ -675,6 +702,21 @@ async fn run(args: Args) {
         notes: Vec::new(),
         verdicts: Vec::new(),
     };
+    if let Some(sizes) = &args.capacity {
+        let largest = sizes.iter().copied().max().unwrap_or(0);
+        let seed_url = url.clone();
+        tokio::task::spawn_blocking(move || capacity::seed(&seed_url, largest))
+            .await
+            .expect("seed members");
+        println!(
+            "| members | sent | delivery | errors | CPU | memory |\n|---|---|---|---|---|---|"
+        );
+        for &members in sizes {
+            let outcome = capacity::run(&bench.server, members).await;
+            println!("{}", capacity::line(&outcome));
+        }
+        return;
+    }
     let base = baseline_throughput(&bench, &mut report).await;
     if args.only_pages {
         room_pages(&bench, &mut report, base, scale).await;
@@ -725,6 +767,8 @@ async fn serve(
         .merge(("log_level", "off"))
         .merge(("jobs_enabled", false))
         .merge(("login_slowdown_ms", 0))
+        // Thousands of members log in from this one address.
+        .merge(("login_max_failures_per_address", 1_000_000))
         .merge(("db_pool_size", 16))
         .merge(("max_held_polls", 20_000))
         // The benchmark posts as fast as it can from few accounts: no posting limit.

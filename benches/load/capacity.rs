@@ -1,0 +1,348 @@
+//! Capacity in members: `--only capacity [--members N …]` simulates real members for
+//! [`SECONDS`]. Each one holds an events poll with `wait` as the page does and polls again at once
+//! when answered. Members post every [`POST_EVERY`] and load their room's page every
+//! [`PAGE_EVERY`] on average, in rooms of 10, 25 and 50 members, and change state (active, idle,
+//! hidden) as readers do. The scenario reports delivery (post sent to a member's poll answered
+//! with it), errors, CPU and memory for each N.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hyper::{Method, StatusCode};
+
+use super::{cpu_ms, exec, percentile, rss_kib, Server, Session};
+use confab::db::{self, DatabaseUrl};
+
+/// How long each size is measured, after every member holds a poll.
+const SECONDS: u64 = 60;
+/// A member posts this often on average.
+const POST_EVERY: Duration = Duration::from_secs(180);
+/// A member loads their room's page this often on average.
+const PAGE_EVERY: Duration = Duration::from_secs(600);
+/// A member changes state (active, idle, hidden) this often.
+const STATE_EVERY: Duration = Duration::from_secs(120);
+/// Room sizes, in turn.
+const ROOM_SIZES: [usize; 3] = [10, 25, 50];
+
+/// The room of member `m` (0-based) and the rooms' sizes, for `members` members.
+fn rooms_of(members: usize) -> (Vec<usize>, usize) {
+    let mut room_of = Vec::with_capacity(members);
+    let (mut room, mut left, mut sizes) = (0, ROOM_SIZES[0], 0);
+    for _ in 0..members {
+        if left == 0 {
+            room += 1;
+            sizes += 1;
+            left = ROOM_SIZES[sizes % ROOM_SIZES.len()];
+        }
+        room_of.push(room);
+        left -= 1;
+    }
+    (room_of, room + 1)
+}
+
+/// Adds `members` members `cap0…` and their rooms `cap-r0…` unless they are there. Their password
+/// hash has argon2's smallest cost (it carries its parameters), so that thousands can log in.
+pub fn seed(url: &DatabaseUrl, members: usize) {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    use diesel::prelude::*;
+    let mut conn = db::connect(url).expect("connect");
+    let existing: i64 = confab::db::schema::users::table
+        .filter(confab::db::schema::users::username.like("cap%"))
+        .count()
+        .get_result(&mut conn)
+        .expect("count");
+    if existing as usize >= members {
+        return;
+    }
+    assert_eq!(
+        existing, 0,
+        "seed the capacity members at their largest size first"
+    );
+    let params = argon2::Params::new(8, 1, 1, None).expect("params");
+    let hash = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+        .hash_password(
+            super::PASSWORD.as_bytes(),
+            &SaltString::generate(&mut OsRng),
+        )
+        .expect("hash")
+        .to_string();
+    let now = chrono::Utc::now().naive_utc().format("%Y-%m-%d %H:%M:%S");
+    let (room_of, rooms) = rooms_of(members);
+    exec(&mut conn, "BEGIN");
+    for chunk in (0..members).collect::<Vec<_>>().chunks(1000) {
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|m| {
+                format!("('cap{m}', 'cap{m}@example.org', '{hash}', false, true, 'UTC', '{now}')")
+            })
+            .collect();
+        exec(&mut conn, &format!("INSERT INTO users (username, email, password_hash, is_admin, is_active, time_zone, created_at) VALUES {}", rows.join(",")));
+    }
+    let rows: Vec<String> = (0..rooms)
+        .map(|r| format!("('cap-r{r}', 'Capacity {r}', '', false, '{now}')"))
+        .collect();
+    for chunk in rows.chunks(1000) {
+        exec(
+            &mut conn,
+            &format!(
+                "INSERT INTO rooms (slug, name, description, is_private, created_at) VALUES {}",
+                chunk.join(",")
+            ),
+        );
+    }
+    for chunk in (0..members).collect::<Vec<_>>().chunks(1000) {
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|m| {
+                format!(
+                    "((SELECT id FROM rooms WHERE slug = 'cap-r{}'), (SELECT id FROM users WHERE username = 'cap{m}'), 0, '{now}')",
+                    room_of[*m]
+                )
+            })
+            .collect();
+        exec(
+            &mut conn,
+            &format!(
+                "INSERT INTO memberships (room_id, user_id, last_read_id, joined_at) VALUES {}",
+                rows.join(",")
+            ),
+        );
+    }
+    exec(&mut conn, "COMMIT");
+}
+
+/// What one size measured.
+pub struct Outcome {
+    /// Members simulated.
+    pub members: usize,
+    /// Posts sent.
+    pub posts: u64,
+    /// Deliveries measured: a post seen by a member other than its author.
+    pub deliveries: usize,
+    /// Delivery p50 and p99.
+    pub p50: Duration,
+    /// See `p50`.
+    pub p99: Duration,
+    /// Requests that failed (a status other than 2xx/3xx, or no answer).
+    pub errors: u64,
+    /// CPU of this process (server and members) and PostgreSQL, per second of the run.
+    pub cpu_per_second_ms: f64,
+    /// The server's and members' resident memory at the end.
+    pub rss_mib: u64,
+}
+
+/// Runs `members` members for [`SECONDS`] against `server`.
+pub async fn run(server: &Arc<Server>, members: usize) -> Outcome {
+    let (room_of, _) = rooms_of(members);
+    // Log everyone in, 64 at a time.
+    let mut sessions: Vec<Option<Session>> = vec![None; members];
+    for chunk in (0..members).collect::<Vec<_>>().chunks(64) {
+        let logins: Vec<_> = chunk
+            .iter()
+            .map(|&m| {
+                let server = server.clone();
+                tokio::spawn(async move { (m, server.login(&format!("cap{m}")).await) })
+            })
+            .collect();
+        for login in logins {
+            let (m, session) = login.await.expect("login");
+            sessions[m] = Some(session);
+        }
+    }
+    let sessions: Vec<Session> = sessions.into_iter().flatten().collect();
+    let start = Instant::now();
+    let errors = Arc::new(AtomicU64::new(0));
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let stop_at = Arc::new(Mutex::new(None::<Instant>));
+    let holding = Arc::new(AtomicU64::new(0));
+    // Every member: the page once (for its cursor), then a held poll, again and again.
+    let mut tasks = Vec::new();
+    for m in 0..members {
+        let (server, session) = (server.clone(), sessions[m].clone());
+        let (errors, latencies, stop_at) = (errors.clone(), latencies.clone(), stop_at.clone());
+        let holding = holding.clone();
+        let room = format!("cap-r{}", room_of[m]);
+        tasks.push(tokio::spawn(async move {
+            let me = format!("cap{m}");
+            let Some((status, _, page)) = server
+                .try_request(Method::GET, &format!("/rooms/{room}"), Some(&session), None)
+                .await
+            else {
+                errors.fetch_add(1, Ordering::Relaxed);
+                return;
+            };
+            if !status.is_success() {
+                errors.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            let mut cursor = page
+                .split(r#"data-cursor=""#)
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or("0")
+                .to_string();
+            holding.fetch_add(1, Ordering::Relaxed);
+            loop {
+                if stop_at
+                    .lock()
+                    .ok()
+                    .and_then(|s| *s)
+                    .is_some_and(|s| Instant::now() >= s)
+                {
+                    return;
+                }
+                // Readers are mostly at the page; some are idle, some in a background tab. Each
+                // changes state every [`STATE_EVERY`], at its own moment.
+                let since = start.elapsed().as_secs() + (m as u64 * 7) % STATE_EVERY.as_secs();
+                let state = match (m as u64 + since / STATE_EVERY.as_secs()) % 20 {
+                    0..=15 => "active",
+                    16..=18 => "idle",
+                    _ => "hidden",
+                };
+                let path = format!("/api/rooms/{room}/events?after={cursor}&wait=25&state={state}");
+                let Some((status, _, body)) = server
+                    .try_request(Method::GET, &path, Some(&session), None)
+                    .await
+                else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                };
+                match status {
+                    StatusCode::NO_CONTENT => {}
+                    StatusCode::OK => {
+                        let Ok(events) = serde_json::from_str::<serde_json::Value>(&body) else {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        };
+                        if let Some(next) = events["cursor"].as_str() {
+                            cursor = next.to_string();
+                        }
+                        let now = start.elapsed();
+                        for message in events["messages"].as_array().into_iter().flatten() {
+                            let html = message["html"].as_str().unwrap_or_default();
+                            let sent = html
+                                .split("sent-at-")
+                                .nth(1)
+                                .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+                                .and_then(|n| n.parse::<u64>().ok());
+                            if let (Some(sent), false) = (sent, message["author"] == me.as_str()) {
+                                if let Ok(mut l) = latencies.lock() {
+                                    l.push(now.saturating_sub(Duration::from_micros(sent)));
+                                }
+                            }
+                        }
+                    }
+                    _ => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        }));
+    }
+    // Every member has loaded its page and holds its first poll before the measurement starts.
+    let ramp = Instant::now();
+    while holding.load(Ordering::Relaxed) < members as u64
+        && ramp.elapsed() < Duration::from_secs(300)
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (cpu_before, measured_from) = (cpu_ms(), Instant::now());
+    let posts = Arc::new(AtomicU64::new(0));
+    let posts_per_second = members as f64 / POST_EVERY.as_secs_f64();
+    let pages_per_second = members as f64 / PAGE_EVERY.as_secs_f64();
+    let (mut owed_posts, mut owed_pages, mut next) = (0.0, 0.0, 0usize);
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    while measured_from.elapsed() < Duration::from_secs(SECONDS) {
+        tick.tick().await;
+        owed_posts += posts_per_second * 0.02;
+        owed_pages += pages_per_second * 0.02;
+        while owed_posts >= 1.0 {
+            owed_posts -= 1.0;
+            // Members take turns, spread over the rooms.
+            next = (next + 7919) % members;
+            let (server, session, errors, posts) = (
+                server.clone(),
+                sessions[next].clone(),
+                errors.clone(),
+                posts.clone(),
+            );
+            let room = format!("cap-r{}", room_of[next]);
+            let sent = start.elapsed().as_micros();
+            tokio::spawn(async move {
+                let n = posts.fetch_add(1, Ordering::Relaxed);
+                let json =
+                    format!(r#"{{"body":"sent-at-{sent} news","client_id":"cap-{n}-{sent}"}}"#);
+                let ok = server
+                    .try_request(
+                        Method::POST,
+                        &format!("/api/rooms/{room}/messages"),
+                        Some(&session),
+                        Some(("application/json", json)),
+                    )
+                    .await
+                    .is_some_and(|(status, _, _)| status.is_success());
+                if !ok {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        while owed_pages >= 1.0 {
+            owed_pages -= 1.0;
+            next = (next + 104729) % members;
+            let (server, session, errors) =
+                (server.clone(), sessions[next].clone(), errors.clone());
+            let room = format!("cap-r{}", room_of[next]);
+            tokio::spawn(async move {
+                let ok = server
+                    .try_request(Method::GET, &format!("/rooms/{room}"), Some(&session), None)
+                    .await
+                    .is_some_and(|(status, _, _)| status.is_success());
+                if !ok {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+    }
+    let seconds = measured_from.elapsed().as_secs_f64();
+    let cpu_per_second_ms = (cpu_ms() - cpu_before) / seconds;
+    // Let the last deliveries land, then stop the members (a held poll ends within its wait).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    if let Ok(mut s) = stop_at.lock() {
+        *s = Some(Instant::now());
+    }
+    let rss_mib = rss_kib(std::process::id()) / 1024;
+    for task in tasks {
+        task.abort();
+    }
+    let mut latencies = latencies.lock().map(|l| l.clone()).unwrap_or_default();
+    latencies.sort();
+    Outcome {
+        members,
+        posts: posts.load(Ordering::Relaxed),
+        deliveries: latencies.len(),
+        p50: percentile(&latencies, 0.5),
+        p99: percentile(&latencies, 0.99),
+        errors: errors.load(Ordering::Relaxed),
+        cpu_per_second_ms,
+        rss_mib,
+    }
+}
+
+/// The report line of one size.
+pub fn line(o: &Outcome) -> String {
+    format!(
+        "| {} members | {} posts, {} deliveries | p50 {:.1} ms, p99 {:.1} ms | {} errors | {:.0} ms CPU/s | {} MiB |",
+        o.members,
+        o.posts,
+        o.deliveries,
+        o.p50.as_secs_f64() * 1000.0,
+        o.p99.as_secs_f64() * 1000.0,
+        o.errors,
+        o.cpu_per_second_ms,
+        o.rss_mib
+    )
+}
