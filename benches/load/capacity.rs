@@ -126,6 +126,8 @@ pub struct Outcome {
     pub p99: Duration,
     /// Requests that failed (a status other than 2xx/3xx, or no answer).
     pub errors: u64,
+    /// The same, by what failed (`poll 503`, `post none`, …).
+    pub error_kinds: std::collections::BTreeMap<String, u64>,
     /// CPU of this process (server and members) and PostgreSQL, per second of the run.
     pub cpu_per_second_ms: f64,
     /// The server's and members' resident memory at the end.
@@ -152,7 +154,7 @@ pub async fn run(server: &Arc<Server>, members: usize) -> Outcome {
     }
     let sessions: Vec<Session> = sessions.into_iter().flatten().collect();
     let start = Instant::now();
-    let errors = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(Errors::default());
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let stop_at = Arc::new(Mutex::new(None::<Instant>));
     let holding = Arc::new(AtomicU64::new(0));
@@ -169,11 +171,11 @@ pub async fn run(server: &Arc<Server>, members: usize) -> Outcome {
                 .try_request(Method::GET, &format!("/rooms/{room}"), Some(&session), None)
                 .await
             else {
-                errors.fetch_add(1, Ordering::Relaxed);
+                errors.add("page", None);
                 return;
             };
             if !status.is_success() {
-                errors.fetch_add(1, Ordering::Relaxed);
+                errors.add("page", Some(status));
                 return;
             }
             let mut cursor = page
@@ -205,7 +207,7 @@ pub async fn run(server: &Arc<Server>, members: usize) -> Outcome {
                     .try_request(Method::GET, &path, Some(&session), None)
                     .await
                 else {
-                    errors.fetch_add(1, Ordering::Relaxed);
+                    errors.add("poll", None);
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 };
@@ -213,7 +215,7 @@ pub async fn run(server: &Arc<Server>, members: usize) -> Outcome {
                     StatusCode::NO_CONTENT => {}
                     StatusCode::OK => {
                         let Ok(events) = serde_json::from_str::<serde_json::Value>(&body) else {
-                            errors.fetch_add(1, Ordering::Relaxed);
+                            errors.add("poll answer", None);
                             continue;
                         };
                         if let Some(next) = events["cursor"].as_str() {
@@ -234,8 +236,8 @@ pub async fn run(server: &Arc<Server>, members: usize) -> Outcome {
                             }
                         }
                     }
-                    _ => {
-                        errors.fetch_add(1, Ordering::Relaxed);
+                    other => {
+                        errors.add("poll", Some(other));
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 }
@@ -276,17 +278,18 @@ pub async fn run(server: &Arc<Server>, members: usize) -> Outcome {
                 let n = posts.fetch_add(1, Ordering::Relaxed);
                 let json =
                     format!(r#"{{"body":"sent-at-{sent} news","client_id":"cap-{n}-{sent}"}}"#);
-                let ok = server
+                let answer = server
                     .try_request(
                         Method::POST,
                         &format!("/api/rooms/{room}/messages"),
                         Some(&session),
                         Some(("application/json", json)),
                     )
-                    .await
-                    .is_some_and(|(status, _, _)| status.is_success());
-                if !ok {
-                    errors.fetch_add(1, Ordering::Relaxed);
+                    .await;
+                match answer {
+                    Some((status, _, _)) if status.is_success() => {}
+                    Some((status, _, _)) => errors.add("post", Some(status)),
+                    None => errors.add("post", None),
                 }
             });
         }
@@ -297,12 +300,13 @@ pub async fn run(server: &Arc<Server>, members: usize) -> Outcome {
                 (server.clone(), sessions[next].clone(), errors.clone());
             let room = format!("cap-r{}", room_of[next]);
             tokio::spawn(async move {
-                let ok = server
+                match server
                     .try_request(Method::GET, &format!("/rooms/{room}"), Some(&session), None)
                     .await
-                    .is_some_and(|(status, _, _)| status.is_success());
-                if !ok {
-                    errors.fetch_add(1, Ordering::Relaxed);
+                {
+                    Some((status, _, _)) if status.is_success() => {}
+                    Some((status, _, _)) => errors.add("page", Some(status)),
+                    None => errors.add("page", None),
                 }
             });
         }
@@ -326,22 +330,49 @@ pub async fn run(server: &Arc<Server>, members: usize) -> Outcome {
         deliveries: latencies.len(),
         p50: percentile(&latencies, 0.5),
         p99: percentile(&latencies, 0.99),
-        errors: errors.load(Ordering::Relaxed),
+        errors: errors.total(),
+        error_kinds: errors.kinds(),
         cpu_per_second_ms,
         rss_mib,
+    }
+}
+
+/// Failed requests by what failed.
+#[derive(Default)]
+struct Errors(Mutex<std::collections::BTreeMap<String, u64>>);
+
+impl Errors {
+    /// Counts a failed `what` (`page`, `poll`, `post`): its status, or none when no answer came.
+    fn add(&self, what: &str, status: Option<StatusCode>) {
+        let kind = match status {
+            Some(status) => format!("{what} {}", status.as_u16()),
+            None => format!("{what}: no answer"),
+        };
+        if let Ok(mut kinds) = self.0.lock() {
+            *kinds.entry(kind).or_default() += 1;
+        }
+    }
+
+    fn kinds(&self) -> std::collections::BTreeMap<String, u64> {
+        self.0.lock().map(|k| k.clone()).unwrap_or_default()
+    }
+
+    fn total(&self) -> u64 {
+        self.kinds().values().sum()
     }
 }
 
 /// The report line of one size.
 pub fn line(o: &Outcome) -> String {
     format!(
-        "| {} members | {} posts, {} deliveries | p50 {:.1} ms, p99 {:.1} ms | {} errors | {:.0} ms CPU/s | {} MiB |",
+        "| {} members | {} posts, {} deliveries | p50 {:.1} ms, p99 {:.1} ms | {} errors {:?} | {:.0} ms CPU/s | {} MiB |",
         o.members,
         o.posts,
         o.deliveries,
         o.p50.as_secs_f64() * 1000.0,
         o.p99.as_secs_f64() * 1000.0,
         o.errors,
+        o.error_kinds,
         o.cpu_per_second_ms,
         o.rss_mib
     )
