@@ -133,6 +133,11 @@ pub fn create(conn: &mut AnyConnection, fields: &RoomFields, now: NaiveDateTime)
         .first(conn)?)
 }
 
+/// Whether any room (of any kind) has the address `slug`.
+pub fn slug_taken(conn: &mut AnyConnection, slug: &str) -> Result<bool> {
+    Ok(diesel::select(exists(rooms::table.filter(rooms::slug.eq(slug)))).get_result(conn)?)
+}
+
 /// A room by its slug, whoever asks (admin pages and commands only: a direct conversation is
 /// "not found" here).
 pub fn find_by_slug(conn: &mut AnyConnection, slug: &str) -> Result<Room> {

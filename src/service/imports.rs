@@ -325,20 +325,9 @@ fn free_username(conn: &mut AnyConnection, wanted: &str) -> Result<String> {
     if base.chars().count() < 2 {
         base = format!("user-{base}");
     }
-    for n in 1..1000 {
-        let name = if n == 1 {
-            base.clone()
-        } else {
-            format!("{base}-{n}")
-        };
-        let name = input::username(&name)?;
-        if users::find_by_username(conn, &name)?.is_none() {
-            return Ok(name);
-        }
-    }
-    Err(Error::Conflict(format!(
-        "No free username is left for {wanted}."
-    )))
+    first_free(&base, wanted, input::username, |name| {
+        Ok(users::find_by_username(conn, name)?.is_some())
+    })
 }
 
 /// A room address for `wanted` that no room has: cleaned up, then numbered if taken.
@@ -352,26 +341,29 @@ fn free_slug(conn: &mut AnyConnection, wanted: &str) -> Result<String> {
     if base.is_empty() {
         base = "imported".to_string();
     }
+    first_free(&base, wanted, input::slug, |slug| {
+        rooms::slug_taken(conn, slug)
+    })
+}
+
+/// The first of `base`, `base-2`, `base-3`… that `check` accepts and `taken` says is free.
+fn first_free(
+    base: &str,
+    wanted: &str,
+    check: fn(&str) -> Result<String>,
+    mut taken: impl FnMut(&str) -> Result<bool>,
+) -> Result<String> {
     for n in 1..1000 {
-        let slug = if n == 1 {
-            base.clone()
-        } else {
-            format!("{base}-{n}")
+        let candidate = match n {
+            1 => check(base)?,
+            n => check(&format!("{base}-{n}"))?,
         };
-        let slug = input::slug(&slug)?;
-        let taken: bool = diesel::RunQueryDsl::get_result(
-            diesel::select(diesel::dsl::exists(diesel::QueryDsl::filter(
-                crate::db::schema::rooms::table,
-                diesel::ExpressionMethods::eq(crate::db::schema::rooms::slug, &slug),
-            ))),
-            conn,
-        )?;
-        if !taken {
-            return Ok(slug);
+        if !taken(&candidate)? {
+            return Ok(candidate);
         }
     }
     Err(Error::Conflict(format!(
-        "No free room address is left for {wanted}."
+        "Nothing free is left for {wanted}."
     )))
 }
 

@@ -38,27 +38,7 @@ pub async fn may_upload(svc: &Services, slug: String, uid: i64) -> Result<()> {
 
 /// A file that arrived whole in memory (an attachment of a mail), written to a temporary file.
 pub async fn received_bytes(svc: &Services, file_name: &str, bytes: &[u8]) -> Result<Received> {
-    use sha2::Digest;
-    let stored_name = FileStore::new_stored_name();
-    let (mut file, temp) = svc
-        .store
-        .create_temp(&stored_name)
-        .await
-        .map_err(|e| Error::internal("creating an upload file", e))?;
-    tokio::io::AsyncWriteExt::write_all(&mut file, bytes)
-        .await
-        .map_err(|e| Error::internal("writing an upload", e))?;
-    file.sync_data()
-        .await
-        .map_err(|e| Error::internal("writing an upload", e))?;
-    Ok(Received {
-        temp,
-        file_name: input::file_name(file_name),
-        stored_name,
-        size: bytes.len() as u64,
-        sha256: hex::encode(sha2::Sha256::digest(bytes)),
-        head: bytes[..bytes.len().min(8192)].to_vec(),
-    })
+    received_from(svc, file_name, bytes, "a mail's attachment").await
 }
 
 /// A file on this machine (an import's), copied into a temporary file in the store.
@@ -66,6 +46,21 @@ pub async fn received_file(
     svc: &Services,
     file_name: &str,
     path: &std::path::Path,
+) -> Result<Received> {
+    let what = path.display().to_string();
+    let source = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| Error::Invalid(format!("{what} cannot be read: {e}")))?;
+    received_from(svc, file_name, source, &what).await
+}
+
+/// Copies `source` (called `what` in errors) into a new temporary file, hashing it on the way and
+/// keeping its first bytes to detect its type.
+async fn received_from(
+    svc: &Services,
+    file_name: &str,
+    mut source: impl tokio::io::AsyncRead + Unpin,
+    what: &str,
 ) -> Result<Received> {
     use sha2::Digest;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -75,16 +70,13 @@ pub async fn received_file(
         .create_temp(&stored_name)
         .await
         .map_err(|e| Error::internal("creating an upload file", e))?;
-    let mut source = tokio::fs::File::open(path)
-        .await
-        .map_err(|e| Error::Invalid(format!("{} cannot be read: {e}", path.display())))?;
     let (mut hash, mut size, mut head) = (sha2::Sha256::new(), 0u64, Vec::new());
     let mut buffer = vec![0; 64 * 1024];
     loop {
         let n = source
             .read(&mut buffer)
             .await
-            .map_err(|e| Error::Invalid(format!("{} cannot be read: {e}", path.display())))?;
+            .map_err(|e| Error::Invalid(format!("{what} cannot be read: {e}")))?;
         if n == 0 {
             break;
         }
