@@ -59,10 +59,18 @@ struct Args {
     scale: &'static Scale,
     database_url: Option<String>,
     requests: usize,
-    /// `--only pages`: the baseline and the room pages only, printed, docs/benchmarks.md untouched.
-    only_pages: bool,
+    /// `--only pages` (the baseline and the room pages) or `--only memory` (the server's memory
+    /// per connection and per held poll): printed, docs/benchmarks.md untouched.
+    only: Option<Only>,
     /// `--only capacity --members N,N…`: the capacity scenario at each size, printed.
     capacity: Option<Vec<usize>>,
+}
+
+/// A part of the benchmark run alone.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Only {
+    Pages,
+    Memory,
 }
 
 fn args() -> Args {
@@ -70,7 +78,7 @@ fn args() -> Args {
         scale: &SMALL,
         database_url: None,
         requests: 4000,
-        only_pages: false,
+        only: None,
         capacity: None,
     };
     let mut it = std::env::args().skip(1);
@@ -85,7 +93,8 @@ fn args() -> Args {
             }
             "--database-url" => args.database_url = it.next(),
             "--only" => match it.next().as_deref() {
-                Some("pages") => args.only_pages = true,
+                Some("pages") => args.only = Some(Only::Pages),
+                Some("memory") => args.only = Some(Only::Memory),
                 Some("capacity") => {
                     args.capacity.get_or_insert_with(|| vec![1000, 2000, 4000]);
                 }
@@ -277,7 +286,7 @@ impl Server {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let http: Http = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(8192)
+            .pool_max_idle_per_host(16_384)
             .build(connector);
         Server {
             base: format!("http://127.0.0.1:{port}"),
@@ -410,15 +419,22 @@ struct Measured {
     cpu_ms: f64,
 }
 
-/// CPU time used so far by this process and by every `postgres` process, in milliseconds (from
-/// `/proc`, in clock ticks of 10 ms).
+/// CPU time used so far by this process and by every `postgres` process, in milliseconds.
 fn cpu_ms() -> f64 {
-    let ticks = |stat: &str| -> u64 {
-        // After the command name in parentheses: state, then fields 4.. ; utime and stime are
-        // the 14th and 15th fields of the line.
-        stat.rsplit_once(')')
-            .map(|(_, rest)| {
-                let fields: Vec<&str> = rest.split_whitespace().collect();
+    process_cpu_ms("self") + postgres_cpu_ms()
+}
+
+/// CPU time used so far by process `pid` (or `self`), in milliseconds (from `/proc`, in clock
+/// ticks of 10 ms).
+fn process_cpu_ms(pid: &str) -> f64 {
+    // After the command name in parentheses: state, then fields 4.. ; utime and stime are the
+    // 14th and 15th fields of the line.
+    let ticks: u64 = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let (_, rest) = stat.rsplit_once(')')?;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            Some(
                 fields
                     .get(11)
                     .and_then(|f| f.parse::<u64>().ok())
@@ -426,26 +442,25 @@ fn cpu_ms() -> f64 {
                     + fields
                         .get(12)
                         .and_then(|f| f.parse::<u64>().ok())
-                        .unwrap_or(0)
-            })
-            .unwrap_or(0)
-    };
-    let mut total = std::fs::read_to_string("/proc/self/stat")
-        .map(|s| ticks(&s))
+                        .unwrap_or(0),
+            )
+        })
         .unwrap_or(0);
-    if let Ok(entries) = std::fs::read_dir("/proc") {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let is_postgres =
-                std::fs::read_to_string(path.join("comm")).is_ok_and(|c| c.trim() == "postgres");
-            if is_postgres {
-                total += std::fs::read_to_string(path.join("stat"))
-                    .map(|s| ticks(&s))
-                    .unwrap_or(0);
-            }
-        }
-    }
-    total as f64 * 10.0
+    ticks as f64 * 10.0
+}
+
+/// CPU time used so far by every `postgres` process, in milliseconds.
+fn postgres_cpu_ms() -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .flatten()
+        .filter(|entry| {
+            std::fs::read_to_string(entry.path().join("comm")).is_ok_and(|c| c.trim() == "postgres")
+        })
+        .map(|entry| process_cpu_ms(&entry.file_name().to_string_lossy()))
+        .sum()
 }
 
 impl Measured {
@@ -709,16 +724,25 @@ async fn run(args: Args) {
             .await
             .expect("seed members");
         println!(
-            "| members | sent | delivery | errors | CPU | memory |\n|---|---|---|---|---|---|"
+            "| members | sent | delivery p50 / p99 | errors | CPU (cores): server + PostgreSQL + members | memory: server + members |\n|---|---|---|---|---|---|"
         );
+        // Each size in a fresh `confab` child process, so that the server's CPU and memory are
+        // its own and neither process runs out of file descriptors (two per member each).
         for &members in sizes {
-            let outcome = capacity::run(&bench.server, members).await;
+            let started = start_child(&url_text, &dir).await;
+            let outcome = capacity::run(&started.server, started.pid, members).await;
             println!("{}", capacity::line(&outcome));
         }
         return;
     }
+    if args.only == Some(Only::Memory) {
+        memory(&url_text, &dir, scale, &mut report).await;
+        println!("{}", report.notes.join("\n"));
+        println!("{}", report.verdicts.join("\n"));
+        return;
+    }
     let base = baseline_throughput(&bench, &mut report).await;
-    if args.only_pages {
+    if args.only == Some(Only::Pages) {
         room_pages(&bench, &mut report, base, scale).await;
         println!("{}", report.rows.join("\n"));
         return;
@@ -729,7 +753,11 @@ async fn run(args: Args) {
     searches(&bench, &mut report, base, &latest_big).await;
     held_polls(&bench, &mut report, scale).await;
     alert_planning(&bench.db, &bench.settings, scale, &mut report).await;
-    child_process(&url_text, &dir, scale, &mut report).await;
+    memory(&url_text, &dir, scale, &mut report).await;
+    let Started { child, server, pid } = start_child(&url_text, &dir).await;
+    let session = server.login("u0").await;
+    upload(&server, pid, &dir, &session, &mut report).await;
+    drop(child);
 
     let table = format!(
         "### {backend}, scale `{}` ({} users, {} rooms, {} messages, the big room {})\n\n\
@@ -1316,6 +1344,8 @@ async fn start_child(url: &str, dir: &std::path::Path) -> Started {
             .env("CONFAB_UPLOADS_DIR", dir.join("uploads"))
             .env("CONFAB_JOBS_ENABLED", "false")
             .env("CONFAB_LOGIN_SLOWDOWN_MS", "0")
+            // Thousands of members log in from this one address.
+            .env("CONFAB_LOGIN_MAX_FAILURES_PER_ADDRESS", "1000000")
             .env("CONFAB_MAX_HELD_POLLS", "20000")
             .env("CONFAB_POST_BURST", "1000000")
             .env("CONFAB_POST_PER_MINUTE", "1000000")
@@ -1344,9 +1374,9 @@ async fn start_child(url: &str, dir: &std::path::Path) -> Started {
 
 /// Server memory, measured on `confab` child processes so that no client counts, each figure in a
 /// fresh process (memory one measurement freed could otherwise hide the next one's growth): RSS
-/// idle and per keep-alive connection, per held poll with 5,000 held, and its growth while a 1 GiB
-/// file is uploaded through the plain form.
-async fn child_process(url: &str, dir: &std::path::Path, scale: &Scale, report: &mut Report) {
+/// idle and per keep-alive connection, and per held poll with 5,000 held. (The upload's is
+/// measured in a third process, by [`upload`].)
+async fn memory(url: &str, dir: &std::path::Path, scale: &Scale, report: &mut Report) {
     let waiting = 5000;
     let first = start_child(url, dir).await;
     let idle = rss_kib(first.pid);
@@ -1400,11 +1430,6 @@ async fn child_process(url: &str, dir: &std::path::Path, scale: &Scale, report: 
         ),
         per_held <= 20.0 && answered == 0,
     );
-
-    let Started { child, server, pid } = start_child(url, dir).await;
-    let session = server.login("u0").await;
-    upload(&server, pid, dir, &session, report).await;
-    drop(child);
 }
 
 /// Opens `count` keep-alive connections that each made one `GET /healthz` and stay open; returns

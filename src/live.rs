@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
 use serde::Serialize;
@@ -88,7 +88,14 @@ struct RoomState {
     members: Vec<Member>,
     member_ids: HashSet<i64>,
     seen: HashMap<i64, Seen>,
+    /// When a change of presence last woke the room's polls.
+    presence_woke: Option<Instant>,
 }
+
+/// A room's polls are woken by changes of presence at most this often; a change within it waits
+/// for [`Live::wake_presence`]. Every waiting member answers and polls again on a wake-up, so
+/// readers coming and going must not keep a busy room re-polling.
+pub const PRESENCE_WAKE_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 struct Rooms {
@@ -96,6 +103,10 @@ struct Rooms {
     by_slug: HashMap<String, i64>,
     /// People seen since the last batch write: user id → (last seen, last active).
     unsaved: HashMap<i64, (NaiveDateTime, Option<NaiveDateTime>)>,
+    /// Rooms whose presence changed since their last wake-up, which came too recently.
+    presence_pending: HashSet<i64>,
+    /// Read markers moved by polls since the last batch write: (room id, user id) → newest read.
+    unsaved_reads: HashMap<(i64, i64), i64>,
 }
 
 /// The in-memory side of rooms, shared by every request and job of this instance.
@@ -177,6 +188,7 @@ impl Live {
                         members,
                         member_ids,
                         seen: HashMap::new(),
+                        presence_woke: None,
                     },
                 );
             }
@@ -219,7 +231,9 @@ impl Live {
             .map(|room| *room.token.borrow())
     }
 
-    /// Notes that `user_id` has a page of the room open; a change of how they show wakes the room.
+    /// Notes that `user_id` has a page of the room open; a change of how they show wakes the room,
+    /// at once or (within [`PRESENCE_WAKE_EVERY`] of its last such wake-up) at the next
+    /// [`Live::wake_presence`].
     pub fn seen(&self, room_id: i64, user_id: i64, activity: Activity, now: NaiveDateTime) {
         let mut rooms = self.lock();
         let active_at = (activity == Activity::Active).then_some(now);
@@ -239,8 +253,30 @@ impl Live {
         };
         let after = state(&seen, now, away_after);
         room.seen.insert(user_id, seen);
-        if before != Some(after) {
+        if before == Some(after) {
+            return;
+        }
+        if room
+            .presence_woke
+            .is_some_and(|woke| woke.elapsed() < PRESENCE_WAKE_EVERY)
+        {
+            rooms.presence_pending.insert(room_id);
+        } else {
+            room.presence_woke = Some(Instant::now());
             room.token.send_modify(|t| t.presence += 1);
+        }
+    }
+
+    /// Wakes the rooms whose change of presence waited (see [`Live::seen`]); run every
+    /// [`PRESENCE_WAKE_EVERY`].
+    pub fn wake_presence(&self) {
+        let mut guard = self.lock();
+        let rooms = &mut *guard;
+        for room_id in rooms.presence_pending.drain() {
+            if let Some(room) = rooms.rooms.get_mut(&room_id) {
+                room.presence_woke = Some(Instant::now());
+                room.token.send_modify(|t| t.presence += 1);
+            }
         }
     }
 
@@ -295,6 +331,31 @@ impl Live {
             .collect();
         seen.sort_unstable_by_key(|(id, _, _)| *id);
         seen
+    }
+
+    /// Notes that `user_id` has read room `room_id` up to message `upto`, for the next batch
+    /// ([`Live::take_reads`]): a reader at the latest page reads every message its polls carry,
+    /// and a write for each would cost a commit per member per message.
+    pub fn read(&self, room_id: i64, user_id: i64, upto: i64) {
+        let mut rooms = self.lock();
+        let newest = rooms
+            .unsaved_reads
+            .entry((room_id, user_id))
+            .or_insert(upto);
+        *newest = (*newest).max(upto);
+    }
+
+    /// Takes the read markers moved since the last call: (room id, user id, newest read), by room
+    /// and user, so that writers lock membership rows in one order and never deadlock.
+    pub fn take_reads(&self) -> Vec<(i64, i64, i64)> {
+        let mut reads: Vec<_> = self
+            .lock()
+            .unsaved_reads
+            .drain()
+            .map(|((room, user), upto)| (room, user, upto))
+            .collect();
+        reads.sort_unstable();
+        reads
     }
 }
 
@@ -378,6 +439,20 @@ mod tests {
         live.seen(1, 1, Activity::Active, now);
         assert_eq!(live.token(1), Some(after), "no change, no wake-up");
         live.seen(1, 1, Activity::Hidden, now);
+        assert_eq!(
+            live.token(1),
+            Some(after),
+            "a second change within a second waits"
+        );
+        live.wake_presence();
+        let woken = live.token(1).expect("loaded");
+        assert_eq!(
+            woken.presence,
+            after.presence + 1,
+            "and then wakes the room"
+        );
+        live.wake_presence();
+        assert_eq!(live.token(1), Some(woken), "once");
         let shown: Vec<_> = live
             .presence(1, now)
             .into_iter()
@@ -392,5 +467,17 @@ mod tests {
         let saved = live.take_unsaved();
         assert_eq!(saved, vec![(1, now, Some(now))]);
         assert!(live.take_unsaved().is_empty());
+    }
+
+    #[test]
+    fn reads_keep_the_newest_per_member_and_come_in_order() {
+        let live = Live::new(10, Duration::from_secs(90));
+        live.read(2, 1, 30);
+        live.read(1, 2, 10);
+        live.read(1, 2, 12);
+        live.read(1, 2, 11);
+        live.read(1, 1, 5);
+        assert_eq!(live.take_reads(), vec![(1, 1, 5), (1, 2, 12), (2, 1, 30)]);
+        assert!(live.take_reads().is_empty(), "taken once");
     }
 }

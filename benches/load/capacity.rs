@@ -1,6 +1,7 @@
 //! Capacity in members: `--only capacity [--members N …]` simulates real members for
-//! [`SECONDS`]. Each one holds an events poll with `wait` as the page does and polls again at once
-//! when answered. Members post every [`POST_EVERY`] and load their room's page every
+//! [`SECONDS`]. Each one holds an events poll with `wait` as the page does (on the latest page, so
+//! that an active member's answers mark what they carry read) and polls again at once when
+//! answered. Members post every [`POST_EVERY`] and load their room's page every
 //! [`PAGE_EVERY`] on average, in rooms of 10, 25 and 50 members, and change state (active, idle,
 //! hidden) as readers do. The scenario reports delivery (post sent to a member's poll answered
 //! with it), errors, CPU and memory for each N.
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use hyper::{Method, StatusCode};
 
-use super::{cpu_ms, exec, percentile, rss_kib, Server, Session};
+use super::{exec, percentile, postgres_cpu_ms, process_cpu_ms, rss_kib, Server, Session};
 use confab::db::{self, DatabaseUrl};
 
 /// How long each size is measured, after every member holds a poll.
@@ -22,6 +23,8 @@ const POST_EVERY: Duration = Duration::from_secs(180);
 const PAGE_EVERY: Duration = Duration::from_secs(600);
 /// A member changes state (active, idle, hidden) this often.
 const STATE_EVERY: Duration = Duration::from_secs(120);
+/// Members opening their first page at once, while they arrive.
+const RAMP_PAGES: usize = 32;
 /// Room sizes, in turn.
 const ROOM_SIZES: [usize; 3] = [10, 25, 50];
 
@@ -41,8 +44,9 @@ fn rooms_of(members: usize) -> (Vec<usize>, usize) {
     (room_of, room + 1)
 }
 
-/// Adds `members` members `cap0…` and their rooms `cap-r0…` unless they are there. Their password
-/// hash has argon2's smallest cost (it carries its parameters), so that thousands can log in.
+/// Adds `members` members `cap0…` and their rooms `cap-r0…` unless they are there (fewer are
+/// removed first). Their password hash has argon2's smallest cost (it carries its parameters), so
+/// that thousands can log in.
 pub fn seed(url: &DatabaseUrl, members: usize) {
     use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
     use diesel::prelude::*;
@@ -55,10 +59,18 @@ pub fn seed(url: &DatabaseUrl, members: usize) {
     if existing as usize >= members {
         return;
     }
-    assert_eq!(
-        existing, 0,
-        "seed the capacity members at their largest size first"
+    // Fewer than asked for: seed them all again, so that the rooms keep their sizes.
+    exec(&mut conn, "BEGIN");
+    for table in ["messages", "memberships"] {
+        exec(&mut conn, &format!("DELETE FROM {table} WHERE room_id IN (SELECT id FROM rooms WHERE slug LIKE 'cap-r%')"));
+    }
+    exec(&mut conn, "DELETE FROM rooms WHERE slug LIKE 'cap-r%'");
+    exec(
+        &mut conn,
+        "DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE username LIKE 'cap%')",
     );
+    exec(&mut conn, "DELETE FROM users WHERE username LIKE 'cap%'");
+    exec(&mut conn, "COMMIT");
     let params = argon2::Params::new(8, 1, 1, None).expect("params");
     let hash = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
         .hash_password(
@@ -128,14 +140,46 @@ pub struct Outcome {
     pub errors: u64,
     /// The same, by what failed (`poll 503`, `post none`, …).
     pub error_kinds: std::collections::BTreeMap<String, u64>,
-    /// CPU of this process (server and members) and PostgreSQL, per second of the run.
-    pub cpu_per_second_ms: f64,
-    /// The server's and members' resident memory at the end.
-    pub rss_mib: u64,
+    /// CPU per second of the run, in ms: the server's, PostgreSQL's, and the members' (this
+    /// process).
+    pub cpu_ms: Cpu,
+    /// The server's resident memory at the end.
+    pub server_mib: u64,
+    /// The members' (this process's) resident memory at the end.
+    pub members_mib: u64,
 }
 
-/// Runs `members` members for [`SECONDS`] against `server`.
-pub async fn run(server: &Arc<Server>, members: usize) -> Outcome {
+/// CPU used, in ms per second of the run.
+#[derive(Clone, Copy)]
+pub struct Cpu {
+    /// The `confab` process.
+    pub server: f64,
+    /// Every PostgreSQL process.
+    pub postgres: f64,
+    /// The simulated members.
+    pub members: f64,
+}
+
+impl Cpu {
+    fn now(server_pid: u32) -> Cpu {
+        Cpu {
+            server: process_cpu_ms(&server_pid.to_string()),
+            postgres: postgres_cpu_ms(),
+            members: process_cpu_ms("self"),
+        }
+    }
+
+    fn per_second(self, before: Cpu, seconds: f64) -> Cpu {
+        Cpu {
+            server: (self.server - before.server) / seconds,
+            postgres: (self.postgres - before.postgres) / seconds,
+            members: (self.members - before.members) / seconds,
+        }
+    }
+}
+
+/// Runs `members` members for [`SECONDS`] against `server`, the `confab` process `pid`.
+pub async fn run(server: &Arc<Server>, pid: u32, members: usize) -> Outcome {
     let (room_of, _) = rooms_of(members);
     // Log everyone in, 64 at a time.
     let mut sessions: Vec<Option<Session>> = vec![None; members];
@@ -158,19 +202,24 @@ pub async fn run(server: &Arc<Server>, members: usize) -> Outcome {
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let stop_at = Arc::new(Mutex::new(None::<Instant>));
     let holding = Arc::new(AtomicU64::new(0));
-    // Every member: the page once (for its cursor), then a held poll, again and again.
+    // Every member: the page once (for its cursor), then a held poll, again and again. Members
+    // arrive RAMP_PAGES at a time: all opening their page at one instant is not the steady state
+    // measured, and queues pages past the pool's wait (503).
+    let arriving = Arc::new(tokio::sync::Semaphore::new(RAMP_PAGES));
     let mut tasks = Vec::new();
     for m in 0..members {
         let (server, session) = (server.clone(), sessions[m].clone());
         let (errors, latencies, stop_at) = (errors.clone(), latencies.clone(), stop_at.clone());
-        let holding = holding.clone();
+        let (holding, arriving) = (holding.clone(), arriving.clone());
         let room = format!("cap-r{}", room_of[m]);
         tasks.push(tokio::spawn(async move {
             let me = format!("cap{m}");
-            let Some((status, _, page)) = server
+            let arrived = arriving.acquire_owned().await;
+            let first = server
                 .try_request(Method::GET, &format!("/rooms/{room}"), Some(&session), None)
-                .await
-            else {
+                .await;
+            drop(arrived);
+            let Some((status, _, page)) = first else {
                 errors.add("page", None);
                 return;
             };
@@ -202,7 +251,9 @@ pub async fn run(server: &Arc<Server>, members: usize) -> Outcome {
                     16..=18 => "idle",
                     _ => "hidden",
                 };
-                let path = format!("/api/rooms/{room}/events?after={cursor}&wait=25&state={state}");
+                let path = format!(
+                    "/api/rooms/{room}/events?after={cursor}&wait=25&state={state}&latest=true"
+                );
                 let Some((status, _, body)) = server
                     .try_request(Method::GET, &path, Some(&session), None)
                     .await
@@ -252,7 +303,7 @@ pub async fn run(server: &Arc<Server>, members: usize) -> Outcome {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (cpu_before, measured_from) = (cpu_ms(), Instant::now());
+    let (cpu_before, measured_from) = (Cpu::now(pid), Instant::now());
     let posts = Arc::new(AtomicU64::new(0));
     let posts_per_second = members as f64 / POST_EVERY.as_secs_f64();
     let pages_per_second = members as f64 / PAGE_EVERY.as_secs_f64();
@@ -312,13 +363,13 @@ pub async fn run(server: &Arc<Server>, members: usize) -> Outcome {
         }
     }
     let seconds = measured_from.elapsed().as_secs_f64();
-    let cpu_per_second_ms = (cpu_ms() - cpu_before) / seconds;
+    let cpu_ms = Cpu::now(pid).per_second(cpu_before, seconds);
     // Let the last deliveries land, then stop the members (a held poll ends within its wait).
     tokio::time::sleep(Duration::from_secs(2)).await;
     if let Ok(mut s) = stop_at.lock() {
         *s = Some(Instant::now());
     }
-    let rss_mib = rss_kib(std::process::id()) / 1024;
+    let (server_mib, members_mib) = (rss_kib(pid) / 1024, rss_kib(std::process::id()) / 1024);
     for task in tasks {
         task.abort();
     }
@@ -332,8 +383,9 @@ pub async fn run(server: &Arc<Server>, members: usize) -> Outcome {
         p99: percentile(&latencies, 0.99),
         errors: errors.total(),
         error_kinds: errors.kinds(),
-        cpu_per_second_ms,
-        rss_mib,
+        cpu_ms,
+        server_mib,
+        members_mib,
     }
 }
 
@@ -365,7 +417,7 @@ impl Errors {
 /// The report line of one size.
 pub fn line(o: &Outcome) -> String {
     format!(
-        "| {} members | {} posts, {} deliveries | p50 {:.1} ms, p99 {:.1} ms | {} errors {:?} | {:.0} ms CPU/s | {} MiB |",
+        "| {} | {} posts, {} deliveries | {:.1} / {:.1} ms | {} {:?} | {:.2} + {:.2} + {:.2} | {} + {} MiB |",
         o.members,
         o.posts,
         o.deliveries,
@@ -373,7 +425,10 @@ pub fn line(o: &Outcome) -> String {
         o.p99.as_secs_f64() * 1000.0,
         o.errors,
         o.error_kinds,
-        o.cpu_per_second_ms,
-        o.rss_mib
+        o.cpu_ms.server / 1000.0,
+        o.cpu_ms.postgres / 1000.0,
+        o.cpu_ms.members / 1000.0,
+        o.server_mib,
+        o.members_mib,
     )
 }

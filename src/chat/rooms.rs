@@ -441,8 +441,8 @@ pub fn for_user(conn: &mut AnyConnection, user: &User) -> Result<Vec<RoomSummary
     Ok(summaries)
 }
 
-/// Open, active rooms `user_id` could join, by name.
-pub fn joinable(conn: &mut AnyConnection, user_id: i64) -> Result<Vec<Room>> {
+/// Open, active rooms `user_id` could join, by name; the first `limit` of them, if given.
+pub fn joinable(conn: &mut AnyConnection, user_id: i64, limit: Option<i64>) -> Result<Vec<Room>> {
     let mine = memberships::table
         .filter(memberships::user_id.eq(user_id))
         .select(memberships::room_id);
@@ -451,6 +451,7 @@ pub fn joinable(conn: &mut AnyConnection, user_id: i64) -> Result<Vec<Room>> {
         .filter(rooms::archived_at.is_null())
         .filter(diesel::dsl::not(rooms::id.eq_any(mine)))
         .order(rooms::name)
+        .limit(limit.unwrap_or(i64::MAX))
         .select(Room::as_select())
         .load(conn)?)
 }

@@ -1,26 +1,35 @@
 //! Writes who was seen, and when they were last active, to the database in batches rather than on
-//! every poll. The last batch is written at shutdown.
+//! every poll, and the read markers that polls moved (see [`Live::read`]) every second. The last
+//! batches are written at shutdown. Rooms whose change of presence waited (see [`Live::seen`]) are
+//! woken here too.
 
 use std::time::Duration;
 
 use rocket::Shutdown;
 
-use crate::chat::users;
+use crate::chat::{rooms, users};
 use crate::db::Db;
-use crate::live::Live;
+use crate::live::{Live, PRESENCE_WAKE_EVERY};
 
-/// Starts the batch writer.
+/// Starts the batch writers, and the wake-ups of rooms whose change of presence waited.
 pub fn start(db: Db, live: Live, every: Duration, mut shutdown: Shutdown) {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(every);
+        let mut wakes = tokio::time::interval(PRESENCE_WAKE_EVERY);
         ticks.tick().await;
         loop {
             let stopping = tokio::select! {
+                _ = wakes.tick() => {
+                    live.wake_presence();
+                    flush_reads(&db, &live).await;
+                    continue;
+                }
                 _ = ticks.tick() => false,
                 _ = &mut shutdown => true,
             };
             flush(&db, &live).await;
             if stopping {
+                flush_reads(&db, &live).await;
                 break;
             }
         }
@@ -38,5 +47,29 @@ pub async fn flush(db: &Db, live: &Live) {
         .await
     {
         log::warn!("writing presence: {e}");
+    }
+}
+
+/// Writes the read markers that polls moved since the last batch. If the database cannot take
+/// them, they wait for the next batch.
+pub async fn flush_reads(db: &Db, live: &Live) {
+    let reads = live.take_reads();
+    if reads.is_empty() {
+        return;
+    }
+    let batch = reads.clone();
+    let written = db
+        .write(move |conn| {
+            for (room_id, user_id, upto) in batch {
+                rooms::mark_read(conn, room_id, user_id, upto)?;
+            }
+            Ok::<_, crate::error::Error>(())
+        })
+        .await;
+    if let Err(e) = written {
+        log::warn!("writing read markers: {e}");
+        for (room_id, user_id, upto) in reads {
+            live.read(room_id, user_id, upto);
+        }
     }
 }

@@ -12,13 +12,17 @@ use crate::error::{Error, Result};
 use crate::live::Activity;
 
 /// The rooms of the home page and the sidebar: `user`'s own with their unread counts and mention
-/// markers, and the open ones to join.
-pub async fn home(svc: &Services, user: &User) -> Result<(Vec<RoomSummary>, Vec<Room>)> {
+/// markers, and the open ones to join (the first `joinable` of them, if given).
+pub async fn home(
+    svc: &Services,
+    user: &User,
+    joinable: Option<i64>,
+) -> Result<(Vec<RoomSummary>, Vec<Room>)> {
     let user = user.clone();
     svc.db
         .run(move |conn| {
             let mine = rooms::for_user(conn, &user)?;
-            Ok((mine, rooms::joinable(conn, user.id)?))
+            Ok((mine, rooms::joinable(conn, user.id, joinable)?))
         })
         .await
 }
@@ -207,16 +211,24 @@ pub async fn changes(
     limit: i64,
     reads: bool,
 ) -> Result<(Vec<Posted>, Vec<Attachment>)> {
-    svc.db
+    let changed = svc
+        .db
         .run(move |conn| {
             let (mut changed, files) = messages::changed_since(conn, room_id, uid, cursor, limit)?;
             messages::annotate(conn, uid, &mut changed)?;
-            if let Some(newest) = changed.iter().map(|p| p.message.id).max().filter(|_| reads) {
-                rooms::mark_read(conn, room_id, uid, newest)?;
-            }
             Ok::<_, Error>((changed, files))
         })
-        .await
+        .await?;
+    if let Some(newest) = changed
+        .0
+        .iter()
+        .map(|p| p.message.id)
+        .max()
+        .filter(|_| reads)
+    {
+        svc.live.read(room_id, uid, newest);
+    }
+    Ok(changed)
 }
 
 /// Marks everything in a room read for `uid`, up to its newest message.

@@ -50,7 +50,7 @@ async fn home(
     flash: Option<FlashMessage<'_>>,
     app: App<'_>,
 ) -> Result<Template> {
-    let (mine, joinable) = reading::home(app.svc, &user.user).await?;
+    let (mine, joinable) = reading::home(app.svc, &user.user, None).await?;
     let layout = Layout::new(&user, &csrf, flash).with_sidebar(Sidebar::new(
         &user.user.username,
         &mine,

@@ -69,6 +69,9 @@ impl Layout {
     }
 }
 
+/// The sidebar lists at most this many open rooms; the home page lists them all.
+pub const SIDEBAR_OPEN_ROOMS: usize = 20;
+
 /// The room list beside every logged-in page (wide screens; phones get the home page's list).
 #[derive(Debug, Serialize)]
 pub struct Sidebar {
@@ -76,8 +79,10 @@ pub struct Sidebar {
     pub rooms: Vec<SidebarRoom>,
     /// My direct conversations, by last activity.
     pub direct: Vec<SidebarRoom>,
-    /// Open rooms I may join.
+    /// Open rooms I may join, the first [`SIDEBAR_OPEN_ROOMS`] by name.
     pub joinable: Vec<SidebarRoom>,
+    /// There are more open rooms, listed on the home page.
+    pub joinable_more: bool,
     /// Unread messages in all my rooms.
     pub unread_total: i64,
     /// There are more than that (some room counted only up to its limit).
@@ -104,11 +109,12 @@ pub struct SidebarRoom {
 impl Sidebar {
     /// Reads `user`'s sidebar.
     pub async fn load(svc: &Services, user: &CurrentUser) -> Result<Sidebar> {
-        let (mine, joinable) = reading::home(svc, &user.user).await?;
+        let (mine, joinable) =
+            reading::home(svc, &user.user, Some(SIDEBAR_OPEN_ROOMS as i64 + 1)).await?;
         Ok(Sidebar::new(&user.user.username, &mine, &joinable))
     }
 
-    /// The sidebar of `me`: my rooms, my direct conversations and the rooms I may join.
+    /// The sidebar of `me`: my rooms, my direct conversations and the first rooms I may join.
     pub fn new(me: &str, mine: &[RoomSummary], joinable: &[Room]) -> Sidebar {
         let entry = |s: &RoomSummary| SidebarRoom {
             slug: s.room.slug.clone(),
@@ -128,8 +134,10 @@ impl Sidebar {
             .filter(|s| s.room.is_direct())
             .map(entry)
             .collect();
+        let joinable_more = joinable.len() > SIDEBAR_OPEN_ROOMS;
         let joinable = joinable
             .iter()
+            .take(SIDEBAR_OPEN_ROOMS)
             .map(|room| SidebarRoom {
                 slug: room.slug.clone(),
                 name: room.name.clone(),
@@ -143,6 +151,7 @@ impl Sidebar {
             rooms,
             direct,
             joinable,
+            joinable_more,
             unread_total: mine.iter().map(|s| s.unread).sum(),
             unread_more: mine.iter().any(|s| s.unread_more),
         }

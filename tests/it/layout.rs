@@ -8,6 +8,7 @@ use crate::common::{Backend, TestApp};
 
 both_backends!(
     the_sidebar_lists_my_rooms_with_unread_counts_and_mentions,
+    the_sidebar_lists_the_first_open_rooms_and_the_home_page_all,
     message_actions_sit_in_a_menu,
     the_help_page_lists_the_shortcuts
 );
@@ -100,6 +101,42 @@ async fn the_sidebar_lists_my_rooms_with_unread_counts_and_mentions(backend: Bac
     // Error pages keep the navigation but not the sidebar (no query behind a failure).
     let page = browser.get("/rooms/nowhere").await.expect(Status::NotFound);
     assert!(page.body.contains("Log out") && !page.body.contains(r#"class="sidebar""#));
+}
+
+async fn the_sidebar_lists_the_first_open_rooms_and_the_home_page_all(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let ann = app.user("ann", false).await;
+    app.room("mine", false, &[ann]).await;
+    let open = confab::web::view::SIDEBAR_OPEN_ROOMS + 5;
+    for n in 0..open {
+        app.room(&format!("open-{n:02}"), false, &[]).await;
+    }
+    let mut browser = app.login("ann").await;
+    let page = browser.get("/rooms/mine").await.expect(Status::Ok);
+    let side = sidebar(&page.body);
+    assert_eq!(
+        side.matches(r#"class="joinable""#).count(),
+        confab::web::view::SIDEBAR_OPEN_ROOMS,
+        "{side}"
+    );
+    assert!(entry(side, "open-00").is_some() && entry(side, "open-24").is_none());
+    assert!(
+        side.contains(r#"href="/#open-rooms""#),
+        "a link to them all"
+    );
+    let home = browser.get("/").await.expect(Status::Ok);
+    let listed = home
+        .body
+        .split(r#"id="open-rooms""#)
+        .nth(1)
+        .expect("open rooms");
+    assert_eq!(
+        listed.matches("/join").count(),
+        open,
+        "every open room to join"
+    );
 }
 
 async fn message_actions_sit_in_a_menu(backend: Backend) {

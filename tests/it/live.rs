@@ -12,7 +12,8 @@ both_backends!(
     empty_polls_touch_no_database,
     a_post_wakes_held_polls,
     the_api_posts_like_the_form,
-    presence_is_shown_and_saved_in_batches
+    presence_is_shown_and_saved_in_batches,
+    a_reader_at_the_latest_page_reads_what_polls_deliver
 );
 
 fn json(body: &str) -> Value {
@@ -447,6 +448,90 @@ async fn presence_is_shown_and_saved_in_batches(backend: Backend) {
     assert!(
         seen(&app).await.is_some(),
         "the batch wrote when ann was last seen"
+    );
+}
+
+async fn a_reader_at_the_latest_page_reads_what_polls_deliver(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let ann = app.user("ann", false).await;
+    let bob = app.user("bob", false).await;
+    app.room("general", false, &[ann, bob]).await;
+    let mut ann_browser = app.login("ann").await;
+    let mut bob_browser = app.login("bob").await;
+    let cursor = page_cursor(&ann_browser.get("/rooms/general").await.body);
+    bob_browser.get("/rooms/general").await.expect(Status::Ok);
+    let read_by_ann = |app: &TestApp| {
+        let db = app.db().clone();
+        async move {
+            db.run(move |c| {
+                Ok::<_, confab::error::Error>(
+                    confab::chat::rooms::for_member(c, "general", ann)?
+                        .1
+                        .last_read_id,
+                )
+            })
+            .await
+            .expect("read")
+        }
+    };
+    let live = app
+        .client
+        .rocket()
+        .state::<confab::live::Live>()
+        .expect("live")
+        .clone();
+    bob_browser
+        .post("/rooms/general/messages", &[("body", "first")])
+        .await
+        .expect(Status::SeeOther);
+    let before = read_by_ann(&app).await;
+
+    // Away from the latest page (an older page, a search), a poll does not count as reading.
+    let answer = ann_browser
+        .get(&format!(
+            "/api/rooms/general/events?after={cursor}&state=active&latest=false"
+        ))
+        .await
+        .expect(Status::Ok);
+    assert!(answer.body.contains("first"), "{}", answer.body);
+    confab::jobs::presence::flush_reads(app.db(), &live).await;
+    assert_eq!(
+        read_by_ann(&app).await,
+        before,
+        "not read away from the latest page"
+    );
+
+    // At the latest page and active, it does: written in the next batch.
+    let cursor = json(&answer.body)["cursor"]
+        .as_str()
+        .expect("cursor")
+        .to_string();
+    bob_browser
+        .post("/rooms/general/messages", &[("body", "second")])
+        .await
+        .expect(Status::SeeOther);
+    let answer = ann_browser
+        .get(&format!(
+            "/api/rooms/general/events?after={cursor}&state=active&latest=true"
+        ))
+        .await
+        .expect(Status::Ok);
+    let delivered = json(&answer.body)["messages"][0]["id"]
+        .as_i64()
+        .expect("a message id");
+    confab::jobs::presence::flush_reads(app.db(), &live).await;
+    assert_eq!(
+        read_by_ann(&app).await,
+        delivered,
+        "read up to what was delivered"
+    );
+    let home = ann_browser.get("/").await.expect(Status::Ok);
+    assert!(
+        home.body.contains(r#"data-slug="general" data-unread="0""#),
+        "nothing unread in the sidebar: {}",
+        home.body
     );
 }
 
