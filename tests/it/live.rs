@@ -410,9 +410,11 @@ async fn presence_is_shown_and_saved_in_batches(backend: Backend) {
         room.body.contains(r#"<li class="presence-idle">"#),
         "ann shows as idle on bob's page"
     );
+    // Changes within a second of the room's last wake-up by presence wait for the next one; a
+    // held poll gets them then.
     let page = ann_browser
         .get(&format!(
-            "/api/rooms/general/events?after={cursor}&state=active"
+            "/api/rooms/general/events?after={cursor}&state=active&wait=10"
         ))
         .await
         .expect(Status::Ok);
