@@ -303,6 +303,7 @@ pub async fn run(server: &Arc<Server>, pid: u32, members: usize) -> Outcome {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
+    eprintln!("capacity: {members} members hold a poll; measuring for {SECONDS} s");
     let (cpu_before, measured_from) = (Cpu::now(pid), Instant::now());
     let posts = Arc::new(AtomicU64::new(0));
     let posts_per_second = members as f64 / POST_EVERY.as_secs_f64();

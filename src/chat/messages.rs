@@ -5,6 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::attachments::{self as attachments_rows, Attachment};
+use super::reactions::SavedBy;
 use crate::db::schema::{attachments, memberships, messages, rooms, users};
 use crate::db::AnyConnection;
 use crate::error::{Error, Result};
@@ -75,10 +76,23 @@ const QUOTE_CHARS: i32 = 120;
 /// Fills in what pages show beside each message of `posted` for `reader_id`: its reactions and
 /// whether the reader saved it (one query), and the quote of every reply (one more, if any).
 pub fn annotate(conn: &mut AnyConnection, reader_id: i64, posted: &mut [Posted]) -> Result<()> {
-    let ids: Vec<i64> = posted.iter().map(|p| p.message.id).collect();
-    let (reactions, saved) = super::reactions::marks(conn, reader_id, &ids)?;
+    let saved = annotate_for(conn, Some(reader_id), posted)?;
     for p in posted.iter_mut() {
-        p.saved = saved.contains(&p.message.id);
+        p.saved = saved.iter().any(|(id, _)| *id == p.message.id);
+    }
+    Ok(())
+}
+
+/// [`annotate`] for `reader`, or for every reader at once: the reactions and quotes, and who saved
+/// which message as (message id, username), for [`saved_by`] to mark each reader's.
+pub fn annotate_for(
+    conn: &mut AnyConnection,
+    reader: Option<i64>,
+    posted: &mut [Posted],
+) -> Result<SavedBy> {
+    let ids: Vec<i64> = posted.iter().map(|p| p.message.id).collect();
+    let (reactions, saved) = super::reactions::marks(conn, reader, &ids)?;
+    for p in posted.iter_mut() {
         p.reactions = reactions
             .iter()
             .filter(|(id, _, _)| *id == p.message.id)
@@ -87,7 +101,7 @@ pub fn annotate(conn: &mut AnyConnection, reader_id: i64, posted: &mut [Posted])
     }
     let ids: Vec<i64> = posted.iter().filter_map(|p| p.message.parent_id).collect();
     if ids.is_empty() {
-        return Ok(());
+        return Ok(saved);
     }
     let found: Vec<(i64, String, String)> = messages::table
         .inner_join(users::table)
@@ -110,7 +124,14 @@ pub fn annotate(conn: &mut AnyConnection, reader_id: i64, posted: &mut [Posted])
                 })
         });
     }
-    Ok(())
+    Ok(saved)
+}
+
+/// Marks which of `posted` `username` saved, from who saved what ([`annotate_for`] for everyone).
+pub fn saved_by(posted: &mut [Posted], saved: &SavedBy, username: &str) {
+    for p in posted.iter_mut() {
+        p.saved = saved.contains(&(p.message.id, username.to_string()));
+    }
 }
 
 /// The author columns read with a message: username and picture time.
@@ -636,22 +657,17 @@ pub fn delete(
 }
 
 /// The messages of a room changed after `cursor` (new, edited, deleted), in the order they changed,
-/// at most `limit` of them, with their attachments, in one query; for `reader_id` only while they
-/// are a member (checked here, in the database, whatever a cache believes).
+/// at most `limit` of them, with their attachments, in one query. The same for every member: the
+/// caller checks that its reader is one.
 pub fn changed_since(
     conn: &mut AnyConnection,
     room_id: i64,
-    reader_id: i64,
     cursor: i64,
     limit: i64,
 ) -> Result<(Vec<Posted>, Vec<Attachment>)> {
-    let member = memberships::table
-        .filter(memberships::room_id.eq(room_id))
-        .filter(memberships::user_id.eq(reader_id));
     let rows: Vec<(Message, AuthorRow, Option<Attachment>)> = messages::table
         .inner_join(users::table)
         .left_join(attachments::table)
-        .filter(diesel::dsl::exists(member))
         .filter(messages::room_id.eq(room_id))
         .filter(messages::revision.gt(cursor))
         .order(messages::revision.asc())

@@ -29,6 +29,10 @@ pub fn now() -> NaiveDateTime {
     Utc::now().naive_utc().trunc_subsecs(6)
 }
 
+/// Rows written by one statement of a batch update (read markers, presence): few statements, and
+/// each well within what either database parses cheaply.
+pub(crate) const BATCH_ROWS: usize = 500;
+
 /// Whether a unique index rejected a write.
 pub(crate) fn is_unique_violation(e: &diesel::result::Error) -> bool {
     matches!(

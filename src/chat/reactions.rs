@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sql_types::Text;
+use diesel::sql_types::{Bool, Text};
 use diesel::IntoSql;
 
 use super::messages;
@@ -67,13 +67,17 @@ pub fn toggle(
 /// A reaction as pages show it: (message, emoji, who).
 pub type Reaction = (i64, String, String);
 
-/// The marks beside messages `ids` for `reader_id`, in one query: their reactions (oldest first)
-/// and which of them the reader saved.
+/// Who saved which message: (message id, username).
+pub type SavedBy = BTreeSet<(i64, String)>;
+
+/// The marks beside messages `ids`, in one query: their reactions (oldest first) and who saved
+/// which of them, as (message id, username): only `reader` when given, else everyone (a poll
+/// answer shared by the members it wakes).
 pub fn marks(
     conn: &mut AnyConnection,
-    reader_id: i64,
+    reader: Option<i64>,
     ids: &[i64],
-) -> Result<(Vec<Reaction>, BTreeSet<i64>)> {
+) -> Result<(Vec<Reaction>, SavedBy)> {
     if ids.is_empty() {
         return Ok((Vec::new(), BTreeSet::new()));
     }
@@ -87,13 +91,19 @@ pub fn marks(
             reactions::created_at,
         ));
     // A saved message is a row with no emoji (a reaction always has one).
+    let (only, anyone) = (reader.unwrap_or(0), reader.is_none());
     let saved = saved_messages::table
-        .filter(saved_messages::user_id.eq(reader_id))
+        .inner_join(users::table.on(users::id.eq(saved_messages::user_id)))
+        .filter(
+            saved_messages::user_id
+                .eq(only)
+                .or(anyone.into_sql::<Bool>()),
+        )
         .filter(saved_messages::message_id.eq_any(ids))
         .select((
             saved_messages::message_id,
             "".into_sql::<Text>(),
-            "".into_sql::<Text>(),
+            users::username,
             saved_messages::saved_at,
         ));
     // `UNION ALL` is not in the multi-backend dialect: the query goes to the backend's connection.
@@ -107,7 +117,7 @@ pub fn marks(
     let mut saved = BTreeSet::new();
     for (id, emoji, who, _) in rows {
         if emoji.is_empty() {
-            saved.insert(id);
+            saved.insert((id, who));
         } else {
             found.push((id, emoji, who));
         }

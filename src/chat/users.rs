@@ -201,33 +201,52 @@ pub fn set_time_zone(conn: &mut AnyConnection, id: i64, time_zone: &str) -> Resu
     Ok(())
 }
 
-/// Records when people were last seen and last active (a batch from the presence tracker). Times
-/// only move forward.
+/// Records when people were last seen and last active (a batch from the presence tracker), as
+/// (user id, last seen, last active): one statement for every [`super::BATCH_ROWS`] people. Times
+/// only move forward. On PostgreSQL the rows are locked first, in the order given, so that batch
+/// writers (several Confab instances) never deadlock.
 pub fn record_presence(
     conn: &mut AnyConnection,
     seen: &[(i64, NaiveDateTime, Option<NaiveDateTime>)],
 ) -> Result<()> {
-    for (id, seen_at, active_at) in seen {
-        diesel::update(
-            users::table.find(id).filter(
-                users::last_seen_at
-                    .is_null()
-                    .or(users::last_seen_at.lt(seen_at)),
-            ),
-        )
-        .set(users::last_seen_at.eq(seen_at))
-        .execute(conn)?;
-        if let Some(active_at) = active_at {
-            diesel::update(
-                users::table.find(id).filter(
-                    users::last_active_at
-                        .is_null()
-                        .or(users::last_active_at.lt(active_at)),
-                ),
-            )
-            .set(users::last_active_at.eq(active_at))
+    let postgres = matches!(conn, AnyConnection::Postgresql(_));
+    // Our own timestamps as literals, in the text form Diesel stores them in on SQLite.
+    let time = |t: &NaiveDateTime| {
+        let text = t.format("%F %T%.f");
+        if postgres {
+            format!("TIMESTAMP '{text}'")
+        } else {
+            format!("'{text}'")
+        }
+    };
+    for chunk in seen.chunks(super::BATCH_ROWS) {
+        let rows = chunk
+            .iter()
+            .map(|(id, seen_at, active_at)| {
+                let active = active_at
+                    .as_ref()
+                    .map_or_else(|| "CAST(NULL AS TIMESTAMP)".to_string(), time);
+                format!("({id}, {}, {active})", time(seen_at))
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        if postgres {
+            diesel::sql_query(format!(
+                "SELECT 1 FROM users JOIN (VALUES {rows}) AS v ON users.id = v.column1 \
+                 ORDER BY users.id FOR UPDATE OF users"
+            ))
             .execute(conn)?;
         }
+        diesel::sql_query(format!(
+            "UPDATE users SET \
+             last_seen_at = CASE WHEN last_seen_at IS NULL OR last_seen_at < v.column2 \
+             THEN v.column2 ELSE last_seen_at END, \
+             last_active_at = CASE WHEN v.column3 IS NOT NULL \
+             AND (last_active_at IS NULL OR last_active_at < v.column3) \
+             THEN v.column3 ELSE last_active_at END \
+             FROM (VALUES {rows}) AS v WHERE users.id = v.column1"
+        ))
+        .execute(conn)?;
     }
     Ok(())
 }

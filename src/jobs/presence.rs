@@ -59,12 +59,7 @@ pub async fn flush_reads(db: &Db, live: &Live) {
     }
     let batch = reads.clone();
     let written = db
-        .write(move |conn| {
-            for (room_id, user_id, upto) in batch {
-                rooms::mark_read(conn, room_id, user_id, upto)?;
-            }
-            Ok::<_, crate::error::Error>(())
-        })
+        .write(move |conn| rooms::mark_read_many(conn, &batch))
         .await;
     if let Err(e) = written {
         log::warn!("writing read markers: {e}");

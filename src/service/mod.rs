@@ -12,6 +12,7 @@ pub mod reading;
 pub mod replies;
 pub mod rooms;
 pub mod sessions;
+pub mod shared;
 pub mod uploads;
 
 use std::sync::Arc;
@@ -39,6 +40,8 @@ pub struct Services {
     pub post_limits: Arc<PostLimits>,
     /// Recent session checks.
     pub sessions: Arc<sessions::SessionCache>,
+    /// Poll answers' reads, shared by the members one change wakes.
+    pub changes: Arc<shared::SharedChanges>,
     /// The settings.
     pub settings: Arc<Settings>,
 }
@@ -64,6 +67,7 @@ impl Services {
             sessions: Arc::new(sessions::SessionCache::new(std::time::Duration::from_secs(
                 settings.login.session_cache_secs,
             ))),
+            changes: Arc::default(),
             settings: Arc::new(settings.clone()),
         }
     }

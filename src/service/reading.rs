@@ -1,6 +1,8 @@
 //! Reading: the room list, a page of a room's history, what changed since a cursor, what a member
 //! missed, search and exports, and marking what has been read.
 
+use std::sync::Arc;
+
 use super::Services;
 use crate::chat::attachments::{self, Attachment};
 use crate::chat::messages::{self, Page, PageAt, Posted};
@@ -201,34 +203,49 @@ pub async fn member_room(svc: &Services, slug: &str, uid: i64) -> Result<i64> {
     Ok(room.id)
 }
 
-/// The messages of room `room_id` changed after `cursor`, at most `limit`, with their files, for
-/// its member `uid`; with `reads`, what they deliver counts as read.
+/// The messages of room `room_id` changed after `cursor` (the room being at `upto`), at most
+/// `limit`, with their files, for its member `uid` (`username`); with `reads`, what they deliver
+/// counts as read.
+///
+/// The members a change wakes share one read ([`SharedChanges`](super::shared::SharedChanges)),
+/// so the caller checks that `uid` is a member ([`member_room`], in memory and kept current by
+/// every change of membership).
 pub async fn changes(
     svc: &Services,
     room_id: i64,
-    uid: i64,
-    cursor: i64,
+    (uid, username): (i64, &str),
+    (cursor, upto): (i64, i64),
     limit: i64,
     reads: bool,
 ) -> Result<(Vec<Posted>, Vec<Attachment>)> {
-    let changed = svc
-        .db
-        .run(move |conn| {
-            let (mut changed, files) = messages::changed_since(conn, room_id, uid, cursor, limit)?;
-            messages::annotate(conn, uid, &mut changed)?;
-            Ok::<_, Error>((changed, files))
+    let key = super::shared::Key {
+        room_id,
+        after: cursor,
+        upto,
+        limit,
+    };
+    let shared = svc
+        .changes
+        .read(key)
+        .get_or_try_init(|| {
+            svc.db.run(move |conn| {
+                let (mut messages, files) = messages::changed_since(conn, room_id, cursor, limit)?;
+                let saved = messages::annotate_for(conn, None, &mut messages)?;
+                Ok::<_, Error>(Arc::new(super::shared::Changes {
+                    messages,
+                    files,
+                    saved,
+                }))
+            })
         })
-        .await?;
-    if let Some(newest) = changed
-        .0
-        .iter()
-        .map(|p| p.message.id)
-        .max()
-        .filter(|_| reads)
-    {
+        .await?
+        .clone();
+    let mut changed = shared.messages.clone();
+    messages::saved_by(&mut changed, &shared.saved, username);
+    if let Some(newest) = changed.iter().map(|p| p.message.id).max().filter(|_| reads) {
         svc.live.read(room_id, uid, newest);
     }
-    Ok(changed)
+    Ok((changed, shared.files.clone()))
 }
 
 /// Marks everything in a room read for `uid`, up to its newest message.

@@ -174,8 +174,8 @@ async fn events(
         reading::changes(
             app.svc,
             room_id,
-            uid,
-            after.cursor,
+            (uid, &user.user.username),
+            (after.cursor, token.cursor),
             CHANGES_PER_ANSWER + 1,
             reads,
         )

@@ -13,7 +13,9 @@ both_backends!(
     a_post_wakes_held_polls,
     the_api_posts_like_the_form,
     presence_is_shown_and_saved_in_batches,
-    a_reader_at_the_latest_page_reads_what_polls_deliver
+    a_reader_at_the_latest_page_reads_what_polls_deliver,
+    batches_of_presence_and_reads_only_move_forward,
+    members_woken_by_one_change_share_one_read
 );
 
 fn json(body: &str) -> Value {
@@ -661,4 +663,142 @@ async fn a_post_on_one_instance_wakes_polls_on_another() {
         events["messages"][0]["reactions"],
         serde_json::json!([{ "emoji": "👀", "count": 1 }])
     );
+}
+
+/// The batch writers, straight on the database: several rows in one statement, in batches larger
+/// than one statement takes, and nothing moves back.
+async fn batches_of_presence_and_reads_only_move_forward(backend: Backend) {
+    use chrono::{Duration, NaiveDate};
+    use confab::chat::{rooms, users};
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let ann = app.user("ann", false).await;
+    let bob = app.user("bob", false).await;
+    let general = app.room("general", false, &[ann, bob]).await;
+    let noon = NaiveDate::from_ymd_opt(2026, 12, 4)
+        .and_then(|d| d.and_hms_micro_opt(12, 0, 0, 123_456))
+        .expect("a time");
+    let later = noon + Duration::seconds(90);
+    let state = |app: &TestApp| {
+        let db = app.db().clone();
+        async move {
+            db.run(move |c| {
+                let person = |c: &mut _, name| {
+                    let u = users::find_by_username(c, name)?.expect("a user");
+                    Ok::<_, confab::error::Error>((u.last_seen_at, u.last_active_at))
+                };
+                let read = |c: &mut _, uid| {
+                    Ok::<_, confab::error::Error>(
+                        rooms::for_member(c, "general", uid)?.1.last_read_id,
+                    )
+                };
+                Ok::<_, confab::error::Error>((
+                    person(c, "ann")?,
+                    person(c, "bob")?,
+                    read(c, ann)?,
+                    read(c, bob)?,
+                ))
+            })
+            .await
+            .expect("read")
+        }
+    };
+    let write = |app: &TestApp,
+                 seen: Vec<(i64, chrono::NaiveDateTime, Option<chrono::NaiveDateTime>)>,
+                 reads: Vec<(i64, i64, i64)>| {
+        let db = app.db().clone();
+        async move {
+            db.write(move |c| {
+                users::record_presence(c, &seen)?;
+                rooms::mark_read_many(c, &reads)
+            })
+            .await
+            .expect("write")
+        }
+    };
+    // Ann seen and active, Bob only seen; ids that are no one's are passed over. More rows than
+    // one statement takes.
+    let mut seen = vec![(ann, later, Some(later)), (bob, noon, None)];
+    let mut reads = vec![(general, ann, 7), (general, bob, 3)];
+    for nobody in 1..=600 {
+        seen.push((100_000 + nobody, noon, Some(noon)));
+        reads.push((general, 100_000 + nobody, 9));
+    }
+    write(&app, seen, reads).await;
+    assert_eq!(
+        state(&app).await,
+        ((Some(later), Some(later)), (Some(noon), None), 7, 3)
+    );
+
+    // An older batch changes nothing; a newer one moves what it carries.
+    write(
+        &app,
+        vec![(ann, noon, Some(noon)), (bob, later, Some(later))],
+        vec![(general, ann, 5), (general, bob, 4)],
+    )
+    .await;
+    assert_eq!(
+        state(&app).await,
+        ((Some(later), Some(later)), (Some(later), Some(later)), 7, 4)
+    );
+}
+
+/// The members one change wakes share one read of it; what is each reader's own (whether they
+/// saved a message) stays their own.
+async fn members_woken_by_one_change_share_one_read(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let ann = app.user("ann", false).await;
+    let bob = app.user("bob", false).await;
+    let cat = app.user("cat", false).await;
+    let room = app.room("general", false, &[ann, bob, cat]).await;
+    let notes = app.messages(room, cat, vec!["notes".into()]).await[0];
+    let mut ann_browser = app.login("ann").await;
+    let mut bob_browser = app.login("bob").await;
+    let mut cat_browser = app.login("cat").await;
+    ann_browser.get("/rooms/general").await.expect(Status::Ok);
+    ann_browser
+        .post(&format!("/rooms/general/messages/{notes}/save"), &[])
+        .await
+        .expect(Status::SeeOther);
+    cat_browser.get("/rooms/general").await.expect(Status::Ok);
+    let cursor = page_cursor(&bob_browser.get("/rooms/general").await.body);
+    // Settle presence (and warm the session checks), so that only the reaction changes the room.
+    for browser in [&mut ann_browser, &mut bob_browser] {
+        browser
+            .get(&format!("/api/rooms/general/events?after={cursor}"))
+            .await;
+    }
+    cat_browser
+        .post(
+            &format!("/rooms/general/messages/{notes}/reactions"),
+            &[("emoji", "👍")],
+        )
+        .await
+        .expect(Status::SeeOther);
+
+    let poll = format!("/api/rooms/general/events?after={cursor}");
+    let ann_answer = json(&ann_browser.get(&poll).await.expect(Status::Ok).body);
+    let before = app.db().queries();
+    let bob_answer = json(&bob_browser.get(&poll).await.expect(Status::Ok).body);
+    let cost = app.db().queries() - before;
+    assert_eq!(
+        cost, 0,
+        "the second reader of the same change read it again"
+    );
+    let html = |answer: &Value| {
+        answer["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .find(|m| m["id"] == notes)
+            .and_then(|m| m["html"].as_str())
+            .unwrap_or_else(|| panic!("the reacted message: {answer}"))
+            .to_string()
+    };
+    assert!(html(&ann_answer).contains("saved-tag"), "ann saved it");
+    assert!(!html(&bob_answer).contains("saved-tag"), "bob did not");
+    assert_eq!(bob_answer["messages"][0]["reactions"][0]["count"], 1);
 }
