@@ -4,7 +4,7 @@
 //! The jobs are driven by hand with an explicit "now", so the tests move through hours and days
 //! without waiting.
 
-use chrono::{Duration, NaiveDateTime, TimeZone};
+use chrono::{Duration, NaiveDateTime, TimeZone, Timelike};
 use confab::chat::{self, messages, outbox};
 use confab::db::schema::{outbox as outbox_table, users};
 use confab::jobs::alerts::{plan, send};
@@ -998,14 +998,19 @@ async fn the_alert_log_explains_itself(backend: Backend) {
     let dora = app.user("dora", false).await;
     let general = app.room("general", false, &[ann, bob, carl, dora]).await;
     let quiet = app.room("quiet", false, &[ann, bob]).await;
-    // Carl is active now, dora reads digests at 18:00, ann has muted "quiet".
+    // Carl is active now, dora reads digests twelve hours from now (whatever the time of day the
+    // test runs at), ann has muted "quiet".
     let active = minutes(15);
+    let digest_hour = (minutes(16).hour() + 12) % 24;
     app.write(move |c| {
         diesel::update(users::table.find(carl))
             .set(users::last_active_at.eq(active))
             .execute(c)?;
         diesel::update(users::table.find(dora))
-            .set((users::alert_mode.eq("digest"), users::digest_hour.eq(18)))
+            .set((
+                users::alert_mode.eq("digest"),
+                users::digest_hour.eq(digest_hour as i32),
+            ))
             .execute(c)?;
         Ok(())
     })
@@ -1050,7 +1055,9 @@ async fn the_alert_log_explains_itself(backend: Backend) {
     );
     assert_eq!(
         log(dora).await,
-        vec!["held until the daily digest at 18:00 (1 unread)".to_string()]
+        vec![format!(
+            "held until the daily digest at {digest_hour:02}:00 (1 unread)"
+        )]
     );
     assert_eq!(log(bob).await, Vec::<String>::new(), "bob wrote everything");
     // Ann was alerted and stays away: the next news waits for the daily limit, and says so.
