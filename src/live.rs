@@ -203,6 +203,14 @@ impl Live {
         }
     }
 
+    /// Forgets every room's members (changes of membership may have gone unheard); the next poll
+    /// of each room reloads them.
+    pub fn forget_all(&self) {
+        for room in self.lock().rooms.values_mut() {
+            room.member_ids.clear();
+        }
+    }
+
     /// Like [`Live::forget`], by the room's slug (admin pages know rooms by slug).
     pub fn forget_slug(&self, slug: &str) {
         let id = self.lock().by_slug.get(slug).copied();

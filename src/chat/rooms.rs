@@ -482,7 +482,7 @@ pub fn mark_read_many(conn: &mut AnyConnection, reads: &[(i64, i64, i64)]) -> Re
             diesel::sql_query(format!(
                 "SELECT 1 FROM memberships JOIN (VALUES {rows}) AS v \
                  ON memberships.room_id = v.column1 AND memberships.user_id = v.column2 \
-                 ORDER BY memberships.room_id, memberships.user_id FOR UPDATE OF memberships"
+                 ORDER BY memberships.room_id, memberships.user_id FOR NO KEY UPDATE OF memberships"
             ))
             .execute(conn)?;
         }

@@ -233,7 +233,7 @@ pub fn record_presence(
         if postgres {
             diesel::sql_query(format!(
                 "SELECT 1 FROM users JOIN (VALUES {rows}) AS v ON users.id = v.column1 \
-                 ORDER BY users.id FOR UPDATE OF users"
+                 ORDER BY users.id FOR NO KEY UPDATE OF users"
             ))
             .execute(conn)?;
         }

@@ -7,8 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
-use diesel::{Connection, PgConnection};
+use diesel::prelude::*;
+use diesel::PgConnection;
 
+use crate::db::schema::rooms;
 use crate::live::Live;
 
 /// Stops the listener when the app it belongs to is dropped or shut down.
@@ -48,8 +50,20 @@ pub fn start(url: String, live: Live, stop: Arc<AtomicBool>) {
 
 fn listen(url: &str, live: &Live, stop: &AtomicBool) -> Result<(), String> {
     let mut conn = PgConnection::establish(url).map_err(|e| e.to_string())?;
-    conn.batch_execute("LISTEN confab_rooms; LISTEN confab_members")
+    conn.batch_execute(
+        "SET application_name = 'confab-listen'; LISTEN confab_rooms; LISTEN confab_members",
+    )
+    .map_err(|e| e.to_string())?;
+    // What changed while this instance was not listening (a restart of PostgreSQL, a dropped
+    // connection) went unheard: every room's cursor is read again, and its members on next use.
+    let cursors: Vec<(i64, i64)> = rooms::table
+        .select((rooms::id, rooms::cursor))
+        .load(&mut conn)
         .map_err(|e| e.to_string())?;
+    live.forget_all();
+    for (room, cursor) in cursors {
+        live.advance(room, cursor);
+    }
     while !stop.load(Ordering::Relaxed) {
         for notification in conn.notifications_iter() {
             let notification = notification.map_err(|e| e.to_string())?;

@@ -224,22 +224,34 @@ pub async fn changes(
         upto,
         limit,
     };
-    let shared = svc
-        .changes
-        .read(key)
-        .get_or_try_init(|| {
-            svc.db.run(move |conn| {
-                let (mut messages, files) = messages::changed_since(conn, room_id, cursor, limit)?;
-                let saved = messages::annotate_for(conn, None, &mut messages)?;
-                Ok::<_, Error>(Arc::new(super::shared::Changes {
-                    messages,
-                    files,
-                    saved,
-                }))
-            })
+    let read = svc.changes.read(key);
+    let mut failure = None;
+    let slot = &mut failure;
+    let shared = read
+        .get_or_init(|| async move {
+            let made = svc
+                .db
+                .run(move |conn| {
+                    let (mut messages, files) =
+                        messages::changed_since(conn, room_id, cursor, limit)?;
+                    let saved = messages::annotate_for(conn, None, &mut messages)?;
+                    Ok::<_, Error>(Arc::new(super::shared::Changes {
+                        messages,
+                        files,
+                        saved,
+                    }))
+                })
+                .await;
+            made.map_err(|e| *slot = Some(e)).ok()
         })
-        .await?
+        .await
         .clone();
+    let Some(shared) = shared else {
+        svc.changes.forget(key);
+        return Err(failure.unwrap_or_else(|| {
+            Error::Unavailable("another poll's read of this room's changes failed".into())
+        }));
+    };
     let mut changed = shared.messages.clone();
     messages::saved_by(&mut changed, &shared.saved, username);
     if let Some(newest) = changed.iter().map(|p| p.message.id).max().filter(|_| reads) {

@@ -2,10 +2,11 @@
 //! cursor, a post answers them all at once, and each would otherwise read the same messages. The
 //! first to ask reads them; the others wait for that read and share it. Reads are kept by room,
 //! cursor range and limit, so a shared read is never older than the cursor it answers for, and
-//! only for moments: a few dozen, within a few MiB.
+//! only for moments ([`KEPT_FOR`]; a few dozen, within a few MiB).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::OnceCell;
 
@@ -50,13 +51,14 @@ pub struct Key {
     pub limit: i64,
 }
 
-/// A read under way or made.
-pub type Read = Arc<OnceCell<Arc<Changes>>>;
+/// A read under way or made; `None` once made when it failed (its waiters fail with it, and it is
+/// forgotten for the next poll to try again).
+pub type Read = Arc<OnceCell<Option<Arc<Changes>>>>;
 
-/// The reads being made or recently made, newest last.
+/// The reads being made or recently made, newest last, with when each began.
 #[derive(Default)]
 pub struct SharedChanges {
-    reads: Mutex<VecDeque<(Key, Read)>>,
+    reads: Mutex<VecDeque<(Key, Instant, Read)>>,
 }
 
 /// Reads kept: those of the rooms changed most recently, at most this many and (but for the
@@ -67,28 +69,47 @@ const KEPT: usize = 64;
 /// See [`KEPT`].
 const KEPT_BYTES: usize = 8 << 20;
 
+/// A read older than this is not shared: what is not in the room's cursor (who saved a message,
+/// an author's picture) may have changed since.
+const KEPT_FOR: Duration = Duration::from_secs(2);
+
 impl SharedChanges {
-    /// The read for `key`: the one under way or made, else a new one to make. A read that fails
-    /// stays unmade, for the next to try.
+    /// The read for `key`: the one under way or made within [`KEPT_FOR`], else a new one to make.
     pub fn read(&self, key: Key) -> Read {
         let Ok(mut reads) = self.reads.lock() else {
             return Arc::default();
         };
-        if let Some((_, read)) = reads.iter().rev().find(|(k, _)| *k == key) {
+        let now = Instant::now();
+        if let Some((_, _, read)) = reads
+            .iter()
+            .rev()
+            .find(|(k, began, _)| *k == key && now.duration_since(*began) < KEPT_FOR)
+        {
             return read.clone();
         }
-        let read = Arc::new(OnceCell::new());
-        reads.push_back((key, read.clone()));
-        let mut bytes: usize = reads
-            .iter()
-            .filter_map(|(_, r)| r.get().map(|c| c.bytes()))
-            .sum();
-        while reads.len() > 1 && (reads.len() > KEPT || bytes > KEPT_BYTES) {
-            if let Some((_, gone)) = reads.pop_front() {
-                bytes -= gone.get().map_or(0, |c| c.bytes());
+        let read = Read::default();
+        reads.push_back((key, now, read.clone()));
+        let size = |read: &Read| read.get().and_then(Option::as_ref).map_or(0, |c| c.bytes());
+        let mut bytes: usize = reads.iter().map(|(_, _, r)| size(r)).sum();
+        while reads.len() > 1
+            && (reads.len() > KEPT
+                || bytes > KEPT_BYTES
+                || reads
+                    .front()
+                    .is_some_and(|(_, began, _)| now.duration_since(*began) >= KEPT_FOR))
+        {
+            if let Some((_, _, gone)) = reads.pop_front() {
+                bytes -= size(&gone);
             }
         }
         read
+    }
+
+    /// Forgets the reads for `key` (one failed: the next poll tries again).
+    pub fn forget(&self, key: Key) {
+        if let Ok(mut reads) = self.reads.lock() {
+            reads.retain(|(k, _, _)| *k != key);
+        }
     }
 }
 
@@ -121,6 +142,18 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_read_is_forgotten() {
+        let shared = SharedChanges::default();
+        let failed = shared.read(key(1, 2));
+        assert!(failed.set(None).is_ok());
+        shared.forget(key(1, 2));
+        assert!(
+            !Arc::ptr_eq(&failed, &shared.read(key(1, 2))),
+            "tried again"
+        );
+    }
+
+    #[test]
     fn large_reads_are_not_kept_past_the_budget() {
         let shared = SharedChanges::default();
         let big = shared.read(key(1, 2));
@@ -130,7 +163,7 @@ mod tests {
                 .collect(),
             ..Changes::default()
         };
-        assert!(big.set(Arc::new(changes)).is_ok());
+        assert!(big.set(Some(Arc::new(changes))).is_ok());
         assert!(
             Arc::ptr_eq(&big, &shared.read(key(1, 2))),
             "the newest stays"
