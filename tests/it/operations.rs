@@ -361,9 +361,13 @@ async fn a_database_that_goes_away_answers_503() {
     let Some(app) = TestApp::start(Backend::Postgres).await else {
         return;
     };
-    app.user("ann", false).await;
+    let ann = app.user("ann", false).await;
+    let room = app.room("general", false, &[ann]).await;
     let mut browser = app.login("ann").await;
+    let mut other_tab = app.login("ann").await;
     browser.get("/").await.expect(Status::Ok);
+    let cursor = crate::live::page_cursor(&browser.get("/rooms/general").await.body);
+    other_tab.get("/rooms/general").await.expect(Status::Ok);
 
     let name = app.postgres().name.clone();
     let mut admin = crate::common::pg_admin().expect("admin");
@@ -386,4 +390,23 @@ async fn a_database_that_goes_away_answers_503() {
         )
         .await;
     assert_eq!(login.status, Status::ServiceUnavailable);
+
+    // Polls that must read (the room moved on, as another instance's post would tell) share one
+    // read: when it fails, every one of them is told so, and the next poll tries again.
+    let live = app
+        .client
+        .rocket()
+        .state::<confab::live::Live>()
+        .expect("live");
+    live.advance(room, i64::MAX / 2);
+    let poll = format!("/api/rooms/general/events?after={cursor}");
+    let (first, second) = tokio::join!(browser.get(&poll), other_tab.get(&poll));
+    for answer in [first, second, browser.get(&poll).await] {
+        assert_eq!(answer.status, Status::ServiceUnavailable, "{}", answer.body);
+        assert!(
+            answer.body.contains("cannot reach its database"),
+            "{}",
+            answer.body
+        );
+    }
 }
