@@ -866,6 +866,8 @@ async fn polls(bench: &Bench, report: &mut Report, base: f64) {
     for s in sessions {
         token(server, s, "r0").await;
     }
+    // Their arrival wakes the room's polls at the next presence wake-up, not at once.
+    tokio::time::sleep(confab::live::PRESENCE_WAKE_EVERY * 2).await;
     let cursor = token(server, &sessions[0], "r0").await;
     let empty_poll = format!("/api/rooms/r0/events?after={cursor}");
     let is_empty = |status: StatusCode| status == StatusCode::NO_CONTENT;
