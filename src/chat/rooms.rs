@@ -468,32 +468,23 @@ pub fn mark_read(conn: &mut AnyConnection, room_id: i64, user_id: i64, upto: i64
     Ok(())
 }
 
-/// Moves many read markers forward, as (room id, user id, newest read): one statement for every
-/// [`super::BATCH_ROWS`] of them, where a marker never moves back. On PostgreSQL the rows are locked first,
-/// in the order given, so that batch writers (several Confab instances) never deadlock.
+/// Moves many read markers forward, as (room id, user id, newest read), a marker never back: a
+/// batch update ([`super::update_from_values`]).
 pub fn mark_read_many(conn: &mut AnyConnection, reads: &[(i64, i64, i64)]) -> Result<()> {
-    for chunk in reads.chunks(super::BATCH_ROWS) {
-        let rows = chunk
-            .iter()
-            .map(|(room, user, upto)| format!("({room}, {user}, {upto})"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        if matches!(conn, AnyConnection::Postgresql(_)) {
-            diesel::sql_query(format!(
-                "SELECT 1 FROM memberships JOIN (VALUES {rows}) AS v \
-                 ON memberships.room_id = v.column1 AND memberships.user_id = v.column2 \
-                 ORDER BY memberships.room_id, memberships.user_id FOR NO KEY UPDATE OF memberships"
-            ))
-            .execute(conn)?;
-        }
-        diesel::sql_query(format!(
-            "UPDATE memberships SET last_read_id = v.column3 FROM (VALUES {rows}) AS v \
-             WHERE memberships.room_id = v.column1 AND memberships.user_id = v.column2 \
-             AND memberships.last_read_id < v.column3"
-        ))
-        .execute(conn)?;
-    }
-    Ok(())
+    let rows: Vec<String> = reads
+        .iter()
+        .map(|(room, user, upto)| format!("({room}, {user}, {upto})"))
+        .collect();
+    super::update_from_values(
+        conn,
+        &rows,
+        "SELECT 1 FROM memberships JOIN (VALUES {values}) AS v \
+         ON memberships.room_id = v.column1 AND memberships.user_id = v.column2 \
+         ORDER BY memberships.room_id, memberships.user_id FOR NO KEY UPDATE OF memberships",
+        "UPDATE memberships SET last_read_id = v.column3 FROM (VALUES {values}) AS v \
+         WHERE memberships.room_id = v.column1 AND memberships.user_id = v.column2 \
+         AND memberships.last_read_id < v.column3",
+    )
 }
 
 /// The rooms `user_id` is in, with their memberships, by name.

@@ -202,9 +202,8 @@ pub fn set_time_zone(conn: &mut AnyConnection, id: i64, time_zone: &str) -> Resu
 }
 
 /// Records when people were last seen and last active (a batch from the presence tracker), as
-/// (user id, last seen, last active): one statement for every [`super::BATCH_ROWS`] people. Times
-/// only move forward. On PostgreSQL the rows are locked first, in the order given, so that batch
-/// writers (several Confab instances) never deadlock.
+/// (user id, last seen, last active), times only forward: a batch update
+/// ([`super::update_from_values`]).
 pub fn record_presence(
     conn: &mut AnyConnection,
     seen: &[(i64, NaiveDateTime, Option<NaiveDateTime>)],
@@ -219,36 +218,28 @@ pub fn record_presence(
             format!("'{text}'")
         }
     };
-    for chunk in seen.chunks(super::BATCH_ROWS) {
-        let rows = chunk
-            .iter()
-            .map(|(id, seen_at, active_at)| {
-                let active = active_at
-                    .as_ref()
-                    .map_or_else(|| "CAST(NULL AS TIMESTAMP)".to_string(), time);
-                format!("({id}, {}, {active})", time(seen_at))
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        if postgres {
-            diesel::sql_query(format!(
-                "SELECT 1 FROM users JOIN (VALUES {rows}) AS v ON users.id = v.column1 \
-                 ORDER BY users.id FOR NO KEY UPDATE OF users"
-            ))
-            .execute(conn)?;
-        }
-        diesel::sql_query(format!(
-            "UPDATE users SET \
-             last_seen_at = CASE WHEN last_seen_at IS NULL OR last_seen_at < v.column2 \
-             THEN v.column2 ELSE last_seen_at END, \
-             last_active_at = CASE WHEN v.column3 IS NOT NULL \
-             AND (last_active_at IS NULL OR last_active_at < v.column3) \
-             THEN v.column3 ELSE last_active_at END \
-             FROM (VALUES {rows}) AS v WHERE users.id = v.column1"
-        ))
-        .execute(conn)?;
-    }
-    Ok(())
+    let rows: Vec<String> = seen
+        .iter()
+        .map(|(id, seen_at, active_at)| {
+            let active = active_at
+                .as_ref()
+                .map_or_else(|| "CAST(NULL AS TIMESTAMP)".to_string(), time);
+            format!("({id}, {}, {active})", time(seen_at))
+        })
+        .collect();
+    super::update_from_values(
+        conn,
+        &rows,
+        "SELECT 1 FROM users JOIN (VALUES {values}) AS v ON users.id = v.column1 \
+         ORDER BY users.id FOR NO KEY UPDATE OF users",
+        "UPDATE users SET \
+         last_seen_at = CASE WHEN last_seen_at IS NULL OR last_seen_at < v.column2 \
+         THEN v.column2 ELSE last_seen_at END, \
+         last_active_at = CASE WHEN v.column3 IS NOT NULL \
+         AND (last_active_at IS NULL OR last_active_at < v.column3) \
+         THEN v.column3 ELSE last_active_at END \
+         FROM (VALUES {values}) AS v WHERE users.id = v.column1",
+    )
 }
 
 /// Revokes every reply-by-email address given out to a member so far; mail sent from now on

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
-use diesel::prelude::*;
-use diesel::PgConnection;
+use diesel::{Connection, PgConnection};
 
-use crate::db::schema::rooms;
+use crate::chat::rooms;
+use crate::db::AnyConnection;
 use crate::live::Live;
 
 /// Stops the listener when the app it belongs to is dropped or shut down.
@@ -49,21 +49,22 @@ pub fn start(url: String, live: Live, stop: Arc<AtomicBool>) {
 }
 
 fn listen(url: &str, live: &Live, stop: &AtomicBool) -> Result<(), String> {
-    let mut conn = PgConnection::establish(url).map_err(|e| e.to_string())?;
+    let pg = PgConnection::establish(url).map_err(|e| e.to_string())?;
+    let mut conn = AnyConnection::Postgresql(pg);
     conn.batch_execute(
         "SET application_name = 'confab-listen'; LISTEN confab_rooms; LISTEN confab_members",
     )
     .map_err(|e| e.to_string())?;
     // What changed while this instance was not listening (a restart of PostgreSQL, a dropped
     // connection) went unheard: every room's cursor is read again, and its members on next use.
-    let cursors: Vec<(i64, i64)> = rooms::table
-        .select((rooms::id, rooms::cursor))
-        .load(&mut conn)
-        .map_err(|e| e.to_string())?;
+    let cursors = rooms::cursors(&mut conn).map_err(|e| e.detail())?;
     live.forget_all();
     for (room, cursor) in cursors {
         live.advance(room, cursor);
     }
+    let AnyConnection::Postgresql(conn) = &mut conn else {
+        return Err("the listener needs PostgreSQL".into());
+    };
     while !stop.load(Ordering::Relaxed) {
         for notification in conn.notifications_iter() {
             let notification = notification.map_err(|e| e.to_string())?;

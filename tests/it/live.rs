@@ -22,6 +22,22 @@ fn json(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }
 
+/// Polls `general` once after `cursor`, as a page does when it opens (its reader's arrival may
+/// change presence), and gives the cursor to hold polls at from then on.
+async fn settle(browser: &mut Browser<'_>, cursor: &str) -> String {
+    let page = browser
+        .get(&format!("/api/rooms/general/events?after={cursor}"))
+        .await;
+    if page.status == Status::Ok {
+        json(&page.body)["cursor"]
+            .as_str()
+            .expect("cursor")
+            .to_string()
+    } else {
+        cursor.to_string()
+    }
+}
+
 /// The cursor the room page hands to its script.
 pub(crate) fn page_cursor(body: &str) -> String {
     body.split(r#"data-cursor=""#)
@@ -239,16 +255,7 @@ async fn a_post_wakes_held_polls(backend: Backend) {
     bob_browser.get("/rooms/general").await;
     carl_browser.get("/rooms/general").await;
     // Settle presence so that only the post can wake the held polls.
-    let cursor = match ann_browser
-        .get(&format!("/api/rooms/general/events?after={cursor}"))
-        .await
-    {
-        page if page.status == Status::Ok => json(&page.body)["cursor"]
-            .as_str()
-            .expect("cursor")
-            .to_string(),
-        _ => cursor,
-    };
+    let cursor = settle(&mut ann_browser, &cursor).await;
 
     let held = format!("/api/rooms/general/events?after={cursor}&wait=3600");
     let (first, second, posted) =
@@ -559,19 +566,8 @@ async fn an_instance_that_stopped_listening_catches_up() {
     let mut bob_browser = app.login("bob").await;
     ann_browser.get("/rooms/general").await.expect(Status::Ok);
     let cursor = page_cursor(&bob_browser.get("/rooms/general").await.body);
-    let mut settled = cursor.clone();
-    for browser in [&mut ann_browser, &mut bob_browser] {
-        let page = browser
-            .get(&format!("/api/rooms/general/events?after={cursor}"))
-            .await;
-        if page.status == Status::Ok {
-            settled = json(&page.body)["cursor"]
-                .as_str()
-                .expect("cursor")
-                .to_string();
-        }
-    }
-    let cursor = settled;
+    settle(&mut ann_browser, &cursor).await;
+    let cursor = settle(&mut bob_browser, &cursor).await;
 
     // Bob holds a poll (and polls again after a change of presence) until the message comes.
     // Without catching up, the held poll would wait an hour: fail instead.
@@ -636,17 +632,7 @@ async fn a_post_on_one_instance_wakes_polls_on_another() {
     .expect("second instance");
     let mut ann_browser = app.login("ann").await;
     let cursor = page_cursor(&ann_browser.get("/rooms/general").await.body);
-    let settled = ann_browser
-        .get(&format!("/api/rooms/general/events?after={cursor}"))
-        .await;
-    let cursor = if settled.status == Status::Ok {
-        json(&settled.body)["cursor"]
-            .as_str()
-            .expect("cursor")
-            .to_string()
-    } else {
-        cursor
-    };
+    let cursor = settle(&mut ann_browser, &cursor).await;
 
     // Bob posts through the other instance, with his own session there.
     let mut bob_there = Browser::on(&other);
@@ -846,11 +832,8 @@ async fn members_woken_by_one_change_share_one_read(backend: Backend) {
         .await
         .expect(Status::SeeOther);
     // Settle presence (and warm the session checks), so that only the reaction changes the room.
-    for browser in [&mut ann_browser, &mut bob_browser] {
-        browser
-            .get(&format!("/api/rooms/general/events?after={cursor}"))
-            .await;
-    }
+    settle(&mut ann_browser, &cursor).await;
+    settle(&mut bob_browser, &cursor).await;
     cat_browser
         .post(
             &format!("/rooms/general/messages/{notes}/reactions"),
