@@ -441,68 +441,20 @@ pub fn post(
         Some(id) => Some(thread_of(conn, room_id, id)?),
         None => None,
     };
-    // A resent form updates nothing and returns the row it stored first (upserts are not part of
-    // the multi-backend dialect, so the statement goes to the backend's own connection).
-    let insert = diesel::insert_into(messages::table)
-        .values((
-            messages::room_id.eq(room_id),
-            messages::author_id.eq(author_id),
-            messages::body.eq(body),
-            messages::client_id.eq(client_id),
-            messages::revision.eq(cursor),
-            messages::created_at.eq(now),
-            messages::parent_id.eq(parent_id),
-        ))
-        .on_conflict((messages::author_id, messages::client_id))
-        .do_update()
-        .set(messages::client_id.eq(diesel::upsert::excluded(messages::client_id)))
-        .returning((
-            messages::id,
-            messages::room_id,
-            messages::revision,
-            messages::body,
-            messages::created_at,
-            messages::edited_at,
-            messages::deleted_at,
-            messages::parent_id,
-        ));
-    type Row = (
-        i64,
-        i64,
-        i64,
-        String,
-        NaiveDateTime,
-        Option<NaiveDateTime>,
-        Option<NaiveDateTime>,
-        Option<i64>,
-    );
-    let (id, stored_room, revision, stored_body, created_at, edited_at, deleted_at, parent_id): Row =
-        match conn {
-            AnyConnection::Postgresql(pg) => insert.get_result(pg)?,
-            AnyConnection::Sqlite(sqlite) => insert.get_result(sqlite)?,
-        };
-    let message = Message {
-        id,
-        room_id: stored_room,
-        author_id,
-        body: stored_body,
-        revision,
-        created_at,
-        edited_at,
-        deleted_at,
+    let message = insert(
+        conn,
+        NewPost {
+            author_id,
+            body,
+            client_id,
+        },
+        room_id,
+        cursor,
         parent_id,
-        reply_count: 0,
-        last_reply_at: None,
-        pinned_at: None,
-        pinned_by: None,
-    };
-    // A message of another room may hold any revision, even this cursor: the room decides first.
-    if stored_room != room_id {
-        return Err(Error::Invalid(
-            "This form was already used in another room: send again.".into(),
-        )
-        .into());
-    }
+        now,
+    )?
+    .ok_or_else(used_elsewhere)?;
+    let (id, revision, parent_id) = (message.id, message.revision, message.parent_id);
     if revision == cursor {
         let mut cursor = cursor;
         if let Some(parent) = parent_id {
@@ -530,6 +482,171 @@ pub fn post(
         cursor: cursor - 1,
         message,
     })))
+}
+
+/// One post of a batch: who writes what, and the form's one-time token if any.
+#[derive(Debug, Clone, Copy)]
+pub struct NewPost<'a> {
+    /// The author, a member of the room.
+    pub author_id: i64,
+    /// The text, already validated.
+    pub body: &'a str,
+    /// The form's one-time token.
+    pub client_id: Option<&'a str>,
+}
+
+/// Stores `post` in room `room_id` with revision `revision` (a cursor step the caller has taken):
+/// the message as stored, which for a resent form is the one its first send stored; `None` for a
+/// form already used in another room (whose message is left as it was).
+fn insert(
+    conn: &mut AnyConnection,
+    post: NewPost<'_>,
+    room_id: i64,
+    revision: i64,
+    parent_id: Option<i64>,
+    now: NaiveDateTime,
+) -> Result<Option<Message>> {
+    // A resent form updates nothing and returns the row it stored first (upserts are not part of
+    // the multi-backend dialect, so the statement goes to the backend's own connection).
+    let insert = diesel::insert_into(messages::table)
+        .values((
+            messages::room_id.eq(room_id),
+            messages::author_id.eq(post.author_id),
+            messages::body.eq(post.body),
+            messages::client_id.eq(post.client_id),
+            messages::revision.eq(revision),
+            messages::created_at.eq(now),
+            messages::parent_id.eq(parent_id),
+        ))
+        .on_conflict((messages::author_id, messages::client_id))
+        .do_update()
+        .set(messages::client_id.eq(diesel::upsert::excluded(messages::client_id)))
+        .returning((
+            messages::id,
+            messages::room_id,
+            messages::revision,
+            messages::body,
+            messages::created_at,
+            messages::edited_at,
+            messages::deleted_at,
+            messages::parent_id,
+        ));
+    type Row = (
+        i64,
+        i64,
+        i64,
+        String,
+        NaiveDateTime,
+        Option<NaiveDateTime>,
+        Option<NaiveDateTime>,
+        Option<i64>,
+    );
+    let (id, stored_room, revision, body, created_at, edited_at, deleted_at, parent_id): Row =
+        match conn {
+            AnyConnection::Postgresql(pg) => insert.get_result(pg)?,
+            AnyConnection::Sqlite(sqlite) => insert.get_result(sqlite)?,
+        };
+    // A message of another room may hold any revision, even this cursor: the room decides first.
+    if stored_room != room_id {
+        return Ok(None);
+    }
+    Ok(Some(Message {
+        id,
+        room_id,
+        author_id: post.author_id,
+        body,
+        revision,
+        created_at,
+        edited_at,
+        deleted_at,
+        parent_id,
+        reply_count: 0,
+        last_reply_at: None,
+        pinned_at: None,
+        pinned_by: None,
+    }))
+}
+
+/// The answer to a form already used in another room.
+fn used_elsewhere() -> Error {
+    Error::Invalid("This form was already used in another room: send again.".into())
+}
+
+/// What [`post_many`] wrote.
+pub struct Batch {
+    /// The room.
+    pub room_id: i64,
+    /// The room's cursor after the batch.
+    pub cursor: i64,
+    /// Each post's outcome, in the order given.
+    pub outcomes: Vec<std::result::Result<Stored, NotPosted>>,
+}
+
+/// Posts several messages (bodies validated, none a reply) to room `slug` at once, in one statement
+/// that moves the room's cursor a step for each, then one insert each: posts that arrive together
+/// share one transaction and one commit. `None` when the room is archived or missing, or one of
+/// the authors is not a member: nothing is written, and each post must then go alone through
+/// [`post`] to learn why. A form already used in another room fails the batch, which the caller
+/// must then roll back. Otherwise the [`Batch`]: each post stored, or for a resent form
+/// [`NotPosted::Duplicate`] (whose step of the cursor is left unused); the caller commits them all.
+pub fn post_many(
+    conn: &mut AnyConnection,
+    slug: &str,
+    posts: &[NewPost<'_>],
+    now: NaiveDateTime,
+) -> Result<Option<Batch>> {
+    let mut authors: Vec<i64> = posts.iter().map(|p| p.author_id).collect();
+    authors.sort_unstable();
+    authors.dedup();
+    let steps = i64::try_from(posts.len()).map_err(|e| Error::internal("a batch of posts", e))?;
+    let authors_count =
+        i64::try_from(authors.len()).map_err(|e| Error::internal("a batch of posts", e))?;
+    // The rooms every author is a member of (a membership is one row per room and member).
+    let members_of_all = memberships::table
+        .filter(memberships::user_id.eq_any(authors))
+        .group_by(memberships::room_id)
+        .having(diesel::dsl::count_star().eq(authors_count))
+        .select(memberships::room_id);
+    let advanced: Option<(i64, i64)> = diesel::update(
+        rooms::table
+            .filter(rooms::slug.eq(slug))
+            .filter(rooms::archived_at.is_null())
+            .filter(rooms::id.eq_any(members_of_all)),
+    )
+    .set((
+        rooms::cursor.eq(rooms::cursor + steps),
+        rooms::last_message_at.eq(now),
+    ))
+    .returning((rooms::id, rooms::cursor))
+    .get_result(conn)
+    .optional()?;
+    let Some((room_id, cursor)) = advanced else {
+        return Ok(None);
+    };
+    let mut outcomes = Vec::with_capacity(posts.len());
+    for (step, post) in (cursor - steps + 1..).zip(posts) {
+        let outcome = match insert(conn, *post, room_id, step, None, now)? {
+            None => return Err(used_elsewhere()),
+            Some(message) if message.revision == step => Ok(Stored {
+                room_id,
+                id: message.id,
+                cursor: step,
+                message,
+            }),
+            Some(message) => Err(NotPosted::Duplicate(Box::new(Stored {
+                room_id,
+                id: message.id,
+                cursor: step - 1,
+                message,
+            }))),
+        };
+        outcomes.push(outcome);
+    }
+    Ok(Some(Batch {
+        room_id,
+        cursor,
+        outcomes,
+    }))
 }
 
 /// The thread a reply to message `id` of room `room_id` joins: the first message of its thread (a

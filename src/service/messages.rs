@@ -11,7 +11,8 @@ use crate::db::AnyConnection;
 use crate::error::{Error, Result};
 
 /// Posts `body` as `author` in room `slug` (form, live page and any later way in alike), within
-/// the posting limit, as a reply in the thread of message `reply_to` when given. `client_id`, the
+/// the posting limit, as a reply in the thread of message `reply_to` when given. Posts to one room
+/// that arrive together share a transaction ([`PostQueue`](super::posting::PostQueue)). `client_id`, the
 /// form's one-time token, makes a resend answer with the message the first send stored instead of
 /// posting twice.
 pub async fn post(
@@ -24,13 +25,19 @@ pub async fn post(
 ) -> Result<Posted> {
     let body = input::message_body(body, svc.settings.max_message_chars)?;
     svc.post_limits.take(author.id)?;
-    let (uid, slug, now) = (author.id, slug.to_string(), chat::now());
-    let result = svc
-        .db
-        .write(move |conn| {
-            messages::post(conn, &slug, uid, &body, client_id.as_deref(), reply_to, now)
-        })
-        .await;
+    let uid = author.id;
+    let result = match reply_to {
+        // A reply also changes its thread's first message: it is written on its own.
+        Some(_) => {
+            let (slug, now) = (slug.to_string(), chat::now());
+            svc.db
+                .write(move |conn| {
+                    messages::post(conn, &slug, uid, &body, client_id.as_deref(), reply_to, now)
+                })
+                .await
+        }
+        None => svc.posting.post(svc, slug, uid, body, client_id).await,
+    };
     let (stored, created) = NotPosted::into_stored(result)?;
     if created {
         svc.live.advance(stored.room_id, stored.cursor);

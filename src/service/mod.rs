@@ -8,6 +8,7 @@ pub mod avatars;
 pub mod imports;
 pub mod limits;
 pub mod messages;
+pub mod posting;
 pub mod reading;
 pub mod replies;
 pub mod rooms;
@@ -42,6 +43,8 @@ pub struct Services {
     pub sessions: Arc<sessions::SessionCache>,
     /// Poll answers' reads, shared by the members one change wakes.
     pub changes: Arc<shared::SharedChanges>,
+    /// Posts waiting to be written together, by room.
+    pub posting: Arc<posting::PostQueue>,
     /// The settings.
     pub settings: Arc<Settings>,
 }
@@ -68,6 +71,7 @@ impl Services {
                 settings.login.session_cache_secs,
             ))),
             changes: Arc::default(),
+            posting: Arc::default(),
             settings: Arc::new(settings.clone()),
         }
     }

@@ -16,6 +16,7 @@ mod layout;
 mod live;
 mod operations;
 mod pins;
+mod posting;
 mod process;
 mod reactions;
 mod reading;

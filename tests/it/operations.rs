@@ -369,11 +369,7 @@ async fn a_database_that_goes_away_answers_503() {
     let cursor = crate::live::page_cursor(&browser.get("/rooms/general").await.body);
     other_tab.get("/rooms/general").await.expect(Status::Ok);
 
-    let name = app.postgres().name.clone();
-    let mut admin = crate::common::pg_admin().expect("admin");
-    admin
-        .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .expect("drop");
+    app.drop_database();
 
     let page = browser.get("/").await;
     assert_eq!(page.status, Status::ServiceUnavailable, "{}", page.body);

@@ -705,13 +705,7 @@ async fn replies_wait_while_the_database_is_down() {
     let body = mail("ann@example.org", &to, "d1@x", "", "are we down?");
     dovecot.deliver(&body).await;
 
-    let name = app.postgres().name.clone();
-    let mut admin = crate::common::pg_admin().expect("admin");
-    diesel::connection::SimpleConnection::batch_execute(
-        &mut admin,
-        &format!("DROP DATABASE {name} WITH (FORCE)"),
-    )
-    .expect("drop");
+    app.drop_database();
 
     let error = send(port, "ann@example.org", &to, &body)
         .await

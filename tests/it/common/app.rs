@@ -66,6 +66,18 @@ impl TestApp {
             .expect("a PostgreSQL test app")
     }
 
+    /// Takes the app's PostgreSQL database away under it, connections and all (as a database that
+    /// goes down does).
+    pub fn drop_database(&self) {
+        let name = &self.postgres().name;
+        let mut admin = super::pg_admin().expect("admin");
+        diesel::connection::SimpleConnection::batch_execute(
+            &mut admin,
+            &format!("DROP DATABASE {name} WITH (FORCE)"),
+        )
+        .expect("drop");
+    }
+
     /// A test app to configure before it starts.
     pub fn builder(backend: Backend) -> TestAppBuilder {
         TestAppBuilder {
