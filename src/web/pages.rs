@@ -93,7 +93,8 @@ pub(super) async fn render_room(
     draft: Draft,
 ) -> Result<Template> {
     let uid = user.user.id;
-    let view = reading::room_page(app.svc, slug, uid, at, app.settings.page_size).await?;
+    let reader = (uid, user.user.username.as_str());
+    let view = reading::room_page(app.svc, slug, reader, at, app.settings.page_size).await?;
     let layout = layout.with_sidebar(Sidebar::load(app.svc, user).await?);
     let page = match view {
         RoomView::NotMember(room) => {
@@ -150,15 +151,15 @@ pub(super) async fn render_room(
     let newer = has_newer
         .then(|| shown_messages.last().map(|m| m.message.id))
         .flatten();
-    // Each message's `<li>` comes from the memo of rendered messages; the page only places them.
-    let mut messages = Vec::with_capacity(views.len());
+    // Each message's `<li>` comes from the memo of rendered messages; the page places the list
+    // whole, so the template's work does not grow with the messages.
+    let mut messages = String::new();
     for m in &views {
         let fragment = app
             .pages
             .message(m, &room.slug, &layout.csrf)
             .map_err(|e| AppError::internal("rendering a message", e))?;
-        messages
-            .push(context! { day_heading: &m.day_heading, first_unread: m.first_unread, fragment });
+        view::list_item(&mut messages, m, &fragment);
     }
     let s = app.settings;
     Ok(Template::render(

@@ -324,6 +324,23 @@ impl Avatar {
     }
 }
 
+/// Adds message `m` to a room page's list of messages: the day heading and the "new since your
+/// last visit" divider that go before it, then its rendered `<li>`, `fragment`.
+pub fn list_item(list: &mut String, m: &MessageView, fragment: &str) {
+    if let Some(day) = &m.day_heading {
+        list.push_str(r#"<li class="day"><span>"#);
+        list.push_str(&crate::format::escape(day));
+        list.push_str("</span></li>\n");
+    }
+    if m.first_unread {
+        list.push_str(
+            "<li class=\"divider\" id=\"new\"><span>New since your last visit</span></li>\n",
+        );
+    }
+    list.push_str(fragment);
+    list.push('\n');
+}
+
 /// One message as the room page shows it.
 #[derive(Debug, Hash, Serialize)]
 pub struct MessageView {
