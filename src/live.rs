@@ -353,6 +353,15 @@ impl Live {
         *newest = (*newest).max(upto);
     }
 
+    /// `user_id`'s read marker in room `room_id`: `stored` (the database's), or a newer one waiting
+    /// for the next batch.
+    pub fn read_marker(&self, room_id: i64, user_id: i64, stored: i64) -> i64 {
+        self.lock()
+            .unsaved_reads
+            .get(&(room_id, user_id))
+            .map_or(stored, |&unsaved| unsaved.max(stored))
+    }
+
     /// Takes the read markers moved since the last call: (room id, user id, newest read), by room
     /// and user, so that writers lock membership rows in one order and never deadlock.
     pub fn take_reads(&self) -> Vec<(i64, i64, i64)> {

@@ -86,6 +86,8 @@ pub struct Membership {
 pub struct RoomSummary {
     /// The room.
     pub room: Room,
+    /// The member's read marker the counts start from.
+    pub marker: i64,
     /// Messages by others, not deleted, after the member's read cursor, counted up to
     /// [`UNREAD_COUNTED`].
     pub unread: i64,
@@ -94,6 +96,28 @@ pub struct RoomSummary {
     /// Whether one of the newest [`UNREAD_COUNTED`] names the member (`@username`), or replies in a
     /// thread they took part in.
     pub mentioned: bool,
+}
+
+/// What a member has unread in one room, counted from their read marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unread {
+    /// See [`RoomSummary::unread`].
+    pub count: i64,
+    /// See [`RoomSummary::unread_more`].
+    pub more: bool,
+    /// See [`RoomSummary::mentioned`].
+    pub mentioned: bool,
+}
+
+impl RoomSummary {
+    /// What the member has unread here.
+    pub fn unread(&self) -> Unread {
+        Unread {
+            count: self.unread,
+            more: self.unread_more,
+            mentioned: self.mentioned,
+        }
+    }
 }
 
 /// Fields an admin sets on a room; validated by the caller.
@@ -372,15 +396,36 @@ fn newest_unread(
 const UNION_TERMS: usize = 200;
 
 /// The rooms `user` is in, with unread counts and whether an unread message mentions them: active
-/// rooms by last activity, then archived ones.
-pub fn for_user(conn: &mut AnyConnection, user: &User) -> Result<Vec<RoomSummary>> {
+/// rooms by last activity, then archived ones. `marker(room, stored)` gives the read marker to
+/// count from, given the stored one (a newer one may be waiting to be written); `counted(room,
+/// marker)` what is unread in a room as counted before, if the room and the marker are where they
+/// were then (a room's unread messages change only with its cursor), so that only the other rooms
+/// are read.
+pub fn for_user(
+    conn: &mut AnyConnection,
+    user: &User,
+    marker: impl Fn(i64, i64) -> i64,
+    counted: impl Fn(&Room, i64) -> Option<Unread>,
+) -> Result<Vec<RoomSummary>> {
     let user_id = user.id;
     let rooms: Vec<(Room, i64)> = rooms::table
         .inner_join(memberships::table)
         .filter(memberships::user_id.eq(user_id))
         .select((Room::as_select(), memberships::last_read_id))
         .load(conn)?;
-    let marks: Vec<(i64, i64)> = rooms.iter().map(|(r, last)| (r.id, *last)).collect();
+    let rooms: Vec<(Room, i64, Option<Unread>)> = rooms
+        .into_iter()
+        .map(|(room, stored)| {
+            let marker = marker(room.id, stored);
+            let known = counted(&room, marker);
+            (room, marker, known)
+        })
+        .collect();
+    let marks: Vec<(i64, i64)> = rooms
+        .iter()
+        .filter(|(_, _, known)| known.is_none())
+        .map(|(room, marker, _)| (room.id, *marker))
+        .collect();
     let unread = newest_unread(conn, user, &marks)?;
     // Replies in a thread the member started or took part in count as mentions too.
     let mut threads: Vec<i64> = unread.iter().filter_map(|u| u.parent_id).collect();
@@ -410,19 +455,27 @@ pub fn for_user(conn: &mut AnyConnection, user: &User) -> Result<Vec<RoomSummary
     }
     let mut summaries: Vec<RoomSummary> = rooms
         .into_iter()
-        .map(|(room, _)| {
-            let here = by_room.remove(&room.id).unwrap_or_default();
-            let count = here.len() as i64;
-            let mentioned = here.iter().any(|u| {
-                mentions(&u.body, &user.username) || u.parent_id.is_some_and(|p| mine.contains(&p))
+        .map(|(room, marker, known)| {
+            let unread = known.unwrap_or_else(|| {
+                let here = by_room.remove(&room.id).unwrap_or_default();
+                let count = here.len() as i64;
+                let mentioned = here.iter().any(|u| {
+                    mentions(&u.body, &user.username)
+                        || u.parent_id.is_some_and(|p| mine.contains(&p))
+                });
+                Unread {
+                    count: count.min(UNREAD_COUNTED),
+                    more: count > UNREAD_COUNTED,
+                    // Every unread message of a direct conversation counts like a mention.
+                    mentioned: mentioned || (room.is_direct() && count > 0),
+                }
             });
-            // Every unread message of a direct conversation counts like a mention.
-            let mentioned = mentioned || (room.is_direct() && count > 0);
             RoomSummary {
                 room,
-                unread: count.min(UNREAD_COUNTED),
-                unread_more: count > UNREAD_COUNTED,
-                mentioned,
+                marker,
+                unread: unread.count,
+                unread_more: unread.more,
+                mentioned: unread.mentioned,
             }
         })
         .collect();

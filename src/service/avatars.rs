@@ -25,6 +25,7 @@ pub async fn set(svc: &Services, uid: i64, received: Received) -> Result<()> {
         .write(move |conn| avatars::set(conn, uid, png, now))
         .await?;
     svc.sessions.forget_user(uid);
+    svc.forget_reads(None);
     Ok(())
 }
 
@@ -32,6 +33,7 @@ pub async fn set(svc: &Services, uid: i64, received: Received) -> Result<()> {
 pub async fn remove(svc: &Services, uid: i64) -> Result<bool> {
     let removed = svc.db.write(move |conn| avatars::remove(conn, uid)).await?;
     svc.sessions.forget_user(uid);
+    svc.forget_reads(None);
     Ok(removed)
 }
 

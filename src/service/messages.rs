@@ -210,10 +210,13 @@ pub async fn pin(svc: &Services, slug: String, id: i64, uid: i64) -> Result<bool
 /// saved now. Nobody else sees it.
 pub async fn save(svc: &Services, slug: String, id: i64, uid: i64) -> Result<bool> {
     let now = chat::now();
-    svc.db
+    let (room_id, saved) = svc
+        .db
         .write(move |conn| {
             let (room, _) = rooms::for_member(conn, &slug, uid)?;
-            saved::toggle(conn, room.id, id, uid, now)
+            Ok::<_, Error>((room.id, saved::toggle(conn, room.id, id, uid, now)?))
         })
-        .await
+        .await?;
+    svc.forget_reads(Some(room_id));
+    Ok(saved)
 }

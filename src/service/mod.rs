@@ -14,6 +14,7 @@ pub mod replies;
 pub mod rooms;
 pub mod sessions;
 pub mod shared;
+pub mod unread;
 pub mod uploads;
 
 use std::sync::Arc;
@@ -43,6 +44,10 @@ pub struct Services {
     pub sessions: Arc<sessions::SessionCache>,
     /// Poll answers' reads, shared by the members one change wakes.
     pub changes: Arc<shared::SharedChanges>,
+    /// Latest pages' reads, shared by the members who open a room at the same cursor.
+    pub pages: Arc<shared::SharedPages>,
+    /// Members' unread counts per room, until the room or their marker moves.
+    pub unread: Arc<unread::UnreadCounts>,
     /// Posts waiting to be written together, by room.
     pub posting: Arc<posting::PostQueue>,
     /// The settings.
@@ -71,9 +76,22 @@ impl Services {
                 settings.login.session_cache_secs,
             ))),
             changes: Arc::default(),
+            pages: Arc::default(),
+            unread: Arc::default(),
             posting: Arc::default(),
             settings: Arc::new(settings.clone()),
         }
+    }
+}
+
+impl Services {
+    /// Forgets the shared reads of room `room_id`, or of every room: something they hold changed
+    /// without a room's cursor moving (a saved mark, a picture). Other instances share a read for
+    /// a moment at most ([`shared`]).
+    pub fn forget_reads(&self, room_id: Option<i64>) {
+        let of_room = |room: i64| room_id.is_none_or(|id| id == room);
+        self.changes.forget_if(|key| of_room(key.room_id));
+        self.pages.forget_if(|key| of_room(key.room_id));
     }
 }
 

@@ -21,12 +21,29 @@ pub async fn home(
     joinable: Option<i64>,
 ) -> Result<(Vec<RoomSummary>, Vec<Room>)> {
     let user = user.clone();
+    let counts = Arc::clone(&svc.unread);
+    let live = svc.live.clone();
     svc.db
         .run(move |conn| {
-            let mine = rooms::for_user(conn, &user)?;
+            let mine = my_rooms(conn, &live, &counts, &user)?;
             Ok((mine, rooms::joinable(conn, user.id, joinable)?))
         })
         .await
+}
+
+/// `user`'s rooms with what is unread in each ([`rooms::for_user`]), counted from their read
+/// markers as they stand in memory, reading only the rooms that moved since they were last counted.
+fn my_rooms(
+    conn: &mut AnyConnection,
+    live: &crate::live::Live,
+    counts: &super::unread::UnreadCounts,
+    user: &User,
+) -> Result<Vec<RoomSummary>> {
+    let known = counts.of(user);
+    let marker = |room, stored| live.read_marker(room, user.id, stored);
+    let mine = rooms::for_user(conn, user, marker, |room, marker| known.get(room, marker))?;
+    counts.keep(user, &mine);
+    Ok(mine)
 }
 
 /// A page of a room's history as one member reads it.
@@ -53,15 +70,18 @@ pub enum RoomView {
     NotMember(Room),
 }
 
-/// Opens a page of room `slug` for `uid`: the latest page marks what it shows as read, and the
-/// reader counts as active in the room.
+/// Opens a page of room `slug` for `uid` (`username`): the latest page marks what it shows as read,
+/// and the reader counts as active in the room.
 pub async fn room_page(
     svc: &Services,
     slug: String,
-    uid: i64,
+    (uid, username): (i64, &str),
     at: PageAt,
     size: i64,
 ) -> Result<RoomView> {
+    if at == PageAt::Latest {
+        return latest_page(svc, slug, (uid, username), size).await;
+    }
     let (view, members) = svc
         .db
         .run(move |conn| {
@@ -101,6 +121,73 @@ pub async fn room_page(
         svc.live.seen(room.id, uid, Activity::Active, chat::now());
     }
     Ok(view)
+}
+
+/// The latest page of room `slug` for `uid` (`username`). The readers who open a room at the same
+/// cursor share one read of its history ([`SharedPages`](super::shared::SharedPages)); each reads
+/// only the room with their membership, and what the page shows is marked read with the next batch
+/// of read markers.
+async fn latest_page(
+    svc: &Services,
+    slug: String,
+    (uid, username): (i64, &str),
+    size: i64,
+) -> Result<RoomView> {
+    let known = svc.live.member_room(&slug, uid).is_some();
+    let (room, membership, members) = svc
+        .db
+        .run(move |conn| {
+            let (room, membership) = rooms::visible(conn, &slug, uid)?;
+            // A room this instance does not hold in memory yet, or whose members changed.
+            let members = match membership {
+                Some(_) if !known => Some(rooms::members(conn, room.id)?),
+                _ => None,
+            };
+            Ok::<_, Error>((room, membership, members))
+        })
+        .await?;
+    let Some(mut membership) = membership else {
+        return Ok(RoomView::NotMember(room));
+    };
+    membership.last_read_id = svc.live.read_marker(room.id, uid, membership.last_read_id);
+    if let Some(members) = members {
+        svc.live.load(&room.slug, room.id, room.cursor, members);
+    }
+    let key = super::shared::PageKey {
+        room_id: room.id,
+        cursor: room.cursor,
+        size,
+    };
+    let room_id = room.id;
+    let shared = svc
+        .pages
+        .get(&svc.db, key, move |conn| {
+            let mut page = messages::page(conn, room_id, PageAt::Latest, size)?;
+            let saved = messages::annotate_for(conn, None, &mut page.messages)?;
+            let files = attachments::for_messages(conn, &message_ids(&page.messages))?;
+            let pinned = messages::pinned(conn, room_id, PINNED_SHOWN)?;
+            Ok(super::shared::LatestPage {
+                page,
+                files,
+                pinned,
+                saved,
+            })
+        })
+        .await?;
+    let mut page = shared.page.clone();
+    messages::saved_by(&mut page.messages, &shared.saved, username);
+    if let Some(newest) = page.messages.last() {
+        svc.live.read(room.id, uid, newest.message.id);
+    }
+    svc.live.seen(room.id, uid, Activity::Active, chat::now());
+    Ok(RoomView::Member(Box::new(RoomPage {
+        room,
+        membership,
+        page,
+        files: shared.files.clone(),
+        shown: PageAt::Latest,
+        pinned: shared.pinned.clone(),
+    })))
 }
 
 fn message_ids(posted: &[Posted]) -> Vec<i64> {
@@ -224,34 +311,18 @@ pub async fn changes(
         upto,
         limit,
     };
-    let read = svc.changes.read(key);
-    let mut failure = None;
-    let slot = &mut failure;
-    let shared = read
-        .get_or_init(|| async move {
-            let made = svc
-                .db
-                .run(move |conn| {
-                    let (mut messages, files) =
-                        messages::changed_since(conn, room_id, cursor, limit)?;
-                    let saved = messages::annotate_for(conn, None, &mut messages)?;
-                    Ok::<_, Error>(Arc::new(super::shared::Changes {
-                        messages,
-                        files,
-                        saved,
-                    }))
-                })
-                .await;
-            made.map_err(|e| *slot = Some(e)).ok()
+    let shared = svc
+        .changes
+        .get(&svc.db, key, move |conn| {
+            let (mut messages, files) = messages::changed_since(conn, room_id, cursor, limit)?;
+            let saved = messages::annotate_for(conn, None, &mut messages)?;
+            Ok(super::shared::Changes {
+                messages,
+                files,
+                saved,
+            })
         })
-        .await
-        .clone();
-    let Some(shared) = shared else {
-        svc.changes.forget(key);
-        return Err(failure.unwrap_or_else(|| {
-            Error::Unavailable("another poll's read of this room's changes failed".into())
-        }));
-    };
+        .await?;
     let mut changed = shared.messages.clone();
     messages::saved_by(&mut changed, &shared.saved, username);
     if let Some(newest) = changed.iter().map(|p| p.message.id).max().filter(|_| reads) {
@@ -304,16 +375,17 @@ pub struct Missed {
 /// The rooms where `uid` has unread messages, each with its oldest `per_room` unread ones.
 pub async fn missed(svc: &Services, user: &User, per_room: i64) -> Result<Vec<Missed>> {
     let user = user.clone();
+    let counts = Arc::clone(&svc.unread);
+    let live = svc.live.clone();
     let uid = user.id;
     svc.db
         .run(move |conn| {
             let mut missed = Vec::new();
-            for summary in rooms::for_user(conn, &user)?
+            for summary in my_rooms(conn, &live, &counts, &user)?
                 .into_iter()
                 .filter(|s| s.unread > 0)
             {
-                let (_, membership) = rooms::for_member(conn, &summary.room.slug, uid)?;
-                let last_read_id = membership.last_read_id;
+                let last_read_id = summary.marker;
                 let mut messages =
                     messages::unread(conn, summary.room.id, uid, last_read_id, per_room)?;
                 messages::annotate(conn, uid, &mut messages)?;

@@ -1,8 +1,9 @@
 //! One read for every member a change wakes: the members of a room hold their polls at the same
 //! cursor, a post answers them all at once, and each would otherwise read the same messages. The
-//! first to ask reads them; the others wait for that read and share it. Reads are kept by room,
-//! cursor range and limit, so a shared read is never older than the cursor it answers for, and
-//! only for moments ([`KEPT_FOR`]; a few dozen, within a few MiB).
+//! first to ask reads them; the others wait for that read and share it. Room pages opened at the
+//! same cursor share their history the same way. Reads are kept by room, cursor and size, so a
+//! shared read is never older than the cursor it answers for, and only for moments ([`KEPT_FOR`];
+//! a few dozen, within a few MiB).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -11,8 +12,26 @@ use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 
 use crate::chat::attachments::Attachment;
-use crate::chat::messages::Posted;
+use crate::chat::messages::{Page, Posted};
 use crate::chat::reactions::SavedBy;
+use crate::db::{AnyConnection, Db};
+use crate::error::{Error, Result};
+
+/// What a shared read holds, and roughly how much memory that takes.
+pub trait Footprint {
+    /// Roughly what it holds in memory, in bytes.
+    fn bytes(&self) -> usize;
+}
+
+/// Roughly what messages and their files and saved marks take in memory, in bytes.
+fn messages_bytes(messages: &[Posted], files: &[Attachment], saved: &SavedBy) -> usize {
+    messages
+        .iter()
+        .map(|p| p.message.body.len() + 256)
+        .sum::<usize>()
+        + files.len() * 256
+        + saved.len() * 64
+}
 
 /// A room's changes after a cursor, as every member sees them: the messages with their reactions
 /// and quotes, their files, and who saved which message (message id, username).
@@ -26,19 +45,13 @@ pub struct Changes {
     pub saved: SavedBy,
 }
 
-impl Changes {
-    /// Roughly what it holds in memory, in bytes.
+impl Footprint for Changes {
     fn bytes(&self) -> usize {
-        self.messages
-            .iter()
-            .map(|p| p.message.body.len() + 256)
-            .sum::<usize>()
-            + self.files.len() * 256
-            + self.saved.len() * 64
+        messages_bytes(&self.messages, &self.files, &self.saved)
     }
 }
 
-/// Which read: a room's changes after `after`, as of its cursor `upto`, at most `limit`.
+/// Which read of changes: a room's changes after `after`, as of its cursor `upto`, at most `limit`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Key {
     /// The room.
@@ -51,18 +64,63 @@ pub struct Key {
     pub limit: i64,
 }
 
-/// A read under way or made; `None` once made when it failed (its waiters fail with it, and it is
-/// forgotten for the next poll to try again).
-pub type Read = Arc<OnceCell<Option<Arc<Changes>>>>;
-
-/// The reads being made or recently made, newest last, with when each began.
-#[derive(Default)]
-pub struct SharedChanges {
-    reads: Mutex<VecDeque<(Key, Instant, Read)>>,
+/// A room's latest page of history as every member sees it: the page with reactions and quotes,
+/// its files, the room's pinned messages and who saved which message shown.
+#[derive(Debug)]
+pub struct LatestPage {
+    /// The page (`saved` unset).
+    pub page: Page,
+    /// Its files.
+    pub files: Vec<Attachment>,
+    /// The room's pinned messages, most recently pinned first.
+    pub pinned: Vec<Posted>,
+    /// Who saved which message of the page.
+    pub saved: SavedBy,
 }
 
+impl Footprint for LatestPage {
+    fn bytes(&self) -> usize {
+        messages_bytes(&self.page.messages, &self.files, &self.saved)
+            + messages_bytes(&self.pinned, &[], &SavedBy::new())
+    }
+}
+
+/// Which latest page: room `room_id` at cursor `cursor`, `size` messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageKey {
+    /// The room.
+    pub room_id: i64,
+    /// The room's cursor when the reader opened it.
+    pub cursor: i64,
+    /// How many messages a page shows.
+    pub size: i64,
+}
+
+/// A read under way or made; `None` once made when it failed (its waiters fail with it, and it is
+/// forgotten for the next reader to try again).
+pub type Read<V> = Arc<OnceCell<Option<Arc<V>>>>;
+
+/// The reads of one kind being made or recently made, newest last, with when each began.
+pub struct SharedReads<K, V> {
+    reads: Mutex<VecDeque<(K, Instant, Read<V>)>>,
+}
+
+impl<K, V> Default for SharedReads<K, V> {
+    fn default() -> Self {
+        SharedReads {
+            reads: Mutex::default(),
+        }
+    }
+}
+
+/// Poll answers' reads of changes.
+pub type SharedChanges = SharedReads<Key, Changes>;
+
+/// Room pages' reads of the latest page.
+pub type SharedPages = SharedReads<PageKey, LatestPage>;
+
 /// Reads kept: those of the rooms changed most recently, at most this many and (but for the
-/// newest) within [`KEPT_BYTES`]. A poll that comes later reads on its own. Members woken
+/// newest) within [`KEPT_BYTES`]. A reader who comes later reads on their own. Members woken
 /// together ask within moments, so few are needed.
 const KEPT: usize = 64;
 
@@ -73,9 +131,9 @@ const KEPT_BYTES: usize = 8 << 20;
 /// an author's picture) may have changed since.
 const KEPT_FOR: Duration = Duration::from_secs(2);
 
-impl SharedChanges {
+impl<K: Copy + Eq, V: Footprint> SharedReads<K, V> {
     /// The read for `key`: the one under way or made within [`KEPT_FOR`], else a new one to make.
-    pub fn read(&self, key: Key) -> Read {
+    pub fn read(&self, key: K) -> Read<V> {
         let Ok(mut reads) = self.reads.lock() else {
             return Arc::default();
         };
@@ -89,7 +147,7 @@ impl SharedChanges {
         }
         let read = Read::default();
         reads.push_back((key, now, read.clone()));
-        let size = |read: &Read| read.get().and_then(Option::as_ref).map_or(0, |c| c.bytes());
+        let size = |read: &Read<V>| read.get().and_then(Option::as_ref).map_or(0, |v| v.bytes());
         let mut bytes: usize = reads.iter().map(|(_, _, r)| size(r)).sum();
         while reads.len() > 1
             && (reads.len() > KEPT
@@ -105,11 +163,46 @@ impl SharedChanges {
         read
     }
 
-    /// Forgets the reads for `key` (one failed: the next poll tries again).
-    pub fn forget(&self, key: Key) {
+    /// Forgets the reads for `key` (one failed: the next reader tries again).
+    pub fn forget(&self, key: K) {
+        self.forget_if(|k| *k == key);
+    }
+
+    /// Forgets the reads whose key is `gone` (what they hold changed without the room's cursor
+    /// moving: a saved mark, a picture).
+    pub fn forget_if(&self, gone: impl Fn(&K) -> bool) {
         if let Ok(mut reads) = self.reads.lock() {
-            reads.retain(|(k, _, _)| *k != key);
+            reads.retain(|(k, _, _)| !gone(k));
         }
+    }
+}
+
+impl<K: Copy + Eq, V: Footprint + Send + Sync + 'static> SharedReads<K, V> {
+    /// The shared read for `key`: made now by `make` on `db` when nobody is making it or made it
+    /// moments ago, else the one under way or made. When it fails, everyone waiting for it fails
+    /// with it at once, and the next reader tries again.
+    pub async fn get(
+        &self,
+        db: &Db,
+        key: K,
+        make: impl FnOnce(&mut AnyConnection) -> Result<V> + Send + 'static,
+    ) -> Result<Arc<V>> {
+        let read = self.read(key);
+        let mut failure = None;
+        let slot = &mut failure;
+        let shared = read
+            .get_or_init(|| async move {
+                let made = db.run(move |conn| make(conn).map(Arc::new)).await;
+                made.map_err(|e| *slot = Some(e)).ok()
+            })
+            .await
+            .clone();
+        shared.ok_or_else(|| {
+            self.forget(key);
+            failure.unwrap_or_else(|| {
+                Error::Unavailable("another reader's read of this room failed".into())
+            })
+        })
     }
 }
 

@@ -231,6 +231,7 @@ async fn reading_in_time_or_being_present_means_no_mail(backend: Backend) {
     // carl does not.
     app.messages(room, bob, vec!["for carl".into()]).await;
     ann_browser.get("/rooms/general").await.expect(Status::Ok);
+    app.write_reads().await;
     let read_back = app
         .write(move |c| {
             Ok(users::table

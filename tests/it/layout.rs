@@ -3,11 +3,14 @@
 
 use rocket::http::Status;
 
+use confab::chat;
+
 use crate::both_backends;
 use crate::common::{Backend, TestApp};
 
 both_backends!(
     the_sidebar_lists_my_rooms_with_unread_counts_and_mentions,
+    unread_counts_follow_every_change_and_quiet_rooms_are_not_counted_again,
     the_sidebar_lists_the_first_open_rooms_and_the_home_page_all,
     message_actions_sit_in_a_menu,
     the_help_page_lists_the_shortcuts
@@ -101,6 +104,71 @@ async fn the_sidebar_lists_my_rooms_with_unread_counts_and_mentions(backend: Bac
     // Error pages keep the navigation but not the sidebar (no query behind a failure).
     let page = browser.get("/rooms/nowhere").await.expect(Status::NotFound);
     assert!(page.body.contains("Log out") && !page.body.contains(r#"class="sidebar""#));
+}
+
+/// Unread counts are kept per room until the room changes or the member reads on: a page where
+/// nothing happened counts nothing again, and every change shows on the next page.
+async fn unread_counts_follow_every_change_and_quiet_rooms_are_not_counted_again(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let ann = app.user("ann", false).await;
+    let bob = app.user("bob", false).await;
+    let general = app.room("general", false, &[ann, bob]).await;
+    let random = app.room("random", false, &[ann, bob]).await;
+    let posted = app
+        .messages(general, bob, vec!["one".into(), "two".into()])
+        .await;
+    let mut browser = app.login("ann").await;
+    let unread = |page: &str, slug: &str| {
+        let side = sidebar(page);
+        let entry = entry(side, slug).expect("listed");
+        let count = entry
+            .split("unread: </span>")
+            .nth(1)
+            .and_then(|rest| rest.split('<').next())
+            .map_or(0, |n| n.parse::<i64>().expect("a count"));
+        (count, entry.contains("mention-mark"))
+    };
+
+    let page = browser.get("/help").await.expect(Status::Ok);
+    assert_eq!(unread(&page.body, "general"), (2, false));
+    let before = app.db().queries();
+    let page = browser.get("/help").await.expect(Status::Ok);
+    let kept = app.db().queries() - before;
+    assert_eq!(unread(&page.body, "general"), (2, false));
+
+    // A new message, a deletion and a mention each show on the next page.
+    app.messages(general, bob, vec!["three".into()]).await;
+    let before = app.db().queries();
+    let page = browser.get("/help").await.expect(Status::Ok);
+    let counted = app.db().queries() - before;
+    assert_eq!(unread(&page.body, "general"), (3, false));
+    assert!(
+        kept < counted,
+        "where nothing changed, nothing is counted again ({kept} statements, {counted} after a post)"
+    );
+    let first = posted[0];
+    app.write(move |c| {
+        chat::messages::delete(c, general, first, bob, false, chat::now())?;
+        Ok(())
+    })
+    .await;
+    let page = browser.get("/help").await.expect(Status::Ok);
+    assert_eq!(unread(&page.body, "general"), (2, false));
+    app.messages(random, bob, vec!["@ann, look".into()]).await;
+    let page = browser.get("/help").await.expect(Status::Ok);
+    assert_eq!(unread(&page.body, "random"), (1, true));
+    assert_eq!(unread(&page.body, "general"), (2, false));
+
+    // Reading a room clears it, before the read marker is written and after.
+    browser.get("/rooms/random").await.expect(Status::Ok);
+    let page = browser.get("/help").await.expect(Status::Ok);
+    assert_eq!(unread(&page.body, "random"), (0, false));
+    app.write_reads().await;
+    let page = browser.get("/help").await.expect(Status::Ok);
+    assert_eq!(unread(&page.body, "random"), (0, false));
+    assert_eq!(unread(&page.body, "general"), (2, false));
 }
 
 async fn the_sidebar_lists_the_first_open_rooms_and_the_home_page_all(backend: Backend) {

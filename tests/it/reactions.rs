@@ -243,7 +243,8 @@ async fn reactions_arrive_live_and_alert_no_one(backend: Backend) {
         "the fragment's forms carry ann's token"
     );
 
-    // Ann is away for a day: a reaction is no reason to mail her.
+    // Ann is away for a day: a reaction is no reason to mail her (nor bob, who read the room).
+    app.write_reads().await;
     let later = chat::now() + Duration::days(1);
     let planned = plan(app.db(), &app.mail(), app.settings(), later)
         .await

@@ -15,8 +15,92 @@ both_backends!(
     permalinks_open_the_page_around_a_message,
     editing_and_deleting,
     every_change_moves_the_room_cursor,
-    messages_are_grouped_by_author
+    messages_are_grouped_by_author,
+    readers_at_one_cursor_share_one_read_of_the_latest_page
 );
+
+/// The ids of the messages a page shows as saved by its reader.
+fn saved_ids(body: &str) -> Vec<i64> {
+    body.split(r#"<li class="message"#)
+        .skip(1)
+        .filter(|li| li.contains("saved-tag"))
+        .filter_map(|li| li.split(r#"id="m"#).nth(1)?.split('"').next()?.parse().ok())
+        .collect()
+}
+
+/// Members who open a room where nothing changed share one read of its latest page; what only the
+/// reader sees (saved marks, the unread divider) is still theirs, and a saved mark shows at once.
+async fn readers_at_one_cursor_share_one_read_of_the_latest_page(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let ann = app.user("ann", false).await;
+    let bob = app.user("bob", false).await;
+    let general = app.room("general", false, &[ann, bob]).await;
+    let ids = app
+        .messages(
+            general,
+            bob,
+            vec!["one".into(), "two".into(), "three".into()],
+        )
+        .await;
+    let mut ann_browser = app.login("ann").await;
+    let mut bob_browser = app.login("bob").await;
+    ann_browser.get("/rooms/general").await.expect(Status::Ok);
+    bob_browser.get("/rooms/general").await.expect(Status::Ok);
+    ann_browser
+        .post(&format!("/rooms/general/messages/{}/save", ids[1]), &[])
+        .await
+        .expect(Status::SeeOther);
+
+    // Saving moved no cursor, but ann's page shows it at once; bob's does not show ann's mark.
+    let before = app.db().queries();
+    let page = ann_browser.get("/rooms/general").await.expect(Status::Ok);
+    let first_read = app.db().queries() - before;
+    assert_eq!(message_ids(&page.body), ids);
+    assert_eq!(saved_ids(&page.body), [ids[1]], "ann's own mark, at once");
+    assert!(
+        !page.body.contains("New since your last visit"),
+        "ann read these on her first visit"
+    );
+    let before = app.db().queries();
+    let page = bob_browser.get("/rooms/general").await.expect(Status::Ok);
+    let shared = app.db().queries() - before;
+    assert_eq!(message_ids(&page.body), ids);
+    assert!(saved_ids(&page.body).is_empty(), "ann's mark is hers");
+    assert!(
+        shared < first_read,
+        "bob's page reads only his room and sidebar ({shared} statements, ann's {first_read})"
+    );
+
+    // A new message moves the cursor: the next page reads again and shows it, with the divider
+    // before it for the reader who has not seen it.
+    let newer = app.messages(general, bob, vec!["four".into()]).await[0];
+    let page = ann_browser.get("/rooms/general").await.expect(Status::Ok);
+    assert_eq!(message_ids(&page.body).last(), Some(&newer));
+    let divider = page
+        .body
+        .find("New since your last visit")
+        .expect("divider");
+    assert!(divider < page.body.find(&format!(r#"id="m{newer}""#)).expect("four"));
+    assert_eq!(saved_ids(&page.body), [ids[1]]);
+    // What the page showed counts as read, before and after the batch of read markers is written.
+    let page = ann_browser.get("/rooms/general").await.expect(Status::Ok);
+    assert!(!page.body.contains("New since your last visit"));
+    app.write_reads().await;
+    let marker: i64 = app
+        .write(move |c| {
+            use confab::db::schema::memberships;
+            use diesel::prelude::*;
+            Ok(memberships::table
+                .filter(memberships::room_id.eq(general))
+                .filter(memberships::user_id.eq(ann))
+                .select(memberships::last_read_id)
+                .first(c)?)
+        })
+        .await;
+    assert_eq!(marker, newer);
+}
 
 /// Consecutive messages by one author within a few minutes are one group: the name and avatar
 /// once. Another author, or a gap, starts a new group.

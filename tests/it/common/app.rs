@@ -78,6 +78,12 @@ impl TestApp {
         .expect("drop");
     }
 
+    /// Writes the read markers waiting for the next batch (pages and polls note what they show as
+    /// read in memory; the presence job writes them every second, and jobs do not run in tests).
+    pub async fn write_reads(&self) {
+        confab::jobs::presence::flush_reads(self.db(), &self.services().live).await;
+    }
+
     /// A test app to configure before it starts.
     pub fn builder(backend: Backend) -> TestAppBuilder {
         TestAppBuilder {
