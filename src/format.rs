@@ -6,9 +6,9 @@
 //! text, and whatever the parser produces goes through ammonia's allow-list.
 
 use std::collections::HashSet;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
-use chrono::{Datelike, NaiveDateTime, TimeZone, Utc};
+use chrono::{Datelike, NaiveDateTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
@@ -163,14 +163,15 @@ fn nests_end(end: &TagEnd) -> bool {
     )
 }
 
-/// A message body as safe HTML, rendered once for each distinct body (see [`crate::cache`]).
-pub fn message_html(body: &str) -> String {
+/// A message body as safe HTML, rendered once for each distinct body (see [`crate::cache`]) and
+/// shared with the memo.
+pub fn message_html(body: &str) -> Arc<str> {
     static RENDERED: OnceLock<crate::cache::Memo> = OnceLock::new();
     let memo = RENDERED.get_or_init(|| crate::cache::Memo::new(8 * 1024 * 1024));
     match memo.get_or_render(memo.key(&body), || {
         Ok::<_, std::convert::Infallible>(render_message_html(body))
     }) {
-        Ok(html) => html.to_string(),
+        Ok(html) => html,
         Err(never) => match never {},
     }
 }
@@ -359,29 +360,68 @@ pub fn when(at: NaiveDateTime, tz: Tz) -> When {
     when_seen_at(at, tz, Utc::now().naive_utc())
 }
 
-/// [`when`], as seen at `now` (UTC).
+/// [`when`], as seen at `now` (UTC). Written out by hand rather than through `strftime` patterns,
+/// which would be parsed again for every message of every page.
 pub fn when_seen_at(at: NaiveDateTime, tz: Tz, now: NaiveDateTime) -> When {
     let utc = Utc.from_utc_datetime(&at);
     let local = utc.with_timezone(&tz);
     let today = Utc.from_utc_datetime(&now).with_timezone(&tz).date_naive();
     let day = local.date_naive();
+    let (hour, minute) = (local.hour(), local.minute());
+    let (weekday, month) = (
+        WEEKDAYS[local.weekday().num_days_from_monday() as usize],
+        MONTHS[local.month0() as usize],
+    );
     let relative = if day == today {
-        local.format("today %H:%M").to_string()
+        format!("today {hour:02}:{minute:02}")
     } else if today.pred_opt() == Some(day) {
-        local.format("yesterday %H:%M").to_string()
+        format!("yesterday {hour:02}:{minute:02}")
     } else if day.year() == today.year() {
-        local.format("%a %-d %b").to_string()
+        format!("{} {} {}", &weekday[..3], day.day(), &month[..3])
     } else {
-        local.format("%-d %b %Y").to_string()
+        format!("{} {} {}", day.day(), &month[..3], day.year())
     };
     When {
-        time: local.format("%H:%M").to_string(),
-        day: local.format("%A %-d %B %Y").to_string(),
-        full: local.format("%Y-%m-%d %H:%M %Z").to_string(),
+        time: format!("{hour:02}:{minute:02}"),
+        day: format!("{weekday} {} {month} {}", day.day(), day.year()),
+        full: format!(
+            "{}-{:02}-{:02} {hour:02}:{minute:02} {}",
+            day.year(),
+            day.month(),
+            day.day(),
+            local.offset()
+        ),
         iso: utc.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         relative,
     }
 }
+
+/// Day names, Monday first, as `%A` writes them.
+const WEEKDAYS: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
+
+/// Month names, as `%B` writes them.
+const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
 
 /// A byte count for people, in the binary units the README and settings use: `512 B`, `1.5 MiB`.
 pub fn size(bytes: i64) -> String {
@@ -403,6 +443,10 @@ pub fn size(bytes: i64) -> String {
 mod tests {
     use super::*;
 
+    fn rendered(body: &str) -> String {
+        message_html(body).to_string()
+    }
+
     #[test]
     fn times_in_lists_read_relative_to_the_readers_day() {
         let tz: Tz = "Europe/Berlin".parse().expect("zone");
@@ -416,45 +460,85 @@ mod tests {
         assert_eq!(seen("2025-11-30 08:01"), "30 Nov 2025");
     }
 
+    /// How times were written before [`when_seen_at`] wrote them by hand.
+    fn by_strftime(at: NaiveDateTime, tz: Tz, now: NaiveDateTime) -> [String; 4] {
+        let local = Utc.from_utc_datetime(&at).with_timezone(&tz);
+        let today = Utc.from_utc_datetime(&now).with_timezone(&tz).date_naive();
+        let day = local.date_naive();
+        let relative = if day == today {
+            local.format("today %H:%M")
+        } else if today.pred_opt() == Some(day) {
+            local.format("yesterday %H:%M")
+        } else if day.year() == today.year() {
+            local.format("%a %-d %b")
+        } else {
+            local.format("%-d %b %Y")
+        };
+        [
+            local.format("%H:%M").to_string(),
+            local.format("%A %-d %B %Y").to_string(),
+            local.format("%Y-%m-%d %H:%M %Z").to_string(),
+            relative.to_string(),
+        ]
+    }
+
+    #[test]
+    fn times_read_as_strftime_writes_them() {
+        let at = |s: &str| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").expect("time");
+        let now = at("2026-12-06 12:00");
+        for zone in ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata"] {
+            let tz: Tz = zone.parse().expect("zone");
+            let mut t = at("2025-01-01 00:05");
+            while t < now {
+                let when = when_seen_at(t, tz, now);
+                assert_eq!(
+                    [when.time, when.day, when.full, when.relative],
+                    by_strftime(t, tz, now)
+                );
+                t += chrono::Duration::hours(7) + chrono::Duration::minutes(13);
+            }
+        }
+    }
+
     #[test]
     fn nesting_is_bounded() {
         let deep = format!("{}deep", "> ".repeat(5000));
-        let html = message_html(&deep);
+        let html = rendered(&deep);
         assert_eq!(html.matches("<blockquote>").count(), MAX_NESTING);
         assert_eq!(html.matches("</blockquote>").count(), MAX_NESTING);
         assert!(html.contains("deep"));
         let lists = format!("{}item", "- ".repeat(3000));
-        let html = message_html(&lists);
+        let html = rendered(&lists);
         assert!(html.matches("<ul>").count() <= MAX_NESTING);
         assert!(html.contains("item"));
-        let shallow = message_html("> one\n>> two");
+        let shallow = rendered("> one\n>> two");
         assert_eq!(shallow.matches("<blockquote>").count(), 2);
     }
 
     #[test]
     fn markdown_subset() {
         assert_eq!(
-            message_html("*a* **b** `c`"),
+            rendered("*a* **b** `c`"),
             "<p><em>a</em> <strong>b</strong> <code>c</code></p>"
         );
         assert_eq!(
-            message_html("> quoted"),
+            rendered("> quoted"),
             "<blockquote>\n<p>quoted</p>\n</blockquote>"
         );
         assert_eq!(
-            message_html("- one\n- two"),
+            rendered("- one\n- two"),
             "<ul>\n<li>one</li>\n<li>two</li>\n</ul>"
         );
         assert_eq!(
-            message_html("```\nlet x = <y>;\n```"),
+            rendered("```\nlet x = <y>;\n```"),
             "<pre><code>let x = &lt;y&gt;;\n</code></pre>"
         );
         assert_eq!(
-            message_html("line one\nline two"),
+            rendered("line one\nline two"),
             "<p>line one<br>\nline two</p>"
         );
         assert_eq!(
-            message_html("***nested* emphasis**"),
+            rendered("***nested* emphasis**"),
             "<p><strong><em>nested</em> emphasis</strong></p>"
         );
     }
@@ -462,47 +546,47 @@ mod tests {
     #[test]
     fn links_are_safe() {
         assert_eq!(
-            message_html("see https://example.org/a?b=1&c=2"),
+            rendered("see https://example.org/a?b=1&c=2"),
             r#"<p>see <a href="https://example.org/a?b=1&amp;c=2" rel="noopener noreferrer nofollow">https://example.org/a?b=1&amp;c=2</a></p>"#
         );
         assert_eq!(
-            message_html("[x](javascript:alert(1))"),
+            rendered("[x](javascript:alert(1))"),
             "<p><a rel=\"noopener noreferrer nofollow\">x</a></p>"
         );
         assert_eq!(
-            message_html("[mail](mailto:a@example.org)"),
+            rendered("[mail](mailto:a@example.org)"),
             r#"<p><a href="mailto:a@example.org" rel="noopener noreferrer nofollow">mail</a></p>"#
         );
-        assert!(!message_html("<script>alert(1)</script>").contains("<script"));
-        assert_eq!(message_html("<b>hi</b>"), "<p>&lt;b&gt;hi&lt;/b&gt;</p>");
+        assert!(!rendered("<script>alert(1)</script>").contains("<script"));
+        assert_eq!(rendered("<b>hi</b>"), "<p>&lt;b&gt;hi&lt;/b&gt;</p>");
         assert_eq!(
-            message_html("<div>\nhttps://example.org\n</div>"),
+            rendered("<div>\nhttps://example.org\n</div>"),
             "&lt;div&gt;<br>\n<a href=\"https://example.org\" rel=\"noopener noreferrer nofollow\">https://example.org</a><br>\n&lt;/div&gt;"
         );
-        assert!(!message_html("<img src=x onerror=alert(1)>").contains("<img"));
-        assert!(!message_html("![pic](javascript:alert(1))").contains("javascript"));
+        assert!(!rendered("<img src=x onerror=alert(1)>").contains("<img"));
+        assert!(!rendered("![pic](javascript:alert(1))").contains("javascript"));
         assert_eq!(
-            message_html("`https://example.org`"),
+            rendered("`https://example.org`"),
             "<p><code>https://example.org</code></p>"
         );
-        assert!(!message_html("# Title").contains("<h1"));
+        assert!(!rendered("# Title").contains("<h1"));
     }
 
     #[test]
     fn mentions_are_highlighted() {
         assert_eq!(
-            message_html("hi @ann, see this"),
+            rendered("hi @ann, see this"),
             r#"<p>hi <span class="mention">@ann</span>, see this</p>"#
         );
         assert_eq!(
-            message_html("mail ann@example.org"),
+            rendered("mail ann@example.org"),
             "<p>mail ann@example.org</p>"
         );
         assert_eq!(
-            message_html("thanks @bob."),
+            rendered("thanks @bob."),
             r#"<p>thanks <span class="mention">@bob</span>.</p>"#
         );
-        assert_eq!(message_html("`@ann`"), "<p><code>@ann</code></p>");
+        assert_eq!(rendered("`@ann`"), "<p><code>@ann</code></p>");
     }
 
     #[test]

@@ -107,8 +107,9 @@ async fn render(
         .iter()
         .zip(views)
         .map(|(posted, m)| {
-            let html = templates
-                .message(&m, slug, &csrf)
+            let mut html = String::new();
+            templates
+                .write_message(&mut html, &m, slug, &csrf)
                 .map_err(|e| AppError::internal("rendering a message", e))?;
             Ok(MessageJson {
                 id: posted.message.id,

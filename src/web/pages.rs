@@ -127,7 +127,12 @@ pub(super) async fn render_room(
         .live
         .presence(room.id, now)
         .into_iter()
-        .map(|p| context! { me: p.username == user.user.username, username: p.username, state: p.state, last_seen: p.last_seen.map(|at| view::when(at, tz)) })
+        .map(|p| {
+            // Only the away show when they were last seen.
+            let last_seen = p.last_seen.filter(|_| p.state == "away");
+            let last_seen = last_seen.map(|at| view::when(at, tz).relative);
+            context! { me: p.username == user.user.username, username: p.username, state: p.state, last_seen }
+        })
         .collect();
     let notice = (matches!(at, PageAt::From(_)) && shown == PageAt::Latest)
         .then_some("There are no messages on or after that day; here are the latest.");
@@ -155,11 +160,11 @@ pub(super) async fn render_room(
     // whole, so the template's work does not grow with the messages.
     let mut messages = String::new();
     for m in &views {
-        let fragment = app
-            .pages
-            .message(m, &room.slug, &layout.csrf)
+        view::list_headings(&mut messages, m);
+        app.pages
+            .write_message(&mut messages, m, &room.slug, &layout.csrf)
             .map_err(|e| AppError::internal("rendering a message", e))?;
-        view::list_item(&mut messages, m, &fragment);
+        messages.push('\n');
     }
     let s = app.settings;
     Ok(Template::render(

@@ -43,10 +43,17 @@ impl Pages {
             .map_err(|e| format!("rendering `{name}`: {}", crate::assets::error_chain(&e)))
     }
 
-    /// Message `m`'s `<li>` in room `slug` for a reader whose form token is `csrf`: the `message`
-    /// template renders each distinct view once (every field it reads is in the key), and every
-    /// page and poll answer showing it again reuses that, with the reader's token put in.
-    pub fn message(&self, m: &MessageView, slug: &str, csrf: &str) -> Result<String, String> {
+    /// Writes message `m`'s `<li>` in room `slug` for a reader whose form token is `csrf` to
+    /// `out`: the `message` template renders each distinct view once (every field it reads is in
+    /// the key), and every page and poll answer showing it again reuses that, with the reader's
+    /// token put in as it is written out.
+    pub fn write_message(
+        &self,
+        out: &mut String,
+        m: &MessageView,
+        slug: &str,
+        csrf: &str,
+    ) -> Result<(), String> {
         // The token goes in as it is: it must be the plain hex token sessions have (or none).
         if !csrf.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err("a form token that is not one".to_string());
@@ -57,7 +64,15 @@ impl Pages {
             let layout = context! { csrf: &self.token_slot };
             self.render("message", context! { m, room, layout })
         })?;
-        Ok(kept.replace(&self.token_slot, csrf))
+        let mut pieces = kept.split(self.token_slot.as_str());
+        if let Some(first) = pieces.next() {
+            out.push_str(first);
+        }
+        for piece in pieces {
+            out.push_str(csrf);
+            out.push_str(piece);
+        }
+        Ok(())
     }
 }
 

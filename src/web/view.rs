@@ -2,6 +2,7 @@
 
 use rocket::request::FlashMessage;
 use serde::Serialize;
+use std::sync::Arc;
 
 use super::error::Result;
 use super::session::{CsrfToken, CurrentUser};
@@ -324,9 +325,9 @@ impl Avatar {
     }
 }
 
-/// Adds message `m` to a room page's list of messages: the day heading and the "new since your
-/// last visit" divider that go before it, then its rendered `<li>`, `fragment`.
-pub fn list_item(list: &mut String, m: &MessageView, fragment: &str) {
+/// What a room page's list of messages shows before message `m`: the day heading and the "new
+/// since your last visit" divider, where they go.
+pub fn list_headings(list: &mut String, m: &MessageView) {
     if let Some(day) = &m.day_heading {
         list.push_str(r#"<li class="day"><span>"#);
         list.push_str(&crate::format::escape(day));
@@ -337,8 +338,22 @@ pub fn list_item(list: &mut String, m: &MessageView, fragment: &str) {
             "<li class=\"divider\" id=\"new\"><span>New since your last visit</span></li>\n",
         );
     }
-    list.push_str(fragment);
-    list.push('\n');
+}
+
+/// A message's safe HTML, shared with the memo that rendered it. It is a function of the message's
+/// body, which the view holds as well, so it adds nothing to the view's hash (the key of the
+/// message's rendered `<li>`) and is not hashed.
+#[derive(Debug, Clone)]
+pub struct Html(Arc<str>);
+
+impl std::hash::Hash for Html {
+    fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
+}
+
+impl Serialize for Html {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
 }
 
 /// One message as the room page shows it.
@@ -354,7 +369,7 @@ pub struct MessageView {
     /// are shown once for the group.
     pub continued: bool,
     /// Safe HTML of the body (empty when deleted).
-    pub html: String,
+    pub html: Html,
     /// Raw text, for the edit form.
     pub body: String,
     /// When it was posted.
@@ -508,7 +523,7 @@ fn message_views(
                 author: p.author.clone(),
                 avatar: Avatar::of_user(m.author_id, &p.author, p.avatar_at),
                 continued,
-                html: crate::format::message_html(&m.body),
+                html: Html(crate::format::message_html(&m.body)),
                 body: m.body.clone(),
                 posted,
                 day_heading,
