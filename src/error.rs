@@ -61,6 +61,25 @@ impl Error {
         }
     }
 
+    /// This error again, for another requester who waited on the same work: a refusal as it is, a
+    /// failure (whose cause is not shared) with the same description.
+    pub fn again(&self) -> Error {
+        match self {
+            Error::NotFound => Error::NotFound,
+            Error::Forbidden => Error::Forbidden,
+            Error::Invalid(why) => Error::Invalid(why.clone()),
+            Error::Conflict(why) => Error::Conflict(why.clone()),
+            Error::TooManyRequests { retry_after_secs } => Error::TooManyRequests {
+                retry_after_secs: *retry_after_secs,
+            },
+            Error::RateLimited { retry_after_secs } => Error::RateLimited {
+                retry_after_secs: *retry_after_secs,
+            },
+            Error::Unavailable(_) => Error::Unavailable(self.detail().into()),
+            Error::Internal { context, .. } => Error::internal(context.clone(), self.detail()),
+        }
+    }
+
     /// The operator's view: for failures, what was being done and the whole chain of causes;
     /// otherwise the user's message.
     pub fn detail(&self) -> String {

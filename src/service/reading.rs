@@ -70,67 +70,15 @@ pub enum RoomView {
     NotMember(Room),
 }
 
-/// Opens a page of room `slug` for `uid` (`username`): the latest page marks what it shows as read,
-/// and the reader counts as active in the room.
+/// Opens page `at` of room `slug` for `uid` (`username`): the latest page marks what it shows as
+/// read (with the next batch of read markers), and the reader counts as active in the room. The
+/// readers who open the same page of a room at the same cursor share one read of its history
+/// ([`SharedPages`](super::shared::SharedPages)); each reads only the room with their membership.
 pub async fn room_page(
     svc: &Services,
     slug: String,
     (uid, username): (i64, &str),
     at: PageAt,
-    size: i64,
-) -> Result<RoomView> {
-    if at == PageAt::Latest {
-        return latest_page(svc, slug, (uid, username), size).await;
-    }
-    let (view, members) = svc
-        .db
-        .run(move |conn| {
-            let (room, membership) = rooms::visible(conn, &slug, uid)?;
-            let Some(membership) = membership else {
-                return Ok::<_, Error>((RoomView::NotMember(room), None));
-            };
-            let mut page = messages::page(conn, room.id, at, size)?;
-            let mut shown = at;
-            if matches!(at, PageAt::From(_)) && page.messages.is_empty() {
-                shown = PageAt::Latest;
-                page = messages::page(conn, room.id, shown, size)?;
-            }
-            if shown == PageAt::Latest {
-                if let Some(newest) = page.messages.last() {
-                    rooms::mark_read(conn, room.id, uid, newest.message.id)?;
-                }
-            }
-            let members = rooms::members(conn, room.id)?;
-            messages::annotate(conn, uid, &mut page.messages)?;
-            let files = attachments::for_messages(conn, &message_ids(&page.messages))?;
-            let pinned = messages::pinned(conn, room.id, PINNED_SHOWN)?;
-            let page = RoomPage {
-                room,
-                membership,
-                page,
-                files,
-                shown,
-                pinned,
-            };
-            Ok((RoomView::Member(Box::new(page)), Some(members)))
-        })
-        .await?;
-    if let (RoomView::Member(page), Some(members)) = (&view, members) {
-        let room = &page.room;
-        svc.live.load(&room.slug, room.id, room.cursor, members);
-        svc.live.seen(room.id, uid, Activity::Active, chat::now());
-    }
-    Ok(view)
-}
-
-/// The latest page of room `slug` for `uid` (`username`). The readers who open a room at the same
-/// cursor share one read of its history ([`SharedPages`](super::shared::SharedPages)); each reads
-/// only the room with their membership, and what the page shows is marked read with the next batch
-/// of read markers.
-async fn latest_page(
-    svc: &Services,
-    slug: String,
-    (uid, username): (i64, &str),
     size: i64,
 ) -> Result<RoomView> {
     let known = svc.live.member_room(&slug, uid).is_some();
@@ -156,18 +104,25 @@ async fn latest_page(
     let key = super::shared::PageKey {
         room_id: room.id,
         cursor: room.cursor,
+        at,
         size,
     };
     let room_id = room.id;
     let shared = svc
         .pages
         .get(&svc.db, key, move |conn| {
-            let mut page = messages::page(conn, room_id, PageAt::Latest, size)?;
+            let mut page = messages::page(conn, room_id, at, size)?;
+            let mut shown = at;
+            if matches!(at, PageAt::From(_)) && page.messages.is_empty() {
+                shown = PageAt::Latest;
+                page = messages::page(conn, room_id, shown, size)?;
+            }
             let saved = messages::annotate_for(conn, None, &mut page.messages)?;
             let files = attachments::for_messages(conn, &message_ids(&page.messages))?;
             let pinned = messages::pinned(conn, room_id, PINNED_SHOWN)?;
-            Ok(super::shared::LatestPage {
+            Ok(super::shared::HistoryPage {
                 page,
+                shown,
                 files,
                 pinned,
                 saved,
@@ -176,7 +131,11 @@ async fn latest_page(
         .await?;
     let mut page = shared.page.clone();
     messages::saved_by(&mut page.messages, &shared.saved, username);
-    if let Some(newest) = page.messages.last() {
+    if let Some(newest) = page
+        .messages
+        .last()
+        .filter(|_| shared.shown == PageAt::Latest)
+    {
         svc.live.read(room.id, uid, newest.message.id);
     }
     svc.live.seen(room.id, uid, Activity::Active, chat::now());
@@ -185,7 +144,7 @@ async fn latest_page(
         membership,
         page,
         files: shared.files.clone(),
-        shown: PageAt::Latest,
+        shown: shared.shown,
         pinned: shared.pinned.clone(),
     })))
 }

@@ -1,7 +1,7 @@
 //! One read for every member a change wakes: the members of a room hold their polls at the same
 //! cursor, a post answers them all at once, and each would otherwise read the same messages. The
-//! first to ask reads them; the others wait for that read and share it. Room pages opened at the
-//! same cursor share their history the same way. Reads are kept by room, cursor and size, so a
+//! first to ask reads them; the others wait for that read and share it. The same page of a room
+//! opened at the same cursor is shared the same way. Reads are kept by room, cursor and size, so a
 //! shared read is never older than the cursor it answers for, and only for moments ([`KEPT_FOR`];
 //! a few dozen, within a few MiB).
 
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 
 use crate::chat::attachments::Attachment;
-use crate::chat::messages::{Page, Posted};
+use crate::chat::messages::{Page, PageAt, Posted};
 use crate::chat::reactions::SavedBy;
 use crate::db::{AnyConnection, Db};
 use crate::error::{Error, Result};
@@ -64,12 +64,14 @@ pub struct Key {
     pub limit: i64,
 }
 
-/// A room's latest page of history as every member sees it: the page with reactions and quotes,
-/// its files, the room's pinned messages and who saved which message shown.
+/// A page of a room's history as every member sees it: the page with reactions and quotes, its
+/// files, the room's pinned messages and who saved which message shown.
 #[derive(Debug)]
-pub struct LatestPage {
+pub struct HistoryPage {
     /// The page (`saved` unset).
     pub page: Page,
+    /// Which page it is: `Latest` when a day past the last message fell back to the latest.
+    pub shown: PageAt,
     /// Its files.
     pub files: Vec<Attachment>,
     /// The room's pinned messages, most recently pinned first.
@@ -78,27 +80,29 @@ pub struct LatestPage {
     pub saved: SavedBy,
 }
 
-impl Footprint for LatestPage {
+impl Footprint for HistoryPage {
     fn bytes(&self) -> usize {
         messages_bytes(&self.page.messages, &self.files, &self.saved)
             + messages_bytes(&self.pinned, &[], &SavedBy::new())
     }
 }
 
-/// Which latest page: room `room_id` at cursor `cursor`, `size` messages.
+/// Which page: page `at` of room `room_id` at cursor `cursor`, `size` messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageKey {
     /// The room.
     pub room_id: i64,
     /// The room's cursor when the reader opened it.
     pub cursor: i64,
+    /// Which page.
+    pub at: PageAt,
     /// How many messages a page shows.
     pub size: i64,
 }
 
-/// A read under way or made; `None` once made when it failed (its waiters fail with it, and it is
-/// forgotten for the next reader to try again).
-pub type Read<V> = Arc<OnceCell<Option<Arc<V>>>>;
+/// A read under way or made, or how it failed (its waiters fail with it, and it is forgotten for
+/// the next reader to try again).
+pub type Read<V> = Arc<OnceCell<Result<Arc<V>, Arc<Error>>>>;
 
 /// The reads of one kind being made or recently made, newest last, with when each began.
 pub struct SharedReads<K, V> {
@@ -116,8 +120,8 @@ impl<K, V> Default for SharedReads<K, V> {
 /// Poll answers' reads of changes.
 pub type SharedChanges = SharedReads<Key, Changes>;
 
-/// Room pages' reads of the latest page.
-pub type SharedPages = SharedReads<PageKey, LatestPage>;
+/// Room pages' reads of history.
+pub type SharedPages = SharedReads<PageKey, HistoryPage>;
 
 /// Reads kept: those of the rooms changed most recently, at most this many and (but for the
 /// newest) within [`KEPT_BYTES`]. A reader who comes later reads on their own. Members woken
@@ -147,7 +151,11 @@ impl<K: Copy + Eq, V: Footprint> SharedReads<K, V> {
         }
         let read = Read::default();
         reads.push_back((key, now, read.clone()));
-        let size = |read: &Read<V>| read.get().and_then(Option::as_ref).map_or(0, |v| v.bytes());
+        let size = |read: &Read<V>| {
+            read.get()
+                .and_then(|made| made.as_ref().ok())
+                .map_or(0, |v| v.bytes())
+        };
         let mut bytes: usize = reads.iter().map(|(_, _, r)| size(r)).sum();
         while reads.len() > 1
             && (reads.len() > KEPT
@@ -180,7 +188,8 @@ impl<K: Copy + Eq, V: Footprint> SharedReads<K, V> {
 impl<K: Copy + Eq, V: Footprint + Send + Sync + 'static> SharedReads<K, V> {
     /// The shared read for `key`: made now by `make` on `db` when nobody is making it or made it
     /// moments ago, else the one under way or made. When it fails, everyone waiting for it fails
-    /// with it at once, and the next reader tries again.
+    /// with it at once (the same refusal, or the same failure's description), and the next reader
+    /// tries again.
     pub async fn get(
         &self,
         db: &Db,
@@ -188,20 +197,16 @@ impl<K: Copy + Eq, V: Footprint + Send + Sync + 'static> SharedReads<K, V> {
         make: impl FnOnce(&mut AnyConnection) -> Result<V> + Send + 'static,
     ) -> Result<Arc<V>> {
         let read = self.read(key);
-        let mut failure = None;
-        let slot = &mut failure;
-        let shared = read
+        let made = read
             .get_or_init(|| async move {
-                let made = db.run(move |conn| make(conn).map(Arc::new)).await;
-                made.map_err(|e| *slot = Some(e)).ok()
+                db.run(move |conn| make(conn).map(Arc::new))
+                    .await
+                    .map_err(Arc::new)
             })
-            .await
-            .clone();
-        shared.ok_or_else(|| {
+            .await;
+        made.clone().map_err(|failed| {
             self.forget(key);
-            failure.unwrap_or_else(|| {
-                Error::Unavailable("another reader's read of this room failed".into())
-            })
+            failed.again()
         })
     }
 }
@@ -238,7 +243,7 @@ mod tests {
     fn a_failed_read_is_forgotten() {
         let shared = SharedChanges::default();
         let failed = shared.read(key(1, 2));
-        assert!(failed.set(None).is_ok());
+        assert!(failed.set(Err(Arc::new(Error::NotFound))).is_ok());
         shared.forget(key(1, 2));
         assert!(
             !Arc::ptr_eq(&failed, &shared.read(key(1, 2))),
@@ -256,7 +261,7 @@ mod tests {
                 .collect(),
             ..Changes::default()
         };
-        assert!(big.set(Some(Arc::new(changes))).is_ok());
+        assert!(big.set(Ok(Arc::new(changes))).is_ok());
         assert!(
             Arc::ptr_eq(&big, &shared.read(key(1, 2))),
             "the newest stays"

@@ -16,7 +16,7 @@ both_backends!(
     editing_and_deleting,
     every_change_moves_the_room_cursor,
     messages_are_grouped_by_author,
-    readers_at_one_cursor_share_one_read_of_the_latest_page
+    readers_at_one_cursor_share_one_read_of_a_page
 );
 
 /// The ids of the messages a page shows as saved by its reader.
@@ -28,9 +28,9 @@ fn saved_ids(body: &str) -> Vec<i64> {
         .collect()
 }
 
-/// Members who open a room where nothing changed share one read of its latest page; what only the
+/// Members who open a page of a room where nothing changed share one read of it; what only the
 /// reader sees (saved marks, the unread divider) is still theirs, and a saved mark shows at once.
-async fn readers_at_one_cursor_share_one_read_of_the_latest_page(backend: Backend) {
+async fn readers_at_one_cursor_share_one_read_of_a_page(backend: Backend) {
     let Some(app) = TestApp::start(backend).await else {
         return;
     };
@@ -72,6 +72,22 @@ async fn readers_at_one_cursor_share_one_read_of_the_latest_page(backend: Backen
         shared < first_read,
         "bob's page reads only his room and sidebar ({shared} statements, ann's {first_read})"
     );
+
+    // An older page is shared the same way; a permalink that is not in the room is "not found" for
+    // everyone who asked for it together.
+    let older = format!("/rooms/general?before={}", ids[2]);
+    let (ann_page, bob_page) =
+        rocket::futures::join!(ann_browser.get(&older), bob_browser.get(&older));
+    assert_eq!(message_ids(&ann_page.body), ids[..2]);
+    assert_eq!(message_ids(&bob_page.body), ids[..2]);
+    assert_eq!(saved_ids(&ann_page.body), [ids[1]]);
+    assert!(saved_ids(&bob_page.body).is_empty());
+    let (ann_page, bob_page) = rocket::futures::join!(
+        ann_browser.get("/rooms/general?around=999999"),
+        bob_browser.get("/rooms/general?around=999999"),
+    );
+    assert_eq!(ann_page.status, Status::NotFound);
+    assert_eq!(bob_page.status, Status::NotFound);
 
     // A new message moves the cursor: the next page reads again and shows it, with the divider
     // before it for the reader who has not seen it.
