@@ -747,6 +747,7 @@ async fn run(args: Args) {
     if args.only == Some(Only::Pages) {
         room_pages(&bench, &mut report, base, scale).await;
         println!("{}", report.rows.join("\n"));
+        println!("{}", report.verdicts.join("\n"));
         return;
     }
     if args.only == Some(Only::Posts) {
@@ -1124,7 +1125,18 @@ async fn room_pages(bench: &Bench, report: &mut Report, base: f64, scale: &Scale
         &format!("latest page in the big room ≤ 1.3 × the 1,000-message room ({ratio:.2}×)"),
         ratio <= 1.3,
     );
-    let middle = scale.big_room / 2;
+    // Older pages and permalinks, each at its own message, so that no two readers share a read
+    // (the latest page above is read once and shared by every reader at its cursor): near the
+    // newest end of the big room's history, then from its middle, which must cost no more.
+    let (middle, recent) = (scale.big_room / 2, scale.big_room - 1_200);
+    let older_recent = drive(
+        server,
+        sessions,
+        16,
+        pages,
+        Arc::new(move |i| format!("/rooms/r0?before={}", recent + (i as i64 % 1000))),
+    )
+    .await;
     let older = drive(
         server,
         sessions,
@@ -1141,14 +1153,21 @@ async fn room_pages(bench: &Bench, report: &mut Report, base: f64, scale: &Scale
         Arc::new(move |i| format!("/rooms/r0?around={}", middle + (i as i64 % 1000))),
     )
     .await;
+    report.row(
+        "older page near the end of the big room",
+        &older_recent,
+        base,
+    );
     report.row("older page from the middle of the big room", &older, base);
     report.row("permalink in the middle of the big room", &permalink, base);
     let (r1, r2) = (
-        older.p50.as_secs_f64() / latest_big.p50.as_secs_f64(),
-        permalink.p50.as_secs_f64() / latest_big.p50.as_secs_f64(),
+        older.p50.as_secs_f64() / older_recent.p50.as_secs_f64(),
+        permalink.p50.as_secs_f64() / older_recent.p50.as_secs_f64(),
     );
     report.target(
-        &format!("older page ≤ 1.3 × latest ({r1:.2}×), permalink ≤ 1.3 × latest ({r2:.2}×)"),
+        &format!(
+            "older page from the middle ≤ 1.3 × one near the end ({r1:.2}×), permalink ≤ 1.3 × it ({r2:.2}×)"
+        ),
         r1 <= 1.3 && r2 <= 1.3,
     );
     latest_big
@@ -1297,6 +1316,15 @@ async fn alert_planning(db: &Db, settings: &confab::Settings, scale: &Scale, rep
         })
         .await
         .expect("alert setup");
+        // Every pooled connection used just now, so that none is checked with `SELECT 1` (after
+        // 2 s idle) during the round and counted as one of its statements.
+        rocket::futures::future::join_all(
+            (0..16).map(|_| db.run(|conn| Ok::<_, confab::error::Error>(confab::db::ping(conn)?))),
+        )
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .expect("warm the pool");
         let before = db.queries();
         let started = Instant::now();
         let written = confab::jobs::alerts::plan(db, &mail, settings, now)
