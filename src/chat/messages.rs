@@ -411,23 +411,7 @@ pub fn post(
     reply_to: Option<i64>,
     now: NaiveDateTime,
 ) -> std::result::Result<Stored, NotPosted> {
-    let member_of = memberships::table
-        .filter(memberships::user_id.eq(author_id))
-        .select(memberships::room_id);
-    let advanced: Option<(i64, i64)> = diesel::update(
-        rooms::table
-            .filter(rooms::slug.eq(slug))
-            .filter(rooms::archived_at.is_null())
-            .filter(rooms::id.eq_any(member_of)),
-    )
-    .set((
-        rooms::cursor.eq(rooms::cursor + 1),
-        rooms::last_message_at.eq(now),
-    ))
-    .returning((rooms::id, rooms::cursor))
-    .get_result(conn)
-    .optional()?;
-    let Some((room_id, cursor)) = advanced else {
+    let Some((room_id, cursor)) = advance_for(conn, slug, author_id, 1, now)? else {
         // Not a member ("not found"), or the room is archived; or, on PostgreSQL, a membership
         // committed just after the update looked.
         let (room, _) = super::rooms::for_member(conn, slug, author_id)?;
@@ -567,6 +551,33 @@ fn insert(
     }))
 }
 
+/// Moves room `slug`'s cursor `steps` forward for posts by `author_id`, only for a member and only
+/// while the room is open; returns the room's id and its new cursor.
+fn advance_for(
+    conn: &mut AnyConnection,
+    slug: &str,
+    author_id: i64,
+    steps: i64,
+    now: NaiveDateTime,
+) -> Result<Option<(i64, i64)>> {
+    let member_of = memberships::table
+        .filter(memberships::user_id.eq(author_id))
+        .select(memberships::room_id);
+    Ok(diesel::update(
+        rooms::table
+            .filter(rooms::slug.eq(slug))
+            .filter(rooms::archived_at.is_null())
+            .filter(rooms::id.eq_any(member_of)),
+    )
+    .set((
+        rooms::cursor.eq(rooms::cursor + steps),
+        rooms::last_message_at.eq(now),
+    ))
+    .returning((rooms::id, rooms::cursor))
+    .get_result(conn)
+    .optional()?)
+}
+
 /// The answer to a form already used in another room.
 fn used_elsewhere() -> Error {
     Error::Invalid("This form was already used in another room: send again.".into())
@@ -601,25 +612,31 @@ pub fn post_many(
     let steps = i64::try_from(posts.len()).map_err(|e| Error::internal("a batch of posts", e))?;
     let authors_count =
         i64::try_from(authors.len()).map_err(|e| Error::internal("a batch of posts", e))?;
-    // The rooms every author is a member of (a membership is one row per room and member).
-    let members_of_all = memberships::table
-        .filter(memberships::user_id.eq_any(authors))
-        .group_by(memberships::room_id)
-        .having(diesel::dsl::count_star().eq(authors_count))
-        .select(memberships::room_id);
-    let advanced: Option<(i64, i64)> = diesel::update(
-        rooms::table
-            .filter(rooms::slug.eq(slug))
-            .filter(rooms::archived_at.is_null())
-            .filter(rooms::id.eq_any(members_of_all)),
-    )
-    .set((
-        rooms::cursor.eq(rooms::cursor + steps),
-        rooms::last_message_at.eq(now),
-    ))
-    .returning((rooms::id, rooms::cursor))
-    .get_result(conn)
-    .optional()?;
+    let advanced = match authors[..] {
+        // One author (a lone post, most often): the statement a post alone uses, prepared once.
+        [author] => advance_for(conn, slug, author, steps, now)?,
+        _ => {
+            // The rooms every author is a member of (a membership is one row per room and member).
+            let members_of_all = memberships::table
+                .filter(memberships::user_id.eq_any(&authors))
+                .group_by(memberships::room_id)
+                .having(diesel::dsl::count_star().eq(authors_count))
+                .select(memberships::room_id);
+            diesel::update(
+                rooms::table
+                    .filter(rooms::slug.eq(slug))
+                    .filter(rooms::archived_at.is_null())
+                    .filter(rooms::id.eq_any(members_of_all)),
+            )
+            .set((
+                rooms::cursor.eq(rooms::cursor + steps),
+                rooms::last_message_at.eq(now),
+            ))
+            .returning((rooms::id, rooms::cursor))
+            .get_result(conn)
+            .optional()?
+        }
+    };
     let Some((room_id, cursor)) = advanced else {
         return Ok(None);
     };
