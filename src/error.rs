@@ -75,26 +75,34 @@ impl Error {
             Error::RateLimited { retry_after_secs } => Error::RateLimited {
                 retry_after_secs: *retry_after_secs,
             },
-            Error::Unavailable(_) => Error::Unavailable(self.detail().into()),
-            Error::Internal { context, .. } => Error::internal(context.clone(), self.detail()),
+            Error::Unavailable(_) => Error::Unavailable(self.causes().into()),
+            Error::Internal { context, .. } => Error::internal(context.clone(), self.causes()),
         }
     }
 
     /// The operator's view: for failures, what was being done and the whole chain of causes;
     /// otherwise the user's message.
     pub fn detail(&self) -> String {
-        let mut out = match self {
+        let what = match self {
             Error::Internal { context, .. } => context.clone(),
             Error::Unavailable(_) => "the database is unavailable".to_string(),
             other => return other.to_string(),
         };
+        match self.causes() {
+            causes if causes.is_empty() => what,
+            causes => format!("{what}: {causes}"),
+        }
+    }
+
+    /// The chain of causes, `: `-separated (empty for a refusal).
+    fn causes(&self) -> String {
+        let mut out = Vec::new();
         let mut cause = self.source();
         while let Some(e) = cause {
-            out.push_str(": ");
-            out.push_str(&e.to_string());
+            out.push(e.to_string());
             cause = e.source();
         }
-        out
+        out.join(": ")
     }
 }
 

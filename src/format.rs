@@ -379,20 +379,29 @@ pub fn when_seen_at(at: NaiveDateTime, tz: Tz, now: NaiveDateTime) -> When {
     } else if day.year() == today.year() {
         format!("{} {} {}", &weekday[..3], day.day(), &month[..3])
     } else {
-        format!("{} {} {}", day.day(), &month[..3], day.year())
+        format!("{} {} {}", day.day(), &month[..3], year(day.year()))
     };
     When {
         time: format!("{hour:02}:{minute:02}"),
-        day: format!("{weekday} {} {month} {}", day.day(), day.year()),
+        day: format!("{weekday} {} {month} {}", day.day(), year(day.year())),
         full: format!(
             "{}-{:02}-{:02} {hour:02}:{minute:02} {}",
-            day.year(),
+            year(day.year()),
             day.month(),
             day.day(),
             local.offset()
         ),
         iso: utc.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         relative,
+    }
+}
+
+/// A year as `%Y` writes it: four digits, or more with a sign.
+fn year(year: i32) -> String {
+    if (0..=9999).contains(&year) {
+        format!("{year:04}")
+    } else {
+        format!("{year:+}")
     }
 }
 
@@ -489,6 +498,14 @@ mod tests {
         for zone in ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata"] {
             let tz: Tz = zone.parse().expect("zone");
             let mut t = at("2025-01-01 00:05");
+            for early in ["0099-03-01 10:00", "0999-12-31 23:59", "1999-06-15 12:00"] {
+                let early = at(early);
+                let when = when_seen_at(early, tz, now);
+                assert_eq!(
+                    [when.time, when.day, when.full, when.relative],
+                    by_strftime(early, tz, now)
+                );
+            }
             while t < now {
                 let when = when_seen_at(t, tz, now);
                 assert_eq!(

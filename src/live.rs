@@ -90,6 +90,8 @@ struct RoomState {
     seen: HashMap<i64, Seen>,
     /// When a change of presence last woke the room's polls.
     presence_woke: Option<Instant>,
+    /// When the members were read from the database.
+    members_read: Instant,
 }
 
 /// A room's polls are woken by changes of presence at most this often; a change within it waits
@@ -105,7 +107,7 @@ struct Rooms {
     unsaved: HashMap<i64, (NaiveDateTime, Option<NaiveDateTime>)>,
     /// Rooms whose presence changed since their last wake-up, which came too recently.
     presence_pending: HashSet<i64>,
-    /// Read markers moved by polls since the last batch write: (room id, user id) → newest read.
+    /// Read markers moved by pages and polls, not written yet: (room id, user id) → newest read.
     unsaved_reads: HashMap<(i64, i64), i64>,
 }
 
@@ -161,6 +163,20 @@ impl Live {
             .then_some(id)
     }
 
+    /// Whether `user_id` is a member of room `slug` as held here, with the members read from the
+    /// database within `age` (their "last seen", written by every instance in batches, is no older
+    /// than that).
+    pub fn members_fresh(&self, slug: &str, user_id: i64, age: Duration) -> bool {
+        let rooms = self.lock();
+        rooms
+            .by_slug
+            .get(slug)
+            .and_then(|id| rooms.rooms.get(id))
+            .is_some_and(|room| {
+                room.member_ids.contains(&user_id) && room.members_read.elapsed() < age
+            })
+    }
+
     /// Loads a room from the database's answer; a room already loaded keeps the newer cursor.
     pub fn load(&self, slug: &str, room_id: i64, cursor: i64, members: Vec<Member>) {
         let mut rooms = self.lock();
@@ -170,6 +186,7 @@ impl Live {
             Some(room) => {
                 room.members = members;
                 room.member_ids = member_ids;
+                room.members_read = Instant::now();
                 room.token.send_if_modified(|t| {
                     let newer = cursor > t.cursor;
                     t.cursor = t.cursor.max(cursor);
@@ -189,6 +206,7 @@ impl Live {
                         member_ids,
                         seen: HashMap::new(),
                         presence_woke: None,
+                        members_read: Instant::now(),
                     },
                 );
             }
@@ -342,8 +360,8 @@ impl Live {
     }
 
     /// Notes that `user_id` has read room `room_id` up to message `upto`, for the next batch
-    /// ([`Live::take_reads`]): a reader at the latest page reads every message its polls carry,
-    /// and a write for each would cost a commit per member per message.
+    /// ([`Live::unsaved_reads`]): a reader at the latest page reads what the page and its polls
+    /// show, and a write for each would cost a commit per member per message.
     pub fn read(&self, room_id: i64, user_id: i64, upto: i64) {
         let mut rooms = self.lock();
         let newest = rooms
@@ -362,17 +380,29 @@ impl Live {
             .map_or(stored, |&unsaved| unsaved.max(stored))
     }
 
-    /// Takes the read markers moved since the last call: (room id, user id, newest read), by room
-    /// and user, so that writers lock membership rows in one order and never deadlock.
-    pub fn take_reads(&self) -> Vec<(i64, i64, i64)> {
+    /// The read markers waiting to be written: (room id, user id, newest read), by room and user, so
+    /// that writers lock membership rows in one order and never deadlock. They stay here, and count
+    /// ([`Live::read_marker`]), until [`Live::saved_reads`] says they were written.
+    pub fn unsaved_reads(&self) -> Vec<(i64, i64, i64)> {
         let mut reads: Vec<_> = self
             .lock()
             .unsaved_reads
-            .drain()
-            .map(|((room, user), upto)| (room, user, upto))
+            .iter()
+            .map(|(&(room, user), &upto)| (room, user, upto))
             .collect();
         reads.sort_unstable();
         reads
+    }
+
+    /// Forgets the read markers `written` (from [`Live::unsaved_reads`]) once they are in the
+    /// database; a marker that moved on meanwhile waits for the next batch.
+    pub fn saved_reads(&self, written: &[(i64, i64, i64)]) {
+        let mut rooms = self.lock();
+        for &(room, user, upto) in written {
+            if rooms.unsaved_reads.get(&(room, user)) == Some(&upto) {
+                rooms.unsaved_reads.remove(&(room, user));
+            }
+        }
     }
 }
 
@@ -494,7 +524,12 @@ mod tests {
         live.read(1, 2, 12);
         live.read(1, 2, 11);
         live.read(1, 1, 5);
-        assert_eq!(live.take_reads(), vec![(1, 1, 5), (1, 2, 12), (2, 1, 30)]);
-        assert!(live.take_reads().is_empty(), "taken once");
+        let batch = live.unsaved_reads();
+        assert_eq!(batch, vec![(1, 1, 5), (1, 2, 12), (2, 1, 30)]);
+        assert_eq!(live.read_marker(1, 2, 3), 12, "counted until written");
+        live.read(2, 1, 31);
+        live.saved_reads(&batch);
+        assert_eq!(live.unsaved_reads(), vec![(2, 1, 31)], "moved on meanwhile");
+        assert_eq!(live.read_marker(1, 2, 12), 12);
     }
 }

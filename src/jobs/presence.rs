@@ -1,5 +1,5 @@
 //! Writes who was seen, and when they were last active, to the database in batches rather than on
-//! every poll, and the read markers that polls moved (see [`Live::read`]) every second. The last
+//! every poll, and the read markers that pages and polls moved (see [`Live::read`]) every second. The last
 //! batches are written at shutdown. Rooms whose change of presence waited (see [`Live::seen`]) are
 //! woken here too.
 
@@ -50,10 +50,10 @@ pub async fn flush(db: &Db, live: &Live) {
     }
 }
 
-/// Writes the read markers that polls moved since the last batch. If the database cannot take
-/// them, they wait for the next batch.
+/// Writes the read markers that pages and polls moved since the last batch. They count in memory
+/// until written; if the database cannot take them, they wait for the next batch.
 pub async fn flush_reads(db: &Db, live: &Live) {
-    let reads = live.take_reads();
+    let reads = live.unsaved_reads();
     if reads.is_empty() {
         return;
     }
@@ -61,10 +61,8 @@ pub async fn flush_reads(db: &Db, live: &Live) {
     let written = db
         .write(move |conn| rooms::mark_read_many(conn, &batch))
         .await;
-    if let Err(e) = written {
-        log::warn!("writing read markers: {e}");
-        for (room_id, user_id, upto) in reads {
-            live.read(room_id, user_id, upto);
-        }
+    match written {
+        Ok(()) => live.saved_reads(&reads),
+        Err(e) => log::warn!("writing read markers: {e}"),
     }
 }

@@ -44,7 +44,7 @@ pub struct Services {
     pub sessions: Arc<sessions::SessionCache>,
     /// Poll answers' reads, shared by the members one change wakes.
     pub changes: Arc<shared::SharedChanges>,
-    /// Latest pages' reads, shared by the members who open a room at the same cursor.
+    /// Room pages' reads of history, shared by the members who open a page at the same cursor.
     pub pages: Arc<shared::SharedPages>,
     /// Members' unread counts per room, until the room or their marker moves.
     pub unread: Arc<unread::UnreadCounts>,

@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 use super::Services;
 use crate::chat;
 use crate::chat::messages::{self, NewPost, NotPosted, Stored};
+use crate::db::DbUnavailable;
 use crate::error::Error;
 
 /// The most posts written in one transaction.
@@ -156,10 +157,21 @@ async fn write(svc: &Services, slug: &str, batch: Vec<Waiting>) {
         .db
         .write(move |conn| {
             let batch: Vec<NewPost<'_>> = shared.iter().map(Queued::new_post).collect();
-            messages::post_many(conn, &room, &batch, chat::now())
+            match messages::post_many(conn, &room, &batch, chat::now()) {
+                Ok(Some(batch)) if batch.outcomes.iter().all(Result::is_err) => {
+                    Err(Undone::NothingNew(batch.outcomes))
+                }
+                Ok(written) => Ok(written),
+                Err(e) => Err(Undone::Failed(e)),
+            }
         })
         .await;
     match written {
+        Err(Undone::NothingNew(outcomes)) => {
+            for (answer, outcome) in answers.into_iter().zip(outcomes) {
+                let _ = answer.send(outcome);
+            }
+        }
         Ok(Some(batch)) => {
             svc.live.advance(batch.room_id, batch.cursor);
             for (answer, outcome) in answers.into_iter().zip(batch.outcomes) {
@@ -167,17 +179,37 @@ async fn write(svc: &Services, slug: &str, batch: Vec<Waiting>) {
                 let _ = answer.send(outcome);
             }
         }
-        Err(e @ Error::Unavailable(_)) => {
-            let detail = e.detail();
+        Err(Undone::Failed(e @ Error::Unavailable(_))) => {
             for answer in answers {
-                let _ = answer.send(Err(Error::Unavailable(detail.clone().into()).into()));
+                let _ = answer.send(Err(e.again().into()));
             }
         }
-        Ok(None) | Err(_) => {
+        Ok(None) | Err(Undone::Failed(_)) => {
             for (at, answer) in answers.into_iter().enumerate() {
                 let _ = answer.send(alone(svc, slug, Arc::clone(&posts), at).await);
             }
         }
+    }
+}
+
+/// Why a batch's transaction was rolled back.
+enum Undone {
+    /// Every post was a form sent before: there is nothing new, so the room's cursor and last
+    /// activity stay where they were. The answers (the messages the first sends stored) stand.
+    NothingNew(Vec<Outcome>),
+    /// The batch failed.
+    Failed(Error),
+}
+
+impl From<DbUnavailable> for Undone {
+    fn from(e: DbUnavailable) -> Undone {
+        Undone::Failed(e.into())
+    }
+}
+
+impl From<diesel::result::Error> for Undone {
+    fn from(e: diesel::result::Error) -> Undone {
+        Undone::Failed(e.into())
     }
 }
 

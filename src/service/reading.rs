@@ -81,12 +81,14 @@ pub async fn room_page(
     at: PageAt,
     size: i64,
 ) -> Result<RoomView> {
-    let known = svc.live.member_room(&slug, uid).is_some();
+    // The members (and when each was last seen) are read again at most as often as presence is
+    // written, and when this instance does not hold the room or its members changed.
+    let age = std::time::Duration::from_secs(svc.settings.presence_flush_secs);
+    let known = svc.live.members_fresh(&slug, uid, age);
     let (room, membership, members) = svc
         .db
         .run(move |conn| {
             let (room, membership) = rooms::visible(conn, &slug, uid)?;
-            // A room this instance does not hold in memory yet, or whose members changed.
             let members = match membership {
                 Some(_) if !known => Some(rooms::members(conn, room.id)?),
                 _ => None,

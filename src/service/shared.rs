@@ -171,9 +171,11 @@ impl<K: Copy + Eq, V: Footprint> SharedReads<K, V> {
         read
     }
 
-    /// Forgets the reads for `key` (one failed: the next reader tries again).
-    pub fn forget(&self, key: K) {
-        self.forget_if(|k| *k == key);
+    /// Forgets `read` (it failed: the next reader tries again), but not a newer read of its key.
+    fn forget_read(&self, read: &Read<V>) {
+        if let Ok(mut reads) = self.reads.lock() {
+            reads.retain(|(_, _, kept)| !Arc::ptr_eq(kept, read));
+        }
     }
 
     /// Forgets the reads whose key is `gone` (what they hold changed without the room's cursor
@@ -205,7 +207,7 @@ impl<K: Copy + Eq, V: Footprint + Send + Sync + 'static> SharedReads<K, V> {
             })
             .await;
         made.clone().map_err(|failed| {
-            self.forget(key);
+            self.forget_read(&read);
             failed.again()
         })
     }
@@ -244,7 +246,7 @@ mod tests {
         let shared = SharedChanges::default();
         let failed = shared.read(key(1, 2));
         assert!(failed.set(Err(Arc::new(Error::NotFound))).is_ok());
-        shared.forget(key(1, 2));
+        shared.forget_read(&failed);
         assert!(
             !Arc::ptr_eq(&failed, &shared.read(key(1, 2))),
             "tried again"

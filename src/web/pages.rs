@@ -130,7 +130,7 @@ pub(super) async fn render_room(
         .map(|p| {
             // Only the away show when they were last seen.
             let last_seen = p.last_seen.filter(|_| p.state == "away");
-            let last_seen = last_seen.map(|at| view::when(at, tz).relative);
+            let last_seen = last_seen.map(|at| context! { relative: view::when(at, tz).relative });
             context! { me: p.username == user.user.username, username: p.username, state: p.state, last_seen }
         })
         .collect();

@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::view::MessageView;
 use crate::cache::Memo;
 
-/// The page templates, managed as state, with the messages they rendered (see [`Pages::message`]).
+/// The page templates, managed as state, with the messages they rendered (see [`Pages::write_message`]).
 pub struct Pages {
     tera: Tera,
     /// Each message's `<li>`, rendered once per distinct view and room.

@@ -43,6 +43,17 @@ async fn stored(app: &TestApp, room_id: i64) -> Vec<Message> {
     .await
 }
 
+async fn last_activity(app: &TestApp, room_id: i64) -> Option<chrono::NaiveDateTime> {
+    use confab::db::schema::rooms;
+    app.write(move |c| {
+        Ok(rooms::table
+            .find(room_id)
+            .select(rooms::last_message_at)
+            .first(c)?)
+    })
+    .await
+}
+
 async fn cursor_of(app: &TestApp, room_id: i64) -> i64 {
     app.write(move |c| confab::chat::rooms::cursor(c, room_id))
         .await
@@ -168,6 +179,15 @@ async fn a_batch_answers_each_poster_alone(backend: Backend) {
         .map(|m| m.body)
         .collect();
     assert_eq!(bodies, ["one", "two"]);
+    // A form sent again alone is answered with its message and moves nothing: the room's cursor
+    // and last activity stay (nobody is woken, the room does not rise in anyone's list).
+    let (cursor, active) = (cursor_of(&app, room).await, last_activity(&app, room).await);
+    let again = messages::post(svc, "general", ann, "one", Some("ann-1".into()), None)
+        .await
+        .expect("the same form again");
+    assert_eq!(again.message.body, "one");
+    assert_eq!(cursor_of(&app, room).await, cursor);
+    assert_eq!(last_activity(&app, room).await, active);
     let elsewhere: Vec<String> = stored(&app, other)
         .await
         .into_iter()

@@ -16,8 +16,44 @@ both_backends!(
     editing_and_deleting,
     every_change_moves_the_room_cursor,
     messages_are_grouped_by_author,
-    readers_at_one_cursor_share_one_read_of_a_page
+    readers_at_one_cursor_share_one_read_of_a_page,
+    away_members_show_when_they_were_last_seen
 );
+
+/// Away members show when they were last seen anywhere (another instance, another room): the page
+/// reads the members again once what it holds is older than the presence batches.
+async fn away_members_show_when_they_were_last_seen(backend: Backend) {
+    let Some(app) = TestApp::builder(backend)
+        .with(&[("presence_flush_secs", 1)])
+        .start()
+        .await
+    else {
+        return;
+    };
+    let ann = app.user("ann", false).await;
+    let bob = app.user("bob", false).await;
+    app.room("general", false, &[ann, bob]).await;
+    let seen = |day: &'static str| {
+        let at = chrono::NaiveDateTime::parse_from_str(day, "%Y-%m-%d %H:%M").expect("time");
+        app.write(move |c| {
+            use confab::db::schema::users;
+            use diesel::prelude::*;
+            diesel::update(users::table.find(bob))
+                .set(users::last_seen_at.eq(at))
+                .execute(c)?;
+            Ok(())
+        })
+    };
+    seen("2025-01-05 10:00").await;
+    let mut browser = app.login("ann").await;
+    let page = browser.get("/rooms/general").await.expect(Status::Ok);
+    assert!(page.body.contains("last seen 5 Jan 2025"), "{}", page.body);
+    // Bob is seen elsewhere; the batch of presence writes it to the database.
+    seen("2025-02-07 10:00").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let page = browser.get("/rooms/general").await.expect(Status::Ok);
+    assert!(page.body.contains("last seen 7 Feb 2025"), "{}", page.body);
+}
 
 /// The ids of the messages a page shows as saved by its reader.
 fn saved_ids(body: &str) -> Vec<i64> {
