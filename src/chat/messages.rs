@@ -595,11 +595,12 @@ pub struct Batch {
 
 /// Posts several messages (bodies validated, none a reply) to room `slug` at once, in one statement
 /// that moves the room's cursor a step for each, then one insert each: posts that arrive together
-/// share one transaction and one commit. `None` when the room is archived or missing, or one of
-/// the authors is not a member: nothing is written, and each post must then go alone through
-/// [`post`] to learn why. A form already used in another room fails the batch, which the caller
-/// must then roll back. Otherwise the [`Batch`]: each post stored, or for a resent form
-/// [`NotPosted::Duplicate`] (whose step of the cursor is left unused); the caller commits them all.
+/// share one transaction and one commit. `None` when the room is archived or missing, or the first
+/// author is not a member: nothing is written. Another author who is not a member, or a form
+/// already used in another room, fails the batch, which the caller must then roll back. Either way
+/// each post must then go alone through [`post`] to learn why. Otherwise the [`Batch`]: each post
+/// stored, or for a resent form [`NotPosted::Duplicate`] (whose step of the cursor is left unused);
+/// the caller commits them all.
 pub fn post_many(
     conn: &mut AnyConnection,
     slug: &str,
@@ -610,33 +611,23 @@ pub fn post_many(
     authors.sort_unstable();
     authors.dedup();
     let steps = i64::try_from(posts.len()).map_err(|e| Error::internal("a batch of posts", e))?;
-    let authors_count =
-        i64::try_from(authors.len()).map_err(|e| Error::internal("a batch of posts", e))?;
-    let advanced = match authors[..] {
-        // One author (a lone post, most often): the statement a post alone uses, prepared once.
-        [author] => advance_for(conn, slug, author, steps, now)?,
-        _ => {
-            // The rooms every author is a member of (a membership is one row per room and member).
-            let members_of_all = memberships::table
-                .filter(memberships::user_id.eq_any(&authors))
-                .group_by(memberships::room_id)
-                .having(diesel::dsl::count_star().eq(authors_count))
-                .select(memberships::room_id);
-            diesel::update(
-                rooms::table
-                    .filter(rooms::slug.eq(slug))
-                    .filter(rooms::archived_at.is_null())
-                    .filter(rooms::id.eq_any(members_of_all)),
-            )
-            .set((
-                rooms::cursor.eq(rooms::cursor + steps),
-                rooms::last_message_at.eq(now),
-            ))
-            .returning((rooms::id, rooms::cursor))
-            .get_result(conn)
-            .optional()?
-        }
+    let Some(&first) = authors.first() else {
+        return Ok(None);
     };
+    // The statement a post alone uses (prepared once) moves the cursor for the first author; the
+    // other authors' memberships are then checked in the room it moved.
+    let advanced = advance_for(conn, slug, first, steps, now)?;
+    let others = &authors[1..];
+    if let Some((room_id, _)) = advanced.filter(|_| !others.is_empty()) {
+        let members: i64 = memberships::table
+            .filter(memberships::room_id.eq(room_id))
+            .filter(memberships::user_id.eq_any(others))
+            .count()
+            .get_result(conn)?;
+        if members != i64::try_from(others.len()).unwrap_or(i64::MAX) {
+            return Err(Error::NotFound);
+        }
+    }
     let Some((room_id, cursor)) = advanced else {
         return Ok(None);
     };

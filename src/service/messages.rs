@@ -30,18 +30,21 @@ pub async fn post(
         // A reply also changes its thread's first message: it is written on its own.
         Some(_) => {
             let (slug, now) = (slug.to_string(), chat::now());
-            svc.db
+            let written = svc
+                .db
                 .write(move |conn| {
                     messages::post(conn, &slug, uid, &body, client_id.as_deref(), reply_to, now)
                 })
-                .await
+                .await;
+            if let Ok(stored) = &written {
+                svc.live.advance(stored.room_id, stored.cursor);
+            }
+            written
         }
+        // The room's writer wakes its pollers as soon as a batch commits.
         None => svc.posting.post(svc, slug, uid, body, client_id).await,
     };
-    let (stored, created) = NotPosted::into_stored(result)?;
-    if created {
-        svc.live.advance(stored.room_id, stored.cursor);
-    }
+    let (stored, _) = NotPosted::into_stored(result)?;
     let mut posted = [Posted {
         message: stored.message,
         author: author.username.clone(),

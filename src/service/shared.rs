@@ -137,7 +137,7 @@ const KEPT_FOR: Duration = Duration::from_secs(2);
 
 impl<K: Copy + Eq, V: Footprint> SharedReads<K, V> {
     /// The read for `key`: the one under way or made within [`KEPT_FOR`], else a new one to make.
-    pub fn read(&self, key: K) -> Read<V> {
+    fn read(&self, key: K) -> Read<V> {
         let Ok(mut reads) = self.reads.lock() else {
             return Arc::default();
         };
