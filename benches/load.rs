@@ -351,7 +351,9 @@ impl Server {
         Some((
             status,
             headers,
-            String::from_utf8_lossy(&bytes).into_owned(),
+            // Pages are UTF-8: checked at the speed of `from_utf8`, which the lossy form is not.
+            String::from_utf8(bytes.to_vec())
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
         ))
     }
 

@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 
-use chrono::{Datelike, NaiveDateTime, TimeZone, Timelike, Utc};
+use chrono::{Datelike, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
@@ -363,9 +363,18 @@ pub fn when(at: NaiveDateTime, tz: Tz) -> When {
 /// [`when`], as seen at `now` (UTC). Written out by hand rather than through `strftime` patterns,
 /// which would be parsed again for every message of every page.
 pub fn when_seen_at(at: NaiveDateTime, tz: Tz, now: NaiveDateTime) -> When {
+    when_on(at, tz, today(tz, now))
+}
+
+/// The day it is in zone `tz` at `now` (UTC): what [`when_on`] counts days from.
+pub fn today(tz: Tz, now: NaiveDateTime) -> NaiveDate {
+    Utc.from_utc_datetime(&now).with_timezone(&tz).date_naive()
+}
+
+/// [`when_seen_at`] on the reader's day `today` (see [`today`]), for a page of times seen at once.
+pub fn when_on(at: NaiveDateTime, tz: Tz, today: NaiveDate) -> When {
     let utc = Utc.from_utc_datetime(&at);
     let local = utc.with_timezone(&tz);
-    let today = Utc.from_utc_datetime(&now).with_timezone(&tz).date_naive();
     let day = local.date_naive();
     let (hour, minute) = (local.hour(), local.minute());
     let (weekday, month) = (

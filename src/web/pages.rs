@@ -123,17 +123,32 @@ pub(super) async fn render_room(
     }
     .to_string();
     let tz = user.user.tz();
+    let today = crate::format::today(tz, now);
     let presence: Vec<_> = app
         .live
         .presence(room.id, now)
         .into_iter()
-        .map(|p| {
+        .map(|p| view::PresenceView {
+            me: p.username == user.user.username,
             // Only the away show when they were last seen.
-            let last_seen = p.last_seen.filter(|_| p.state == "away");
-            let last_seen = last_seen.map(|at| context! { relative: view::when(at, tz).relative });
-            context! { me: p.username == user.user.username, username: p.username, state: p.state, last_seen }
+            last_seen: p
+                .last_seen
+                .filter(|_| p.state == "away")
+                .map(|at| crate::format::when_on(at, tz, today).relative),
+            username: p.username,
+            state: p.state,
         })
         .collect();
+    let members = presence.len();
+    let presence = app
+        .pages
+        .fragment(
+            "presence",
+            &view::PresenceList {
+                presence: &presence,
+            },
+        )
+        .map_err(|e| AppError::internal("rendering the member list", e))?;
     let notice = (matches!(at, PageAt::From(_)) && shown == PageAt::Latest)
         .then_some("There are no messages on or after that day; here are the latest.");
     let marked = match at {
@@ -174,12 +189,12 @@ pub(super) async fn render_room(
             title: room.title_for(&user.user.username),
             direct: room.is_direct(),
             room,
-            messages,
             older,
             newer,
             latest: shown == PageAt::Latest,
             notice,
-            presence,
+            members,
+            presence: view::Html::from(presence),
             pinned,
             token,
             poll: context! {
@@ -192,7 +207,8 @@ pub(super) async fn render_room(
             max_chars: s.max_message_chars,
             max_upload: view::size(i64::try_from(s.uploads.max_bytes).unwrap_or(i64::MAX)),
         },
-    ))
+    )
+    .with_html("messages", messages))
 }
 
 /// Which page of history the room page shows: `?before=<id>`, `?after=<id>`, `?around=<id>` or

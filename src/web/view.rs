@@ -350,10 +350,36 @@ impl std::hash::Hash for Html {
     fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
 }
 
+impl From<Arc<str>> for Html {
+    fn from(html: Arc<str>) -> Html {
+        Html(html)
+    }
+}
+
 impl Serialize for Html {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.0)
     }
+}
+
+/// One member in a room page's member list.
+#[derive(Debug, Hash, Serialize)]
+pub struct PresenceView {
+    /// Their name.
+    pub username: String,
+    /// `active`, `idle` or `away`.
+    pub state: &'static str,
+    /// Whether it is the reader.
+    pub me: bool,
+    /// When the away were last seen, relative to today ("yesterday 14:05").
+    pub last_seen: Option<String>,
+}
+
+/// What `presence.html.tera` sees: a room's members, as one reader sees them.
+#[derive(Hash, Serialize)]
+pub struct PresenceList<'a> {
+    /// The members.
+    pub presence: &'a [PresenceView],
 }
 
 /// One message as the room page shows it.
@@ -496,13 +522,15 @@ fn message_views(
     marked: Option<i64>,
 ) -> Vec<MessageView> {
     let tz = reader.tz();
+    let today = crate::format::today(tz, crate::chat::now());
+    let when = |at| crate::format::when_on(at, tz, today);
     let mut previous_day: Option<String> = None;
     let mut previous: Option<(i64, chrono::NaiveDateTime)> = None;
     let mut divider_placed = false;
     page.iter()
         .map(|p| {
             let m = &p.message;
-            let posted = when(m.created_at, tz);
+            let posted = when(m.created_at);
             let day_heading =
                 (previous_day.as_deref() != Some(posted.day.as_str())).then(|| posted.day.clone());
             previous_day = Some(posted.day.clone());
@@ -527,7 +555,7 @@ fn message_views(
                 body: m.body.clone(),
                 posted,
                 day_heading,
-                edited: m.edited_at.map(|at| when(at, tz)),
+                edited: m.edited_at.map(when),
                 deleted,
                 can_edit: mine && !deleted,
                 can_delete: (mine || reader.is_admin) && !deleted,
@@ -545,7 +573,7 @@ fn message_views(
                 }),
                 replies: (m.reply_count > 0).then(|| RepliesView {
                     count: m.reply_count,
-                    last: m.last_reply_at.map(|at| when(at, tz)),
+                    last: m.last_reply_at.map(when),
                 }),
                 reactions: if deleted {
                     Vec::new()

@@ -53,6 +53,17 @@ async fn away_members_show_when_they_were_last_seen(backend: Backend) {
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let page = browser.get("/rooms/general").await.expect(Status::Ok);
     assert!(page.body.contains("last seen 7 Feb 2025"), "{}", page.body);
+    assert!(page.body.contains(r#"title="Message bob directly""#));
+    assert!(!page.body.contains(r#"title="Message ann directly""#));
+    // The member list is rendered once per list and reader: Bob sees Ann as a link and himself
+    // not, and once he is here, Ann's next page shows him here, with no "last seen".
+    let mut bobs = app.login("bob").await;
+    let page = bobs.get("/rooms/general").await.expect(Status::Ok);
+    assert!(page.body.contains(r#"title="Message ann directly""#));
+    assert!(!page.body.contains(r#"title="Message bob directly""#));
+    let page = browser.get("/rooms/general").await.expect(Status::Ok);
+    assert!(page.body.contains(r#"title="Message bob directly""#));
+    assert!(!page.body.contains("last seen"), "{}", page.body);
 }
 
 /// The ids of the messages a page shows as saved by its reader.
