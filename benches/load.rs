@@ -4,10 +4,12 @@
 //!
 //! ```text
 //! cargo bench --bench load -- [--scale small|large] [--database-url postgres://…] [--requests N]
-//!                               [--only pages]
+//!                               [--only pages|posts|memory|capacity] [--conversate URL]
 //! ```
 //!
 //! `--only pages` runs the baseline and the room pages alone and only prints them.
+//! `--conversate URL` compares Confab with django-conversate served at URL (see
+//! docs/benchmarks.md for how it is set up) and only prints the comparison.
 //!
 //! Without `--database-url` it uses a SQLite file under `target/bench/`, reused between runs of the
 //! same scale. The table is printed and written into `docs/benchmarks.md` (the section of the
@@ -64,6 +66,9 @@ struct Args {
     only: Option<Only>,
     /// `--only capacity --members N,N…`: the capacity scenario at each size, printed.
     capacity: Option<Vec<usize>>,
+    /// `--conversate http://127.0.0.1:<port>`: Confab side by side with django-conversate served
+    /// there, printed.
+    conversate: Option<String>,
 }
 
 /// A part of the benchmark run alone.
@@ -81,6 +86,7 @@ fn args() -> Args {
         requests: 4000,
         only: None,
         capacity: None,
+        conversate: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -93,6 +99,7 @@ fn args() -> Args {
                 }
             }
             "--database-url" => args.database_url = it.next(),
+            "--conversate" => args.conversate = it.next(),
             "--only" => match it.next().as_deref() {
                 Some("pages") => args.only = Some(Only::Pages),
                 Some("posts") => args.only = Some(Only::Posts),
@@ -121,6 +128,8 @@ fn args() -> Args {
 
 #[path = "load/capacity.rs"]
 mod capacity;
+#[path = "load/conversate.rs"]
+mod conversate;
 
 fn exec(conn: &mut AnyConnection, sql: &str) {
     conn.batch_execute(sql)
@@ -455,13 +464,18 @@ fn process_cpu_ms(pid: &str) -> f64 {
 
 /// CPU time used so far by every `postgres` process, in milliseconds.
 fn postgres_cpu_ms() -> f64 {
+    command_cpu_ms("postgres")
+}
+
+/// CPU time used so far by every process whose command name is `command`, in milliseconds.
+fn command_cpu_ms(command: &str) -> f64 {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return 0.0;
     };
     entries
         .flatten()
         .filter(|entry| {
-            std::fs::read_to_string(entry.path().join("comm")).is_ok_and(|c| c.trim() == "postgres")
+            std::fs::read_to_string(entry.path().join("comm")).is_ok_and(|c| c.trim() == command)
         })
         .map(|entry| process_cpu_ms(&entry.file_name().to_string_lossy()))
         .sum()
@@ -488,22 +502,38 @@ async fn drive(
     requests: usize,
     make: Arc<dyn Fn(usize) -> String + Send + Sync>,
 ) -> Measured {
+    let ask: Ask = Arc::new(move |i, _| (Method::GET, make(i), None));
+    drive_asking(server, sessions, clients, requests, ask, Arc::new(cpu_ms)).await
+}
+
+/// One request of a scenario: method, path and body, made for request `i` by `session`.
+type Ask =
+    Arc<dyn Fn(usize, &Session) -> (Method, String, Option<(&'static str, String)>) + Send + Sync>;
+
+/// [`drive`], with any request (`ask`) and the CPU time counted by `cpu` (milliseconds so far).
+async fn drive_asking(
+    server: &Arc<Server>,
+    sessions: &[Session],
+    clients: usize,
+    requests: usize,
+    ask: Ask,
+    cpu: Arc<dyn Fn() -> f64 + Send + Sync>,
+) -> Measured {
     // Warm-up, not measured: each session asks once, so that one-off work (a read marker moving,
     // a first plan, a cold cache) does not land in the figures of whichever scenario runs first.
+    // (Numbered past the measured requests, so that a post's form id is never sent twice.)
     for (i, session) in sessions.iter().enumerate() {
-        let path = make(i);
-        let (status, _, _) = server
-            .request(Method::GET, &path, Some(session), None)
-            .await;
+        let (method, path, body) = ask(requests + i, session);
+        let (status, _, _) = server.request(method, &path, Some(session), body).await;
         assert!(status.is_success(), "{path}: {status}");
     }
     let next = Arc::new(AtomicU64::new(0));
     let before = server.queries();
-    let cpu_before = cpu_ms();
+    let cpu_before = cpu();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..clients {
-        let (server, next, make) = (server.clone(), next.clone(), make.clone());
+        let (server, next, ask) = (server.clone(), next.clone(), ask.clone());
         let session = sessions[c % sessions.len()].clone();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
@@ -512,11 +542,9 @@ async fn drive(
                 if i >= requests {
                     break;
                 }
-                let path = make(i);
+                let (method, path, body) = ask(i, &session);
                 let t = Instant::now();
-                let (status, _, _) = server
-                    .request(Method::GET, &path, Some(&session), None)
-                    .await;
+                let (status, _, _) = server.request(method, &path, Some(&session), body).await;
                 assert!(status.is_success(), "{path}: {status}");
                 latencies.push(t.elapsed());
             }
@@ -536,7 +564,7 @@ async fn drive(
         p50: percentile(&latencies, 0.5),
         p99: percentile(&latencies, 0.99),
         queries,
-        cpu_ms: (cpu_ms() - cpu_before) / requests as f64,
+        cpu_ms: (cpu() - cpu_before) / requests as f64,
     }
 }
 
@@ -739,6 +767,10 @@ async fn run(args: Args) {
         }
         return;
     }
+    if let Some(base) = &args.conversate {
+        conversate::compare(base, &url_text, &dir, args.requests / 2).await;
+        return;
+    }
     if args.only == Some(Only::Memory) {
         memory(&url_text, &dir, scale, &mut report).await;
         println!("{}", report.notes.join("\n"));
@@ -748,7 +780,9 @@ async fn run(args: Args) {
     let base = baseline_throughput(&bench, &mut report).await;
     if args.only == Some(Only::Pages) {
         room_pages(&bench, &mut report, base, scale).await;
+        page_cpu(&url_text, &dir, args.requests / 2, &mut report).await;
         println!("{}", report.rows.join("\n"));
+        println!("{}", report.notes.join("\n"));
         println!("{}", report.verdicts.join("\n"));
         return;
     }
@@ -761,6 +795,7 @@ async fn run(args: Args) {
     polls(&bench, &mut report, base).await;
     posting(&bench, &mut report, base, scale).await;
     let latest_big = room_pages(&bench, &mut report, base, scale).await;
+    page_cpu(&url_text, &dir, args.requests / 2, &mut report).await;
     searches(&bench, &mut report, base, &latest_big).await;
     held_polls(&bench, &mut report, scale).await;
     alert_planning(&bench.db, &bench.settings, scale, &mut report).await;
@@ -1173,6 +1208,35 @@ async fn room_pages(bench: &Bench, report: &mut Report, base: f64, scale: &Scale
         r1 <= 1.3 && r2 <= 1.3,
     );
     latest_big
+}
+
+/// The latest room page's CPU as the target counts it: a `confab` child process and PostgreSQL,
+/// without this process's clients (whose share the in-process rows include).
+async fn page_cpu(url: &str, dir: &std::path::Path, requests: usize, report: &mut Report) {
+    let Started { child, server, pid } = start_child(url, dir).await;
+    let mut sessions = Vec::new();
+    for u in 0..8 {
+        sessions.push(server.login(&format!("u{u}")).await);
+    }
+    let latest = Arc::new(|_| "/rooms/r0".to_string());
+    let pid = pid.to_string();
+    let server_cpu = || process_cpu_ms(&pid) + postgres_cpu_ms();
+    let (before, clients_before) = (server_cpu(), process_cpu_ms("self"));
+    let measured = drive(&server, &sessions, 16, requests, latest).await;
+    // `drive` asks once per session first, unmeasured by it: those count here too, so the
+    // figure is over every request made.
+    let made = (requests + sessions.len()) as f64;
+    let cpu = (server_cpu() - before) / made;
+    let clients = (process_cpu_ms("self") - clients_before) / made;
+    drop(child);
+    report.notes.push(format!(
+        "Latest room page in a `confab` process of its own ({:.0} pages/s): {cpu:.2} ms of CPU per page in Confab and PostgreSQL, {clients:.2} ms in the bench's clients.",
+        measured.throughput()
+    ));
+    report.target(
+        &format!("room page ≤ 0.8 ms of CPU, Confab and PostgreSQL ({cpu:.2} ms)"),
+        cpu <= 0.8,
+    );
 }
 
 /// Searches for a rare word and for one in every message.
