@@ -6,6 +6,7 @@
 //! text, and whatever the parser produces goes through ammonia's allow-list.
 
 use std::collections::HashSet;
+use std::fmt::Write as _;
 use std::sync::{Arc, OnceLock};
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
@@ -372,6 +373,7 @@ pub fn today(tz: Tz, now: NaiveDateTime) -> NaiveDate {
 }
 
 /// [`when_seen_at`] on the reader's day `today` (see [`today`]), for a page of times seen at once.
+/// Each field is written digit by digit: a page writes five per message.
 pub fn when_on(at: NaiveDateTime, tz: Tz, today: NaiveDate) -> When {
     let utc = Utc.from_utc_datetime(&at);
     let local = utc.with_timezone(&tz);
@@ -381,28 +383,96 @@ pub fn when_on(at: NaiveDateTime, tz: Tz, today: NaiveDate) -> When {
         WEEKDAYS[local.weekday().num_days_from_monday() as usize],
         MONTHS[local.month0() as usize],
     );
-    let relative = if day == today {
-        format!("today {hour:02}:{minute:02}")
-    } else if today.pred_opt() == Some(day) {
-        format!("yesterday {hour:02}:{minute:02}")
-    } else if day.year() == today.year() {
-        format!("{} {} {}", &weekday[..3], day.day(), &month[..3])
-    } else {
-        format!("{} {} {}", day.day(), &month[..3], year(day.year()))
+    let clock = |out: &mut String| {
+        push2(out, hour);
+        out.push(':');
+        push2(out, minute);
     };
+    let mut relative = String::with_capacity(16);
+    if day == today {
+        relative.push_str("today ");
+        clock(&mut relative);
+    } else if today.pred_opt() == Some(day) {
+        relative.push_str("yesterday ");
+        clock(&mut relative);
+    } else if day.year() == today.year() {
+        relative.push_str(&weekday[..3]);
+        relative.push(' ');
+        push_number(&mut relative, day.day());
+        relative.push(' ');
+        relative.push_str(&month[..3]);
+    } else {
+        push_number(&mut relative, day.day());
+        relative.push(' ');
+        relative.push_str(&month[..3]);
+        relative.push(' ');
+        relative.push_str(&year(day.year()));
+    }
+    let mut time = String::with_capacity(5);
+    clock(&mut time);
+    let mut long_day = String::with_capacity(32);
+    long_day.push_str(weekday);
+    long_day.push(' ');
+    push_number(&mut long_day, day.day());
+    long_day.push(' ');
+    long_day.push_str(month);
+    long_day.push(' ');
+    long_day.push_str(&year(day.year()));
+    let mut full = String::with_capacity(24);
+    full.push_str(&year(day.year()));
+    full.push('-');
+    push2(&mut full, day.month());
+    full.push('-');
+    push2(&mut full, day.day());
+    full.push(' ');
+    clock(&mut full);
+    full.push(' ');
+    // The zone's abbreviation (`CET`) or offset: a few characters, through `Display`.
+    let _ = write!(full, "{}", local.offset());
     When {
-        time: format!("{hour:02}:{minute:02}"),
-        day: format!("{weekday} {} {month} {}", day.day(), year(day.year())),
-        full: format!(
-            "{}-{:02}-{:02} {hour:02}:{minute:02} {}",
-            year(day.year()),
-            day.month(),
-            day.day(),
-            local.offset()
-        ),
-        iso: utc.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        time,
+        day: long_day,
+        full,
+        iso: iso(at),
         relative,
     }
+}
+
+/// `at` (UTC) in RFC 3339 to the second, as `<time datetime>` takes it: `2026-12-06T14:05:09Z`.
+fn iso(at: NaiveDateTime) -> String {
+    if !(0..=9999).contains(&at.year()) {
+        return Utc
+            .from_utc_datetime(&at)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    }
+    let mut out = String::with_capacity(20);
+    out.push_str(&year(at.year()));
+    out.push('-');
+    push2(&mut out, at.month());
+    out.push('-');
+    push2(&mut out, at.day());
+    out.push('T');
+    push2(&mut out, at.hour());
+    out.push(':');
+    push2(&mut out, at.minute());
+    out.push(':');
+    push2(&mut out, at.second());
+    out.push('Z');
+    out
+}
+
+/// Appends `n` (below 100) as two digits: `05`.
+fn push2(out: &mut String, n: u32) {
+    out.push(char::from(b'0' + (n / 10 % 10) as u8));
+    out.push(char::from(b'0' + (n % 10) as u8));
+}
+
+/// Appends a day of the month (1 to 31) without padding, as `%-d` writes it.
+fn push_number(out: &mut String, n: u32) {
+    if n >= 10 {
+        out.push(char::from(b'0' + (n / 10 % 10) as u8));
+    }
+    out.push(char::from(b'0' + (n % 10) as u8));
 }
 
 /// A year as `%Y` writes it: four digits, or more with a sign.
@@ -479,7 +549,7 @@ mod tests {
     }
 
     /// How times were written before [`when_seen_at`] wrote them by hand.
-    fn by_strftime(at: NaiveDateTime, tz: Tz, now: NaiveDateTime) -> [String; 4] {
+    fn by_strftime(at: NaiveDateTime, tz: Tz, now: NaiveDateTime) -> [String; 5] {
         let local = Utc.from_utc_datetime(&at).with_timezone(&tz);
         let today = Utc.from_utc_datetime(&now).with_timezone(&tz).date_naive();
         let day = local.date_naive();
@@ -497,6 +567,8 @@ mod tests {
             local.format("%A %-d %B %Y").to_string(),
             local.format("%Y-%m-%d %H:%M %Z").to_string(),
             relative.to_string(),
+            Utc.from_utc_datetime(&at)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         ]
     }
 
@@ -511,17 +583,19 @@ mod tests {
                 let early = at(early);
                 let when = when_seen_at(early, tz, now);
                 assert_eq!(
-                    [when.time, when.day, when.full, when.relative],
+                    [when.time, when.day, when.full, when.relative, when.iso],
                     by_strftime(early, tz, now)
                 );
             }
             while t < now {
                 let when = when_seen_at(t, tz, now);
                 assert_eq!(
-                    [when.time, when.day, when.full, when.relative],
+                    [when.time, when.day, when.full, when.relative, when.iso],
                     by_strftime(t, tz, now)
                 );
-                t += chrono::Duration::hours(7) + chrono::Duration::minutes(13);
+                t += chrono::Duration::hours(7)
+                    + chrono::Duration::minutes(13)
+                    + chrono::Duration::seconds(17);
             }
         }
     }
