@@ -64,7 +64,7 @@ async fn rooms_page(
     let rooms = rooms::list(app.svc).await?;
     Ok(Template::render(
         "admin/rooms",
-        context! { layout: Layout::load(app.svc, &admin.0, &csrf, flash).await?, rooms },
+        context! { layout: Layout::load(&app, &admin.0, &csrf, flash, None).await?, rooms },
     ))
 }
 
@@ -118,7 +118,7 @@ async fn room_page(
         .collect();
     Ok(Template::render(
         "admin/room",
-        context! { layout: Layout::load(app.svc, &admin.0, &csrf, flash).await?, room, members, candidates },
+        context! { layout: Layout::load(&app, &admin.0, &csrf, flash, Some(&room.slug)).await?, room, members, candidates },
     ))
 }
 
@@ -216,7 +216,7 @@ async fn users_page(
     let users = accounts::list(app.svc).await?;
     Ok(Template::render(
         "admin/users",
-        context! { layout: Layout::load(app.svc, &admin.0, &csrf, flash).await?, users },
+        context! { layout: Layout::load(&app, &admin.0, &csrf, flash, None).await?, users },
     ))
 }
 
@@ -235,7 +235,7 @@ async fn outbox_page(admin: AdminUser, csrf: CsrfToken, app: App<'_>) -> Result<
         .collect();
     Ok(Template::render(
         "admin/outbox",
-        context! { layout: Layout::load(app.svc, &admin.0, &csrf, None).await?, mails },
+        context! { layout: Layout::load(&app, &admin.0, &csrf, None, None).await?, mails },
     ))
 }
 
@@ -270,7 +270,7 @@ async fn link_page(
         Link::Invitation => ("invitation", true),
         Link::Reset => ("password reset", false),
     };
-    let layout = Layout::load(app.svc, &admin.0, csrf, None).await?;
+    let layout = Layout::load(&app, &admin.0, csrf, None, None).await?;
     Ok(Template::render(
         "admin/link",
         context! { layout, username, link, what, mailed },

@@ -42,7 +42,7 @@ async fn missed(
     }
     Ok(Template::render(
         "missed",
-        context! { layout: Layout::load(app.svc, &user, &csrf, flash).await?, groups },
+        context! { layout: Layout::load(&app, &user, &csrf, flash, None).await?, groups },
     ))
 }
 

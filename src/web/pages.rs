@@ -52,10 +52,12 @@ async fn home(
 ) -> Result<Template> {
     let (mine, joinable) = reading::home(app.svc, &user.user, None).await?;
     let layout = Layout::new(&user, &csrf, flash).with_sidebar(Sidebar::new(
+        app.pages,
         &user.user.username,
         &mine,
         &joinable,
-    ));
+        None,
+    )?);
     let tz = user.user.tz();
     let unread_total: i64 = mine.iter().map(|r| r.unread).sum();
     let unread_more = mine.iter().any(|r| r.unread_more);
@@ -94,8 +96,9 @@ pub(super) async fn render_room(
 ) -> Result<Template> {
     let uid = user.user.id;
     let reader = (uid, user.user.username.as_str());
-    let view = reading::room_page(app.svc, slug, reader, at, app.settings.page_size).await?;
-    let layout = layout.with_sidebar(Sidebar::load(app.svc, user).await?);
+    let view =
+        reading::room_page(app.svc, slug.clone(), reader, at, app.settings.page_size).await?;
+    let layout = layout.with_sidebar(Sidebar::load(app, user, Some(&slug)).await?);
     let page = match view {
         RoomView::NotMember(room) => {
             return Ok(Template::render("room_join", context! { layout, room }));
@@ -342,7 +345,7 @@ async fn edit_page(
     let body = message.message.body;
     Ok(Template::render(
         "edit",
-        context! { layout: Layout::load(app.svc, &user, &csrf, None).await?, room, id, body },
+        context! { layout: Layout::load(&app, &user, &csrf, None, Some(&room.slug)).await?, room, id, body },
     ))
 }
 
@@ -367,7 +370,7 @@ async fn edit_message(
             let (room, _) = messages::find(app.svc, slug, id, uid).await?;
             let page = Template::render(
                 "edit",
-                context! { layout: Layout::load(app.svc, &user, &csrf, None).await?, room, id, body: form.0.body, error },
+                context! { layout: Layout::load(&app, &user, &csrf, None, Some(&room.slug)).await?, room, id, body: form.0.body, error },
             );
             Ok(Reply::Page((Status::UnprocessableEntity, page)))
         }
@@ -392,7 +395,7 @@ async fn delete_page(
     Ok(Template::render(
         "delete",
         context! {
-            layout: Layout::load(app.svc, &user, &csrf, None).await?,
+            layout: Layout::load(&app, &user, &csrf, None, Some(&room.slug)).await?,
             room,
             id,
             author: message.author,
@@ -441,7 +444,7 @@ async fn leave(
 /// Keyboard shortcuts, writing and searching, on one page.
 #[get("/help")]
 async fn help(user: CurrentUser, csrf: CsrfToken, app: App<'_>) -> Result<Template> {
-    let layout = Layout::load(app.svc, &user, &csrf, None).await?;
+    let layout = Layout::load(&app, &user, &csrf, None, None).await?;
     Ok(Template::render("help", context! { layout }))
 }
 
@@ -457,7 +460,7 @@ pub(super) async fn render_thread(
 ) -> Result<Template> {
     let size = app.settings.page_size;
     let thread = reading::thread(app.svc, slug, user.user.id, id, before, size).await?;
-    let layout = layout.with_sidebar(Sidebar::load(app.svc, user).await?);
+    let layout = layout.with_sidebar(Sidebar::load(app, user, Some(&thread.room.slug)).await?);
     let reading::Thread {
         room,
         root,
@@ -520,7 +523,7 @@ async fn reactions_page(
     Ok(Template::render(
         "reactions",
         context! {
-            layout: Layout::load(app.svc, &user, &csrf, None).await?,
+            layout: Layout::load(&app, &user, &csrf, None, Some(&room.slug)).await?,
             room,
             id,
             author: &message.author,
@@ -604,7 +607,7 @@ async fn pinned_page(
     let (_, messages) = view::messages(pinned, files, &user, None, None).await?;
     Ok(Template::render(
         "pinned",
-        context! { layout: Layout::load(app.svc, &user, &csrf, None).await?, room, messages },
+        context! { layout: Layout::load(&app, &user, &csrf, None, Some(&room.slug)).await?, room, messages },
     ))
 }
 
@@ -632,7 +635,7 @@ async fn saved_page(
         .collect();
     Ok(Template::render(
         "saved",
-        context! { layout: Layout::load(app.svc, &user, &csrf, flash).await?, items },
+        context! { layout: Layout::load(&app, &user, &csrf, flash, None).await?, items },
     ))
 }
 
@@ -644,7 +647,7 @@ async fn new_direct(
     csrf: CsrfToken,
     app: App<'_>,
 ) -> Result<Template> {
-    let layout = Layout::load(app.svc, &user, &csrf, None).await?;
+    let layout = Layout::load(&app, &user, &csrf, None, None).await?;
     let usernames = with.unwrap_or_default();
     let max_others = app.settings.direct_max_members - 1;
     Ok(Template::render(
@@ -672,7 +675,7 @@ async fn open_direct(
             room.slug
         )))),
         Err(AppError::Invalid(error)) => {
-            let layout = Layout::load(app.svc, &user, &csrf, None).await?;
+            let layout = Layout::load(&app, &user, &csrf, None, None).await?;
             let max_others = app.settings.direct_max_members - 1;
             let page = Template::render(
                 "direct_new",

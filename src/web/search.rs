@@ -35,7 +35,7 @@ async fn search_page(
     app: App<'_>,
 ) -> Result<Template> {
     // The sidebar is read after the search, so a search past its time fails at once.
-    let layout = || Layout::load(app.svc, &user, &csrf, None);
+    let layout = || Layout::load(&app, &user, &csrf, None, None);
     let raw = form.q.unwrap_or_default();
     let query = search::parse(&raw);
     let mut problems = query.problems.clone();

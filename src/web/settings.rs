@@ -70,7 +70,7 @@ async fn page(
     Ok(Template::render(
         "settings",
         context! {
-            layout: Layout::load(app.svc, &user, &csrf, flash).await?,
+            layout: Layout::load(&app, &user, &csrf, flash, None).await?,
             avatar: view::Avatar::of_user(u.id, &u.username, u.avatar_at),
             time_zone: &u.time_zone,
             zones,

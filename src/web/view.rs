@@ -4,13 +4,15 @@ use rocket::request::FlashMessage;
 use serde::Serialize;
 use std::sync::Arc;
 
-use super::error::Result;
+use super::error::{AppError, Result};
 use super::session::{CsrfToken, CurrentUser};
+use super::template::Pages;
+use super::App;
 use crate::chat::attachments::Attachment;
 use crate::chat::messages::Posted;
 use crate::chat::rooms::{Room, RoomSummary};
 use crate::files;
-use crate::service::{reading, Services};
+use crate::service::reading;
 
 /// The parts of every page: who is logged in, the form token, a one-time notice.
 #[derive(Debug, Serialize)]
@@ -28,14 +30,16 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// The layout of a logged-in user's page, with the room list beside it.
+    /// The layout of a logged-in user's page, with the room list beside it (marking room
+    /// `current` when the page is about one).
     pub async fn load(
-        svc: &Services,
+        app: &App<'_>,
         user: &CurrentUser,
         csrf: &CsrfToken,
         flash: Option<FlashMessage<'_>>,
+        current: Option<&str>,
     ) -> Result<Layout> {
-        let sidebar = Sidebar::load(svc, user).await?;
+        let sidebar = Sidebar::load(app, user, current).await?;
         Ok(Layout::new(user, csrf, flash).with_sidebar(sidebar))
     }
 
@@ -76,10 +80,11 @@ pub const SIDEBAR_OPEN_ROOMS: usize = 20;
 /// The room list beside every logged-in page (wide screens; phones get the home page's list).
 #[derive(Debug, Serialize)]
 pub struct Sidebar {
-    /// My rooms: active ones by last activity, then archived ones.
-    pub rooms: Vec<SidebarRoom>,
-    /// My direct conversations, by last activity.
-    pub direct: Vec<SidebarRoom>,
+    /// My rooms: active ones by last activity, then archived ones, each its `<li>`
+    /// (`sidebar_room.html.tera`).
+    pub rooms: Vec<Html>,
+    /// My direct conversations, by last activity, each its `<li>`.
+    pub direct: Vec<Html>,
     /// Open rooms I may join, the first [`SIDEBAR_OPEN_ROOMS`] by name.
     pub joinable: Vec<SidebarRoom>,
     /// There are more open rooms, listed on the home page.
@@ -91,7 +96,7 @@ pub struct Sidebar {
 }
 
 /// One room in the sidebar.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Hash, Serialize)]
 pub struct SidebarRoom {
     /// Its address.
     pub slug: String,
@@ -107,34 +112,61 @@ pub struct SidebarRoom {
     pub archived: bool,
 }
 
+/// What `sidebar_room.html.tera` sees: one entry, whether it is a direct conversation, and
+/// whether the page is about it.
+#[derive(Hash, Serialize)]
+struct SidebarEntry<'a> {
+    r: &'a SidebarRoom,
+    direct: bool,
+    current: bool,
+}
+
 impl Sidebar {
-    /// Reads `user`'s sidebar.
-    pub async fn load(svc: &Services, user: &CurrentUser) -> Result<Sidebar> {
+    /// Reads `user`'s sidebar, marking room `current`.
+    pub async fn load(app: &App<'_>, user: &CurrentUser, current: Option<&str>) -> Result<Sidebar> {
         let (mine, joinable) =
-            reading::home(svc, &user.user, Some(SIDEBAR_OPEN_ROOMS as i64 + 1)).await?;
-        Ok(Sidebar::new(&user.user.username, &mine, &joinable))
+            reading::home(app.svc, &user.user, Some(SIDEBAR_OPEN_ROOMS as i64 + 1)).await?;
+        Sidebar::new(app.pages, &user.user.username, &mine, &joinable, current)
     }
 
-    /// The sidebar of `me`: my rooms, my direct conversations and the first rooms I may join.
-    pub fn new(me: &str, mine: &[RoomSummary], joinable: &[Room]) -> Sidebar {
-        let entry = |s: &RoomSummary| SidebarRoom {
-            slug: s.room.slug.clone(),
-            name: s.room.title_for(me),
-            unread: s.unread,
-            more: s.unread_more,
-            mentioned: s.mentioned,
-            archived: s.room.archived_at.is_some(),
+    /// The sidebar of `me`: my rooms, my direct conversations and the first rooms I may join, with
+    /// room `current` marked. Each entry of mine is rendered once per distinct entry by `pages`.
+    pub fn new(
+        pages: &Pages,
+        me: &str,
+        mine: &[RoomSummary],
+        joinable: &[Room],
+        current: Option<&str>,
+    ) -> Result<Sidebar> {
+        let entry = |s: &RoomSummary| -> Result<Html> {
+            let r = SidebarRoom {
+                slug: s.room.slug.clone(),
+                name: s.room.title_for(me),
+                unread: s.unread,
+                more: s.unread_more,
+                mentioned: s.mentioned,
+                archived: s.room.archived_at.is_some(),
+            };
+            let entry = SidebarEntry {
+                current: current == Some(r.slug.as_str()),
+                direct: s.room.is_direct(),
+                r: &r,
+            };
+            pages
+                .fragment("sidebar_room", &entry)
+                .map(Html)
+                .map_err(|e| AppError::internal("rendering the sidebar", e).into())
         };
         let rooms = mine
             .iter()
             .filter(|s| !s.room.is_direct())
             .map(entry)
-            .collect();
+            .collect::<Result<_>>()?;
         let direct = mine
             .iter()
             .filter(|s| s.room.is_direct())
             .map(entry)
-            .collect();
+            .collect::<Result<_>>()?;
         let joinable_more = joinable.len() > SIDEBAR_OPEN_ROOMS;
         let joinable = joinable
             .iter()
@@ -148,14 +180,14 @@ impl Sidebar {
                 archived: false,
             })
             .collect();
-        Sidebar {
+        Ok(Sidebar {
             rooms,
             direct,
             joinable,
             joinable_more,
             unread_total: mine.iter().map(|s| s.unread).sum(),
             unread_more: mine.iter().any(|s| s.unread_more),
-        }
+        })
     }
 }
 

@@ -101,6 +101,16 @@ async fn the_sidebar_lists_my_rooms_with_unread_counts_and_mentions(backend: Bac
             && !random_entry.contains("mention-mark"),
         "the open room is current and read: {random_entry}"
     );
+    // Each entry is rendered once and reused: the same entry, no longer current, on the next page,
+    // and current again on a page about its room (its pinned messages).
+    let page = browser.get("/help").await.expect(Status::Ok);
+    let random_entry = entry(sidebar(&page.body), "random").expect("random");
+    assert!(!random_entry.contains("aria-current") && !random_entry.contains("badge"));
+    let page = browser.get("/rooms/random/pinned").await.expect(Status::Ok);
+    let side = sidebar(&page.body);
+    let random_entry = entry(side, "random").expect("random");
+    assert!(random_entry.contains(r#"aria-current="page""#), "{random_entry}");
+    assert!(!entry(side, "general").expect("general").contains("aria-current"));
     // Error pages keep the navigation but not the sidebar (no query behind a failure).
     let page = browser.get("/rooms/nowhere").await.expect(Status::NotFound);
     assert!(page.body.contains("Log out") && !page.body.contains(r#"class="sidebar""#));
