@@ -270,7 +270,7 @@ async fn link_page(
         Link::Invitation => ("invitation", true),
         Link::Reset => ("password reset", false),
     };
-    let layout = Layout::load(&app, &admin.0, csrf, None, None).await?;
+    let layout = Layout::load(app, &admin.0, csrf, None, None).await?;
     Ok(Template::render(
         "admin/link",
         context! { layout, username, link, what, mailed },
