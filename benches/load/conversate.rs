@@ -281,7 +281,7 @@ async fn confab(url: &str, dir: &std::path::Path, requests: usize) -> Side {
         &sessions[1],
         "r0",
         "one new",
-        "side-by-side-one-new",
+        &format!("side-by-side-one-new-{}", std::process::id()),
     )
     .await;
     assert!(status.is_success(), "posting the one new message: {status}");

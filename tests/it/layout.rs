@@ -109,8 +109,13 @@ async fn the_sidebar_lists_my_rooms_with_unread_counts_and_mentions(backend: Bac
     let page = browser.get("/rooms/random/pinned").await.expect(Status::Ok);
     let side = sidebar(&page.body);
     let random_entry = entry(side, "random").expect("random");
-    assert!(random_entry.contains(r#"aria-current="page""#), "{random_entry}");
-    assert!(!entry(side, "general").expect("general").contains("aria-current"));
+    assert!(
+        random_entry.contains(r#"aria-current="page""#),
+        "{random_entry}"
+    );
+    assert!(!entry(side, "general")
+        .expect("general")
+        .contains("aria-current"));
     // Error pages keep the navigation but not the sidebar (no query behind a failure).
     let page = browser.get("/rooms/nowhere").await.expect(Status::NotFound);
     assert!(page.body.contains("Log out") && !page.body.contains(r#"class="sidebar""#));
