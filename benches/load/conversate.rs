@@ -171,6 +171,21 @@ async fn succeeds(
     answer
 }
 
+/// `requests` polls of conversate's room after message `last` by `sessions`, the last of them
+/// checked to have succeeded.
+async fn polls(
+    server: &Arc<Server>,
+    sessions: &[Session],
+    requests: usize,
+    last: i64,
+    cpu: Arc<dyn Fn() -> f64 + Send + Sync>,
+) -> Measured {
+    let ask: Ask = Arc::new(move |_, s| poll(last, s));
+    let measured = drive_asking(server, sessions, CLIENTS, requests, ask, cpu).await;
+    succeeds(server, &sessions[0], poll(last, &sessions[0])).await;
+    measured
+}
+
 /// Conversate's side: eight of its members logged in, each scenario checked around its run.
 async fn conversate(server: Arc<Server>) -> Side {
     let mut sessions = Vec::new();
@@ -192,30 +207,12 @@ async fn conversate(server: Arc<Server>) -> Side {
     let last = newest(&server, &sessions[0]).await;
     let empty = succeeds(&server, &sessions[0], poll(last, &sessions[0])).await;
     assert!(empty.contains(r#""messages": []"#), "{empty}");
-    let empty_poll = drive_asking(
-        &server,
-        &sessions,
-        CLIENTS,
-        n * 4,
-        Arc::new(move |_, s| poll(last, s)),
-        cpu.clone(),
-    )
-    .await;
-    succeeds(&server, &sessions[0], poll(last, &sessions[0])).await;
+    let empty_poll = polls(&server, &sessions, n * 4, last, cpu.clone()).await;
 
     succeeds(&server, &sessions[1], send("one+new", last, &sessions[1])).await;
     let one = succeeds(&server, &sessions[0], poll(last, &sessions[0])).await;
     assert_eq!(one.matches(r#""pk": "#).count(), 1, "{one}");
-    let one_new = drive_asking(
-        &server,
-        &sessions,
-        CLIENTS,
-        n * 4,
-        Arc::new(move |_, s| poll(last, s)),
-        cpu.clone(),
-    )
-    .await;
-    succeeds(&server, &sessions[0], poll(last, &sessions[0])).await;
+    let one_new = polls(&server, &sessions, n * 4, last, cpu.clone()).await;
 
     // Each poster has seen the room up to the posts before its own, as a live page has.
     let before = newest(&server, &sessions[0]).await;
