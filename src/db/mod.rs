@@ -366,3 +366,24 @@ impl Db {
 pub fn ping(conn: &mut AnyConnection) -> diesel::QueryResult<()> {
     diesel::connection::SimpleConnection::batch_execute(conn, "SELECT 1")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::prelude::*;
+    use diesel::sql_types::BigInt;
+
+    /// The embedded SQLite is built as `.cargo/config.toml` asks: with the query planner stability
+    /// guarantee, so that statistics (`ANALYZE`) do not make kept statements be prepared again on
+    /// every run.
+    #[test]
+    fn sqlite_keeps_its_statements_plans() {
+        let mut conn = SqliteConnection::establish(":memory:").expect("an in-memory database");
+        let qpsg: i64 = diesel::select(diesel::dsl::sql::<BigInt>(
+            "(SELECT count(*) FROM pragma_compile_options WHERE compile_options = 'ENABLE_QPSG')",
+        ))
+        .get_result(&mut conn)
+        .expect("compile options");
+        assert_eq!(qpsg, 1, "SQLite built without SQLITE_ENABLE_QPSG");
+    }
+}
