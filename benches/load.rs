@@ -366,6 +366,15 @@ impl Server {
         ))
     }
 
+    /// The bench's first eight members (`u0`…`u7`), logged in.
+    async fn members(&self) -> Vec<Session> {
+        let mut sessions = Vec::new();
+        for u in 0..8 {
+            sessions.push(self.login(&format!("u{u}")).await);
+        }
+        sessions
+    }
+
     async fn login(&self, user: &str) -> Session {
         let cookies = |headers: &[(String, String)]| -> Vec<String> {
             headers
@@ -869,10 +878,7 @@ async fn serve(
     }
     let server = Arc::new(Server::new(port, Some(db.clone())));
 
-    let mut sessions = Vec::new();
-    for u in 0..8 {
-        sessions.push(server.login(&format!("u{u}")).await);
-    }
+    let sessions = server.members().await;
     Bench {
         server,
         sessions,
@@ -1216,22 +1222,23 @@ async fn room_pages(bench: &Bench, report: &mut Report, base: f64, scale: &Scale
 /// The latest room page's CPU as the target counts it: a `confab` child process and PostgreSQL,
 /// without this process's clients (whose share the in-process rows include).
 async fn page_cpu(url: &str, dir: &std::path::Path, requests: usize, report: &mut Report) {
-    let Started { child, server, pid } = start_child(url, dir).await;
-    let mut sessions = Vec::new();
-    for u in 0..8 {
-        sessions.push(server.login(&format!("u{u}")).await);
-    }
-    let latest = Arc::new(|_| "/rooms/r0".to_string());
-    let pid = pid.to_string();
-    let server_cpu = || process_cpu_ms(&pid) + postgres_cpu_ms();
-    let (before, clients_before) = (server_cpu(), process_cpu_ms("self"));
-    let measured = drive(&server, &sessions, 16, requests, latest).await;
-    // `drive` asks once per session first, unmeasured by it: those count here too, so the
-    // figure is over every request made.
-    let made = (requests + sessions.len()) as f64;
-    let cpu = (server_cpu() - before) / made;
-    let clients = (process_cpu_ms("self") - clients_before) / made;
-    drop(child);
+    let started = start_child(url, dir).await;
+    let sessions = started.server.members().await;
+    let latest: Ask = Arc::new(|_, _| (Method::GET, "/rooms/r0".to_string(), None));
+    let clients_before = process_cpu_ms("self");
+    let measured = drive_asking(
+        &started.server,
+        &sessions,
+        16,
+        requests,
+        latest,
+        started.cpu(),
+    )
+    .await;
+    let cpu = measured.cpu_ms;
+    // The clients' share over every request made, the unmeasured first one of each session too.
+    let clients = (process_cpu_ms("self") - clients_before) / (requests + sessions.len()) as f64;
+    drop(started);
     report.notes.push(format!(
         "Latest room page in a `confab` process of its own ({:.0} pages/s): {cpu:.2} ms of CPU per page in Confab and PostgreSQL, {clients:.2} ms in the bench's clients.",
         measured.throughput()
@@ -1452,6 +1459,14 @@ struct Started {
     child: Child,
     server: Arc<Server>,
     pid: u32,
+}
+
+impl Started {
+    /// CPU time used so far by this `confab` process and by PostgreSQL, in milliseconds.
+    fn cpu(&self) -> Arc<dyn Fn() -> f64 + Send + Sync> {
+        let pid = self.pid.to_string();
+        Arc::new(move || process_cpu_ms(&pid) + postgres_cpu_ms())
+    }
 }
 
 async fn start_child(url: &str, dir: &std::path::Path) -> Started {

@@ -383,6 +383,7 @@ pub fn when_on(at: NaiveDateTime, tz: Tz, today: NaiveDate) -> When {
         WEEKDAYS[local.weekday().num_days_from_monday() as usize],
         MONTHS[local.month0() as usize],
     );
+    let year = year(day.year());
     let clock = |out: &mut String| {
         push2(out, hour);
         out.push(':');
@@ -406,7 +407,7 @@ pub fn when_on(at: NaiveDateTime, tz: Tz, today: NaiveDate) -> When {
         relative.push(' ');
         relative.push_str(&month[..3]);
         relative.push(' ');
-        relative.push_str(&year(day.year()));
+        relative.push_str(&year);
     }
     let mut time = String::with_capacity(5);
     clock(&mut time);
@@ -417,9 +418,9 @@ pub fn when_on(at: NaiveDateTime, tz: Tz, today: NaiveDate) -> When {
     long_day.push(' ');
     long_day.push_str(month);
     long_day.push(' ');
-    long_day.push_str(&year(day.year()));
+    long_day.push_str(&year);
     let mut full = String::with_capacity(24);
-    full.push_str(&year(day.year()));
+    full.push_str(&year);
     full.push('-');
     push2(&mut full, day.month());
     full.push('-');

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use hyper::{Method, StatusCode};
 
 use super::{
-    command_cpu_ms, drive_asking, postgres_cpu_ms, process_cpu_ms, start_child, token, Ask,
-    Measured, Server, Session,
+    command_cpu_ms, drive_asking, postgres_cpu_ms, start_child, token, Ask, Measured, Server,
+    Session,
 };
 
 /// Requests per scenario on conversate's side (its room page costs some 80 ms of CPU).
@@ -237,12 +237,8 @@ async fn conversate(server: Arc<Server>) -> Side {
 async fn confab(url: &str, dir: &std::path::Path, requests: usize) -> Side {
     let started = start_child(url, dir).await;
     let server = started.server.clone();
-    let mut sessions = Vec::new();
-    for u in 0..8 {
-        sessions.push(server.login(&format!("u{u}")).await);
-    }
-    let pid = started.pid.to_string();
-    let cpu = Arc::new(move || process_cpu_ms(&pid) + postgres_cpu_ms());
+    let sessions = server.members().await;
+    let cpu = started.cpu();
     let page = drive_asking(
         &server,
         &sessions,

@@ -372,13 +372,19 @@ pub fn list_headings(list: &mut String, m: &MessageView) {
     }
 }
 
-/// A message's safe HTML, shared with the memo that rendered it. It is a function of the message's
-/// body, which the view holds as well, so it adds nothing to the view's hash (the key of the
-/// message's rendered `<li>`) and is not hashed.
+/// Safe HTML rendered once and shared (a message's body, a sidebar entry, a member list), placed
+/// in a template as it is.
 #[derive(Debug, Clone)]
 pub struct Html(Arc<str>);
 
-impl std::hash::Hash for Html {
+/// A message's safe HTML in its view. It is a function of the message's body, which the view holds
+/// as well, so it adds nothing to the view's hash (the key of the message's rendered `<li>`) and is
+/// not hashed.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct BodyHtml(Html);
+
+impl std::hash::Hash for BodyHtml {
     fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
 }
 
@@ -427,7 +433,7 @@ pub struct MessageView {
     /// are shown once for the group.
     pub continued: bool,
     /// Safe HTML of the body (empty when deleted).
-    pub html: Html,
+    pub html: BodyHtml,
     /// Raw text, for the edit form.
     pub body: String,
     /// When it was posted.
@@ -583,7 +589,7 @@ fn message_views(
                 author: p.author.clone(),
                 avatar: Avatar::of_user(m.author_id, &p.author, p.avatar_at),
                 continued,
-                html: Html(crate::format::message_html(&m.body)),
+                html: BodyHtml(Html(crate::format::message_html(&m.body))),
                 body: m.body.clone(),
                 posted,
                 day_heading,
