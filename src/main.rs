@@ -9,6 +9,11 @@ use confab::commands::ImportSource;
 use confab::service::imports::Invite;
 use confab::{commands, Settings};
 
+/// jemalloc, unless built with `--no-default-features` (see Cargo.toml).
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Confab: a self-hosted, persistent, asynchronous team chat.
 #[derive(Parser)]
 #[command(name = "confab", version)]

@@ -3,7 +3,7 @@
 //! Every change to sessions or accounts forgets the cached checks of the user it touched.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use chrono::Duration;
@@ -13,10 +13,13 @@ use crate::chat::users::{self, User};
 use crate::chat::{self, logins, sessions};
 use crate::error::{Error, Result};
 
+/// A checked session: its user, its id, and when it was checked.
+type Checked = (Arc<User>, i64, Instant);
+
 /// Recent session checks by token. Revoking a session through this instance forgets it at once;
 /// another instance notices within the cache's lifetime.
 pub struct SessionCache {
-    entries: Mutex<HashMap<String, (User, i64, Instant)>>,
+    entries: Mutex<HashMap<String, Checked>>,
     ttl: std::time::Duration,
 }
 
@@ -29,20 +32,20 @@ impl SessionCache {
         }
     }
 
-    fn entries(&self) -> MutexGuard<'_, HashMap<String, (User, i64, Instant)>> {
+    fn entries(&self) -> MutexGuard<'_, HashMap<String, Checked>> {
         self.entries
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn get(&self, token: &str) -> Option<(User, i64)> {
+    fn get(&self, token: &str) -> Option<(Arc<User>, i64)> {
         self.entries()
             .get(token)
             .filter(|(_, _, at)| at.elapsed() < self.ttl)
-            .map(|(user, session_id, _)| (user.clone(), *session_id))
+            .map(|(user, session_id, _)| (Arc::clone(user), *session_id))
     }
 
-    fn put(&self, token: String, user: User, session_id: i64) {
+    fn put(&self, token: String, user: Arc<User>, session_id: i64) {
         let mut entries = self.entries();
         if entries.len() > 10_000 {
             entries.retain(|_, (_, _, at)| at.elapsed() < self.ttl);
@@ -56,8 +59,9 @@ impl SessionCache {
     }
 }
 
-/// The user and session id a session token stands for, if it is valid.
-pub async fn check(svc: &Services, token: String) -> Result<Option<(User, i64)>> {
+/// The user and session id a session token stands for, if it is valid. The account is shared with
+/// the cache, so that a request holds no copy of its own.
+pub async fn check(svc: &Services, token: String) -> Result<Option<(Arc<User>, i64)>> {
     if let Some(found) = svc.sessions.get(&token) {
         return Ok(Some(found));
     }
@@ -67,9 +71,9 @@ pub async fn check(svc: &Services, token: String) -> Result<Option<(User, i64)>>
         .db
         .run(move |conn| sessions::authenticate(conn, &lookup, chat::now(), max_idle))
         .await?
-        .map(|(session, user)| (user, session.id));
+        .map(|(session, user)| (Arc::new(user), session.id));
     if let Some((user, session_id)) = &found {
-        svc.sessions.put(token, user.clone(), *session_id);
+        svc.sessions.put(token, Arc::clone(user), *session_id);
     }
     Ok(found)
 }

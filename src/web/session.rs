@@ -5,6 +5,7 @@ use rocket::form::{Form, FromForm};
 use rocket::http::{Cookie, CookieJar, SameSite, Status};
 use rocket::request::{FromRequest, Outcome};
 use rocket::{Data, Request, State};
+use std::sync::Arc;
 
 use super::error::{AppError, Error};
 use crate::chat::users::User;
@@ -17,8 +18,8 @@ const CSRF_COOKIE: &str = "confab_csrf";
 /// The logged-in person making the request.
 #[derive(Debug, Clone)]
 pub struct CurrentUser {
-    /// Their account.
-    pub user: User,
+    /// Their account, shared with the session cache.
+    pub user: Arc<User>,
     /// The session the request came with.
     pub session_id: i64,
 }
