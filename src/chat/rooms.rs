@@ -98,6 +98,16 @@ pub struct RoomSummary {
     pub mentioned: bool,
 }
 
+impl RoomSummary {
+    /// The summary once the member has read through message `id`, the room's newest.
+    pub fn read_through(&mut self, id: i64) {
+        self.marker = id;
+        self.unread = 0;
+        self.unread_more = false;
+        self.mentioned = false;
+    }
+}
+
 /// What a member has unread in one room, counted from their read marker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unread {

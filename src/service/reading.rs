@@ -6,29 +6,43 @@ use std::sync::Arc;
 use super::Services;
 use crate::chat::attachments::{self, Attachment};
 use crate::chat::messages::{self, Page, PageAt, Posted};
-use crate::chat::rooms::{self, Membership, Room, RoomSummary};
+use crate::chat::rooms::{self, Room, RoomSummary};
 use crate::chat::search::{self, Budget, Hit, Query};
 use crate::chat::{self, users::User};
 use crate::db::AnyConnection;
 use crate::error::{Error, Result};
 use crate::live::Activity;
 
-/// The rooms of the home page and the sidebar: `user`'s own with their unread counts and mention
-/// markers, and the open ones to join (the first `joinable` of them, if given).
-pub async fn home(
-    svc: &Services,
-    user: &User,
-    joinable: Option<i64>,
-) -> Result<(Vec<RoomSummary>, Vec<Room>)> {
+/// The rooms of the home page and the sidebar: the reader's own with their unread counts and
+/// mention markers, and the open ones to join.
+pub struct RoomLists {
+    /// Mine, by last activity, then archived ones ([`rooms::for_user`]).
+    pub mine: Vec<RoomSummary>,
+    /// Open rooms I may join, by name.
+    pub joinable: Vec<Room>,
+}
+
+/// `user`'s room lists, with the first `joinable` open rooms (all of them if `None`).
+pub async fn home(svc: &Services, user: &User, joinable: Option<i64>) -> Result<RoomLists> {
     let user = user.clone();
     let counts = Arc::clone(&svc.unread);
     let live = svc.live.clone();
     svc.db
-        .run(move |conn| {
-            let mine = my_rooms(conn, &live, &counts, &user)?;
-            Ok((mine, rooms::joinable(conn, user.id, joinable)?))
-        })
+        .run(move |conn| room_lists(conn, &live, &counts, &user, joinable))
         .await
+}
+
+fn room_lists(
+    conn: &mut AnyConnection,
+    live: &crate::live::Live,
+    counts: &super::unread::UnreadCounts,
+    user: &User,
+    joinable: Option<i64>,
+) -> Result<RoomLists> {
+    Ok(RoomLists {
+        mine: my_rooms(conn, live, counts, user)?,
+        joinable: rooms::joinable(conn, user.id, joinable)?,
+    })
 }
 
 /// `user`'s rooms with what is unread in each ([`rooms::for_user`]), counted from their read
@@ -50,8 +64,8 @@ fn my_rooms(
 pub struct RoomPage {
     /// The room, with the cursor read together with the messages.
     pub room: Room,
-    /// The reader's membership, as it was before this page marked anything read.
-    pub membership: Membership,
+    /// The reader's read marker, as it was before this page marked anything read.
+    pub last_read_id: i64,
     /// The messages shown.
     pub page: Page,
     /// Their files.
@@ -70,36 +84,49 @@ pub enum RoomView {
     NotMember(Room),
 }
 
-/// Opens page `at` of room `slug` for `uid` (`username`): the latest page marks what it shows as
-/// read (with the next batch of read markers), and the reader counts as active in the room. The
-/// readers who open the same page of a room at the same cursor share one read of its history
-/// ([`SharedPages`](super::shared::SharedPages)); each reads only the room with their membership.
+/// Opens page `at` of room `slug` for `reader`, with their room lists (the first `joinable` open
+/// rooms) read in the same trip to the database: the latest page marks what it shows as read (with
+/// the next batch of read markers), and the reader counts as active in the room. The readers who
+/// open the same page of a room at the same cursor share one read of its history
+/// ([`SharedPages`](super::shared::SharedPages)). A member's room and read marker come with their
+/// room list; only a room they are not in is read on its own.
 pub async fn room_page(
     svc: &Services,
     slug: String,
-    (uid, username): (i64, &str),
+    reader: &User,
     at: PageAt,
-    size: i64,
-) -> Result<RoomView> {
+    (size, joinable): (i64, i64),
+) -> Result<(RoomView, RoomLists)> {
+    let uid = reader.id;
     // The members (and when each was last seen) are read again at most as often as presence is
     // written, and when this instance does not hold the room or its members changed.
     let age = std::time::Duration::from_secs(svc.settings.presence_flush_secs);
     let known = svc.live.members_fresh(&slug, uid, age);
-    let (room, membership, members) = svc
+    let user = reader.clone();
+    let counts = Arc::clone(&svc.unread);
+    let live = svc.live.clone();
+    let (room, last_read_id, members, mut lists) = svc
         .db
         .run(move |conn| {
-            let (room, membership) = rooms::visible(conn, &slug, uid)?;
-            let members = match membership {
+            let lists = room_lists(conn, &live, &counts, &user, Some(joinable))?;
+            let (room, last_read_id) = match lists.mine.iter().find(|s| s.room.slug == slug) {
+                Some(mine) => (mine.room.clone(), Some(mine.marker)),
+                None => {
+                    let (room, membership) = rooms::visible(conn, &slug, uid)?;
+                    let marker = membership.map(|m| live.read_marker(room.id, uid, m.last_read_id));
+                    (room, marker)
+                }
+            };
+            let members = match last_read_id {
                 Some(_) if !known => Some(rooms::members(conn, room.id)?),
                 _ => None,
             };
-            Ok::<_, Error>((room, membership, members))
+            Ok::<_, Error>((room, last_read_id, members, lists))
         })
         .await?;
-    let Some(mut membership) = membership else {
-        return Ok(RoomView::NotMember(room));
+    let Some(last_read_id) = last_read_id else {
+        return Ok((RoomView::NotMember(room), lists));
     };
-    membership.last_read_id = svc.live.read_marker(room.id, uid, membership.last_read_id);
     if let Some(members) = members {
         svc.live.load(&room.slug, room.id, room.cursor, members);
     }
@@ -132,23 +159,28 @@ pub async fn room_page(
         })
         .await?;
     let mut page = shared.page.clone();
-    messages::saved_by(&mut page.messages, &shared.saved, username);
+    messages::saved_by(&mut page.messages, &shared.saved, &reader.username);
     if let Some(newest) = page
         .messages
         .last()
         .filter(|_| shared.shown == PageAt::Latest)
     {
         svc.live.read(room.id, uid, newest.message.id);
+        // The room list beside it was read before: there, too, this room is now read.
+        if let Some(mine) = lists.mine.iter_mut().find(|s| s.room.id == room.id) {
+            mine.read_through(newest.message.id);
+        }
     }
     svc.live.seen(room.id, uid, Activity::Active, chat::now());
-    Ok(RoomView::Member(Box::new(RoomPage {
+    let page = RoomPage {
         room,
-        membership,
+        last_read_id,
         page,
         files: shared.files.clone(),
         shown: shared.shown,
         pinned: shared.pinned.clone(),
-    })))
+    };
+    Ok((RoomView::Member(Box::new(page)), lists))
 }
 
 fn message_ids(posted: &[Posted]) -> Vec<i64> {

@@ -50,14 +50,14 @@ async fn home(
     flash: Option<FlashMessage<'_>>,
     app: App<'_>,
 ) -> Result<Template> {
-    let (mine, joinable) = reading::home(app.svc, &user.user, None).await?;
+    let lists = reading::home(app.svc, &user.user, None).await?;
     let layout = Layout::new(&user, &csrf, flash).with_sidebar(Sidebar::new(
         app.pages,
         &user.user.username,
-        &mine,
-        &joinable,
+        &lists,
         None,
     )?);
+    let reading::RoomLists { mine, joinable } = lists;
     let tz = user.user.tz();
     let unread_total: i64 = mine.iter().map(|r| r.unread).sum();
     let unread_more = mine.iter().any(|r| r.unread_more);
@@ -94,11 +94,14 @@ pub(super) async fn render_room(
     at: PageAt,
     draft: Draft,
 ) -> Result<Template> {
-    let uid = user.user.id;
-    let reader = (uid, user.user.username.as_str());
-    let view =
-        reading::room_page(app.svc, slug.clone(), reader, at, app.settings.page_size).await?;
-    let layout = layout.with_sidebar(Sidebar::load(app, user, Some(&slug)).await?);
+    let sizes = (app.settings.page_size, view::SIDEBAR_JOINABLE);
+    let (view, lists) = reading::room_page(app.svc, slug.clone(), &user.user, at, sizes).await?;
+    let layout = layout.with_sidebar(Sidebar::new(
+        app.pages,
+        &user.user.username,
+        &lists,
+        Some(&slug),
+    )?);
     let page = match view {
         RoomView::NotMember(room) => {
             return Ok(Template::render("room_join", context! { layout, room }));
@@ -107,7 +110,7 @@ pub(super) async fn render_room(
     };
     let reading::RoomPage {
         room,
-        membership,
+        last_read_id,
         page,
         files,
         shown,
@@ -160,14 +163,8 @@ pub(super) async fn render_room(
     };
     let has_older = page.has_older;
     let has_newer = page.has_newer;
-    let (shown_messages, views) = view::messages(
-        page.messages,
-        files,
-        user,
-        Some(membership.last_read_id),
-        marked,
-    )
-    .await?;
+    let (shown_messages, views) =
+        view::messages(page.messages, files, user, Some(last_read_id), marked).await?;
     let older = has_older
         .then(|| shown_messages.first().map(|m| m.message.id))
         .flatten();

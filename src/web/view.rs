@@ -10,7 +10,7 @@ use super::template::Pages;
 use super::App;
 use crate::chat::attachments::Attachment;
 use crate::chat::messages::Posted;
-use crate::chat::rooms::{Room, RoomSummary};
+use crate::chat::rooms::RoomSummary;
 use crate::files;
 use crate::service::reading;
 
@@ -77,6 +77,9 @@ impl Layout {
 /// The sidebar lists at most this many open rooms; the home page lists them all.
 pub const SIDEBAR_OPEN_ROOMS: usize = 20;
 
+/// The open rooms a sidebar reads: one more than it lists, to know whether there are more.
+pub const SIDEBAR_JOINABLE: i64 = SIDEBAR_OPEN_ROOMS as i64 + 1;
+
 /// The room list beside every logged-in page (wide screens; phones get the home page's list).
 #[derive(Debug, Serialize)]
 pub struct Sidebar {
@@ -124,9 +127,8 @@ struct SidebarEntry<'a> {
 impl Sidebar {
     /// Reads `user`'s sidebar, marking room `current`.
     pub async fn load(app: &App<'_>, user: &CurrentUser, current: Option<&str>) -> Result<Sidebar> {
-        let (mine, joinable) =
-            reading::home(app.svc, &user.user, Some(SIDEBAR_OPEN_ROOMS as i64 + 1)).await?;
-        Sidebar::new(app.pages, &user.user.username, &mine, &joinable, current)
+        let lists = reading::home(app.svc, &user.user, Some(SIDEBAR_JOINABLE)).await?;
+        Sidebar::new(app.pages, &user.user.username, &lists, current)
     }
 
     /// The sidebar of `me`: my rooms, my direct conversations and the first rooms I may join, with
@@ -134,10 +136,10 @@ impl Sidebar {
     pub fn new(
         pages: &Pages,
         me: &str,
-        mine: &[RoomSummary],
-        joinable: &[Room],
+        lists: &reading::RoomLists,
         current: Option<&str>,
     ) -> Result<Sidebar> {
+        let (mine, joinable) = (&lists.mine, &lists.joinable);
         let entry = |s: &RoomSummary| -> Result<Html> {
             let r = SidebarRoom {
                 slug: s.room.slug.clone(),
