@@ -62,7 +62,8 @@ struct Args {
     database_url: Option<String>,
     requests: usize,
     /// `--only pages` (the baseline and the room pages) or `--only memory` (the server's memory
-    /// per connection and per held poll): printed, docs/benchmarks.md untouched.
+    /// per connection and per held poll, and during a 1 GiB upload): printed, docs/benchmarks.md
+    /// untouched.
     only: Option<Only>,
     /// `--only capacity --members N,N…`: the capacity scenario at each size, printed.
     capacity: Option<Vec<usize>>,
@@ -782,6 +783,7 @@ async fn run(args: Args) {
     }
     if args.only == Some(Only::Memory) {
         memory(&url_text, &dir, scale, &mut report).await;
+        upload_memory(&url_text, &dir, &mut report).await;
         println!("{}", report.notes.join("\n"));
         println!("{}", report.verdicts.join("\n"));
         return;
@@ -812,10 +814,7 @@ async fn run(args: Args) {
     held_polls(&bench, &mut report, scale).await;
     alert_planning(&bench.db, &bench.settings, scale, &mut report).await;
     memory(&url_text, &dir, scale, &mut report).await;
-    let Started { child, server, pid } = start_child(&url_text, &dir).await;
-    let session = server.login("u0").await;
-    upload(&server, pid, &dir, &session, &mut report).await;
-    drop(child);
+    upload_memory(&url_text, &dir, &mut report).await;
 
     let table = format!(
         "### {backend}, scale `{}` ({} users, {} rooms, {} messages, the big room {})\n\n\
@@ -1595,6 +1594,14 @@ async fn idle_connections(server: &Server, pid: u32, count: usize) -> f64 {
 }
 
 const GIB: u64 = 1 << 30;
+
+/// The 1 GiB upload ([`upload`]) in a `confab` child process of its own.
+async fn upload_memory(url: &str, dir: &std::path::Path, report: &mut Report) {
+    let Started { child, server, pid } = start_child(url, dir).await;
+    let session = server.login("u0").await;
+    upload(&server, pid, dir, &session, report).await;
+    drop(child);
+}
 
 /// Uploads a 1 GiB file through the plain form (raw HTTP/1.1, streamed from disk), sampling the
 /// server's RSS meanwhile, and compares the time with a plain copy of the same file.

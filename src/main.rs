@@ -14,6 +14,13 @@ use confab::{commands, Settings};
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's settings (its `malloc_conf`): memory freed is returned to the system by a thread of
+/// its own on its usual schedule, so that what a burst (a 1 GiB upload's buffers) left behind goes
+/// back even while the workers that freed it are idle.
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+#[export_name = "_rjem_malloc_conf"]
+static JEMALLOC_SETTINGS: &[u8; 23] = b"background_thread:true\0";
+
 /// Confab: a self-hosted, persistent, asynchronous team chat.
 #[derive(Parser)]
 #[command(name = "confab", version)]
