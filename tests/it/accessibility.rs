@@ -108,8 +108,18 @@ async fn the_main_pages_have_no_serious_accessibility_violations() {
         "@root could you look at the list?\n\n- one\n- two",
         "> a quote\n\nand `code`",
     ] {
+        // The page after the post: a new message's anchor, not the one the last post left.
+        let before = bob
+            .execute("return location.hash", vec![])
+            .await
+            .expect("hash");
         send_plainly(&bob, text).await;
-        wait_until(&bob, "posted", "return location.hash.startsWith('#m')").await;
+        wait_until(
+            &bob,
+            "posted",
+            &format!("return location.hash.startsWith('#m') && location.hash !== {before}"),
+        )
+        .await;
     }
     bob.close().await.ok();
 
