@@ -197,6 +197,8 @@ pub fn page(conn: &mut AnyConnection, room_id: i64, at: PageAt, size: i64) -> Re
     let newest_first = (messages::room_id.desc(), messages::id.desc());
     let oldest_first_order = (messages::room_id.asc(), messages::id.asc());
     let oldest_first = |rows: Vec<(Message, AuthorRow)>| rows.into_iter().rev().collect::<Vec<_>>();
+    // Whether there is more on each side, when the page's own reads tell (else a probe each).
+    let mut known = None;
     let rows: Vec<(Message, AuthorRow)> = match at {
         PageAt::Latest => oldest_first(base().order(newest_first).limit(size).load(conn)?),
         PageAt::Before(id) => oldest_first(
@@ -217,22 +219,28 @@ pub fn page(conn: &mut AnyConnection, room_id: i64, at: PageAt, size: i64) -> Re
             .limit(size)
             .load(conn)?,
         PageAt::Around(id) => {
-            get(conn, room_id, id)?;
+            // One row more on each side than the page shows, to know whether there is more.
             let newer = size / 2;
-            let mut rows = oldest_first(
-                base()
-                    .filter(messages::id.le(id))
-                    .order(newest_first)
-                    .limit(size - newer)
-                    .load(conn)?,
-            );
-            rows.extend(
-                base()
-                    .filter(messages::id.gt(id))
-                    .order(oldest_first_order)
-                    .limit(newer)
-                    .load(conn)?,
-            );
+            let older = size - newer;
+            let mut before: Vec<(Message, AuthorRow)> = base()
+                .filter(messages::id.le(id))
+                .order(newest_first)
+                .limit(older + 1)
+                .load(conn)?;
+            // Newest first, the message itself leads, unless it is not one of this room's.
+            if before.first().map(|(m, _)| m.id) != Some(id) {
+                return Err(Error::NotFound);
+            }
+            let mut after: Vec<(Message, AuthorRow)> = base()
+                .filter(messages::id.gt(id))
+                .order(oldest_first_order)
+                .limit(newer + 1)
+                .load(conn)?;
+            known = Some((before.len() as i64 > older, after.len() as i64 > newer));
+            before.truncate(older as usize);
+            after.truncate(newer as usize);
+            let mut rows = oldest_first(before);
+            rows.extend(after);
             rows
         }
     };
@@ -244,8 +252,9 @@ pub fn page(conn: &mut AnyConnection, room_id: i64, at: PageAt, size: i64) -> Re
             .select(messages::id)
             .into_boxed()
     };
-    let (has_older, has_newer) = match (messages.first(), messages.last()) {
-        (Some(first), Some(last)) => (
+    let (has_older, has_newer) = match (known, messages.first(), messages.last()) {
+        (Some(known), _, _) => known,
+        (None, Some(first), Some(last)) => (
             in_room()
                 .filter(messages::id.lt(first.message.id))
                 .order(newest_first)

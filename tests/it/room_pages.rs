@@ -484,6 +484,24 @@ async fn permalinks_open_the_page_around_a_message(backend: Backend) {
         )),
         "each message has its permalink"
     );
+    assert!(
+        page.body.contains(&format!("?before={}", ids[8]))
+            && page.body.contains(&format!("?after={}", ids[13])),
+        "links to the older and the newer messages"
+    );
+    // At either end of the history, the page has no link past it.
+    let first = browser
+        .get(&format!("/rooms/general?around={}", ids[0]))
+        .await
+        .expect(Status::Ok);
+    assert_eq!(message_ids(&first.body), ids[0..4].to_vec());
+    assert!(!first.body.contains("?before=") && first.body.contains(&format!("?after={}", ids[3])));
+    let last = browser
+        .get(&format!("/rooms/general?around={}", ids[29]))
+        .await
+        .expect(Status::Ok);
+    assert_eq!(message_ids(&last.body), ids[27..30].to_vec());
+    assert!(last.body.contains(&format!("?before={}", ids[27])) && !last.body.contains("?after="));
     browser
         .get("/rooms/general?around=999999")
         .await
