@@ -775,6 +775,10 @@ async fn run(args: Args) {
             let outcome = capacity::run(&started.server, started.pid, members).await;
             println!("{}", capacity::line(&outcome));
         }
+        let seed_url = url.clone();
+        tokio::task::spawn_blocking(move || capacity::unseed(&seed_url))
+            .await
+            .expect("remove the members");
         return;
     }
     if let Some(base) = &args.conversate {
@@ -1392,10 +1396,15 @@ async fn alert_planning(db: &Db, settings: &confab::Settings, scale: &Scale, rep
         .await
         .expect("alert setup");
         // Every pooled connection used just now, so that none is checked with `SELECT 1` (after
-        // 2 s idle) during the round and counted as one of its statements.
-        rocket::futures::future::join_all(
-            (0..16).map(|_| db.run(|conn| Ok::<_, confab::error::Error>(confab::db::ping(conn)?))),
-        )
+        // 2 s idle) during the round and counted as one of its statements: as many pings as the
+        // pool holds, each keeping its connection a moment so that no two share one.
+        rocket::futures::future::join_all((0..settings.db_pool_size).map(|_| {
+            db.run(|conn| {
+                let pinged = confab::db::ping(conn);
+                std::thread::sleep(Duration::from_millis(20));
+                Ok::<_, confab::error::Error>(pinged?)
+            })
+        }))
         .await
         .into_iter()
         .collect::<Result<Vec<_>, _>>()
