@@ -1381,8 +1381,11 @@ async fn alert_planning(db: &Db, settings: &confab::Settings, scale: &Scale, rep
         // present were active then.
         let now = confab::chat::now() + chrono::Duration::days(1);
         let present = now.format("%Y-%m-%d %H:%M:%S");
+        // The decisions logged by an earlier round or run would make this one skip writing its
+        // own (an entry is logged once), so each round starts with none.
         let setup = format!(
             "DELETE FROM outbox;
+             DELETE FROM alert_log;
              UPDATE users SET alert_mode = 'off', last_alert_at = NULL, last_active_at = '{present}';
              UPDATE users SET alert_mode = 'on' WHERE id <= {users};
              UPDATE users SET last_active_at = NULL WHERE id <= {users} AND id % 5 = 0;
@@ -1426,6 +1429,7 @@ async fn alert_planning(db: &Db, settings: &confab::Settings, scale: &Scale, rep
         // Back to the seeded state, so that the next run on this database starts the same.
         conn.batch_execute(
             "DELETE FROM outbox;
+             DELETE FROM alert_log;
              UPDATE users SET alert_mode = 'on', last_alert_at = NULL, last_active_at = NULL;
              UPDATE memberships SET alerted_through_id = 0",
         )
