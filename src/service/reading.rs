@@ -23,8 +23,8 @@ pub struct RoomLists {
 }
 
 /// `user`'s room lists, with the first `joinable` open rooms (all of them if `None`).
-pub async fn home(svc: &Services, user: &User, joinable: Option<i64>) -> Result<RoomLists> {
-    let user = user.clone();
+pub async fn home(svc: &Services, user: &Arc<User>, joinable: Option<i64>) -> Result<RoomLists> {
+    let user = Arc::clone(user);
     let counts = Arc::clone(&svc.unread);
     let live = svc.live.clone();
     svc.db
@@ -93,7 +93,7 @@ pub enum RoomView {
 pub async fn room_page(
     svc: &Services,
     slug: String,
-    reader: &User,
+    reader: &Arc<User>,
     at: PageAt,
     (size, joinable): (i64, i64),
 ) -> Result<(RoomView, RoomLists)> {
@@ -102,7 +102,7 @@ pub async fn room_page(
     // written, and when this instance does not hold the room or its members changed.
     let age = std::time::Duration::from_secs(svc.settings.presence_flush_secs);
     let known = svc.live.members_fresh(&slug, uid, age);
-    let user = reader.clone();
+    let user = Arc::clone(reader);
     let counts = Arc::clone(&svc.unread);
     let live = svc.live.clone();
     let (room, last_read_id, members, mut lists) = svc
@@ -366,8 +366,8 @@ pub struct Missed {
 }
 
 /// The rooms where `uid` has unread messages, each with its oldest `per_room` unread ones.
-pub async fn missed(svc: &Services, user: &User, per_room: i64) -> Result<Vec<Missed>> {
-    let user = user.clone();
+pub async fn missed(svc: &Services, user: &Arc<User>, per_room: i64) -> Result<Vec<Missed>> {
+    let user = Arc::clone(user);
     let counts = Arc::clone(&svc.unread);
     let live = svc.live.clone();
     let uid = user.id;
