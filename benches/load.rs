@@ -1723,8 +1723,8 @@ async fn upload(
         upload_secs, mib_s(upload_secs), copy_secs, mib_s(copy_secs)
     ));
     report.target(
-        &format!("1 GiB upload grows server RSS ≤ 32 MiB ({growth:.1} MiB)"),
-        growth <= 32.0,
+        &format!("1 GiB upload grows server RSS ≤ 8 MiB ({growth:.1} MiB)"),
+        growth <= 8.0,
     );
     // Delete the upload again, so that the bench directory does not grow with every run.
     let id = response

@@ -14,15 +14,11 @@ use confab::{commands, Settings};
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// jemalloc's settings (its `malloc_conf`): one arena, and memory freed is returned to the system
-/// within a second (not jemalloc's default ten) by a thread of its own. A 1 GiB upload's buffers
-/// are freed across many threads; with an arena per thread pair and the default decay, what they
-/// left behind sometimes stayed (a 37–67 MiB RSS peak instead of about 20). One arena cost the room
-/// page no measurable CPU on two cores.
+/// jemalloc's settings (its `malloc_conf`): a thread of its own returns freed memory to the system
+/// after the decay time, so that an idle server gives back what a burst took.
 #[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
 #[export_name = "_rjem_malloc_conf"]
-static JEMALLOC_SETTINGS: &[u8; 70] =
-    b"narenas:1,background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+static JEMALLOC_SETTINGS: &[u8; 23] = b"background_thread:true\0";
 
 /// Confab: a self-hosted, persistent, asynchronous team chat.
 #[derive(Parser)]

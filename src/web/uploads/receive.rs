@@ -2,6 +2,10 @@
 //! (never held in memory), the CSRF token checked before the file reaches the disk, and a client
 //! that stops sending answered 408 with its partial file removed.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_util::Stream;
 use rocket::data::{Data, ToByteUnit};
 use rocket::http::CookieJar;
 use sha2::{Digest, Sha256};
@@ -19,6 +23,32 @@ use crate::settings::Settings;
 const FORM_OVERHEAD: u64 = 256 * 1024;
 /// How many leading bytes are kept to detect the content type.
 const SNIFF_BYTES: usize = 8192;
+
+/// The size of the pieces the request body is read in.
+const CHUNK_BYTES: usize = 64 * 1024;
+
+/// Hands multer one chunk per wake-up. multer reads its stream until the stream would block, so
+/// with a fast client it would buffer whatever the socket holds (megabytes, more as TCP's window
+/// grows) in one growing buffer; a pause after each chunk keeps its buffer to about one chunk.
+struct OneChunkAtATime<S> {
+    inner: S,
+    paused: bool,
+}
+
+impl<S: Stream + Unpin> Stream for OneChunkAtATime<S> {
+    type Item = S::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        if self.paused {
+            self.paused = false;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let next = Pin::new(&mut self.inner).poll_next(cx);
+        self.paused = matches!(next, Poll::Ready(Some(_)));
+        next
+    }
+}
 
 /// What the form sent besides the file.
 #[derive(Default)]
@@ -110,8 +140,13 @@ pub async fn receive(
     store: &FileStore,
 ) -> Result<(Fields, Option<Received>)> {
     let max = settings.uploads.max_bytes;
-    let stream =
-        ReaderStream::with_capacity(data.open((max + 2 * FORM_OVERHEAD).bytes()), 64 * 1024);
+    let stream = OneChunkAtATime {
+        inner: ReaderStream::with_capacity(
+            data.open((max + 2 * FORM_OVERHEAD).bytes()),
+            CHUNK_BYTES,
+        ),
+        paused: false,
+    };
     let limits = multer::SizeLimit::new()
         .whole_stream(max + FORM_OVERHEAD)
         .per_field(16 * 1024)
@@ -167,4 +202,34 @@ pub async fn receive(
         return Err(Error::CsrfExpired);
     }
     Ok((fields, received))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::task::noop_waker_ref;
+
+    #[test]
+    fn one_chunk_per_wake_up() {
+        let ready = futures_util::stream::iter([1, 2]);
+        let mut stream = OneChunkAtATime {
+            inner: ready,
+            paused: false,
+        };
+        let mut cx = Context::from_waker(noop_waker_ref());
+        let mut polls = Vec::new();
+        for _ in 0..5 {
+            polls.push(Pin::new(&mut stream).poll_next(&mut cx));
+        }
+        assert_eq!(
+            polls,
+            [
+                Poll::Ready(Some(1)),
+                Poll::Pending,
+                Poll::Ready(Some(2)),
+                Poll::Pending,
+                Poll::Ready(None)
+            ]
+        );
+    }
 }
