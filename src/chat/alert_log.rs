@@ -159,41 +159,60 @@ pub fn not_sent(
 }
 
 /// Writes the entries not logged before (same member, kind and message), in the caller's
-/// transaction; returns how many.
+/// transaction; returns how many. One statement however many entries: they travel as arrays
+/// (PostgreSQL) or one JSON text (SQLite), not as a bound value each, which both backends limit
+/// (a round with thousands of members would otherwise fail, and with it every alert).
 pub fn record(conn: &mut AnyConnection, entries: &[Entry], now: NaiveDateTime) -> Result<usize> {
+    use diesel::sql_types::{Array, BigInt, Text, Timestamp};
     if entries.is_empty() {
         return Ok(0);
     }
-    let ids: Vec<i64> = entries.iter().map(|e| e.user_id).collect();
-    let logged: Vec<(i64, String, i64)> = alert_log::table
-        .filter(alert_log::user_id.eq_any(&ids))
-        .filter(alert_log::at.ge(now - Duration::days(KEPT_DAYS)))
-        .select((alert_log::user_id, alert_log::kind, alert_log::message_id))
-        .load(conn)?;
-    let rows: Vec<_> = entries
-        .iter()
-        .filter(|e| {
-            !logged
-                .iter()
-                .any(|(u, k, m)| *u == e.user_id && k == e.kind && *m == e.message_id)
-        })
-        .map(|e| {
-            (
-                alert_log::user_id.eq(e.user_id),
-                alert_log::at.eq(now),
-                alert_log::kind.eq(e.kind),
-                alert_log::message_id.eq(e.message_id),
-                alert_log::decision.eq(&e.decision),
-            )
-        })
-        .collect();
-    if rows.is_empty() {
-        return Ok(0);
-    }
-    let insert = diesel::insert_into(alert_log::table).values(rows);
+    let since = now - Duration::days(KEPT_DAYS);
+    let insert = |source: &str, at: &str, since: &str| {
+        format!(
+            "INSERT INTO alert_log (user_id, at, kind, message_id, decision) \
+             SELECT e.user_id, {at}, e.kind, e.message_id, e.decision FROM {source} \
+             WHERE NOT EXISTS (SELECT 1 FROM alert_log l WHERE l.user_id = e.user_id \
+             AND l.kind = e.kind AND l.message_id = e.message_id AND l.at >= {since})"
+        )
+    };
     Ok(match conn {
-        AnyConnection::Postgresql(pg) => insert.execute(pg)?,
-        AnyConnection::Sqlite(sqlite) => insert.execute(sqlite)?,
+        AnyConnection::Postgresql(pg) => diesel::sql_query(insert(
+            "unnest($2::bigint[], $3::text[], $4::bigint[], $5::text[]) \
+             AS e (user_id, kind, message_id, decision)",
+            "$1",
+            "$6",
+        ))
+        .bind::<Timestamp, _>(now)
+        .bind::<Array<BigInt>, _>(entries.iter().map(|e| e.user_id).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(entries.iter().map(|e| e.kind).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(entries.iter().map(|e| e.message_id).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(
+            entries
+                .iter()
+                .map(|e| e.decision.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Timestamp, _>(since)
+        .execute(pg)?,
+        AnyConnection::Sqlite(sqlite) => {
+            let rows: Vec<_> = entries
+                .iter()
+                .map(|e| (e.user_id, e.kind, e.message_id, &e.decision))
+                .collect();
+            let rows = serde_json::to_string(&rows)
+                .map_err(|e| crate::error::Error::internal("logging alert decisions", e))?;
+            diesel::sql_query(insert(
+                "(SELECT value ->> 0 AS user_id, value ->> 1 AS kind, value ->> 2 AS message_id, \
+                 value ->> 3 AS decision FROM json_each(?)) AS e",
+                "?",
+                "?",
+            ))
+            .bind::<Timestamp, _>(now)
+            .bind::<Text, _>(rows)
+            .bind::<Timestamp, _>(since)
+            .execute(sqlite)?
+        }
     })
 }
 

@@ -31,6 +31,7 @@ both_backends!(
     only_whole_names_are_mentions,
     an_alert_reads_well,
     the_alert_log_explains_itself,
+    the_alert_log_takes_thousands_of_decisions_at_once,
 );
 
 async fn start(backend: Backend) -> Option<(TestApp, SmtpSink)> {
@@ -1083,4 +1084,56 @@ async fn the_alert_log_explains_itself(backend: Backend) {
         .body
         .contains("not sent: muted (1 unread in muted rooms)"));
     assert_eq!(send_at(&app, minutes(40)).await, 2);
+}
+
+/// SQLite binds at most 32,766 values per statement and PostgreSQL 65,535: a round deciding for
+/// thousands of members at five values each once failed, and no alert went out.
+async fn the_alert_log_takes_thousands_of_decisions_at_once(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let ann = app.user("ann", false).await;
+    let entries = |ids: std::ops::RangeInclusive<i64>| -> Vec<chat::alert_log::Entry> {
+        ids.map(|message_id| chat::alert_log::Entry {
+            user_id: ann,
+            kind: "active",
+            message_id,
+            decision: format!("not sent: \"{message_id}\" it's <b>ünread</b>\u{7}"),
+        })
+        .collect()
+    };
+    let now = minutes(0);
+    let (first, again, overlapping) = (
+        entries(1..=14_000),
+        entries(1..=14_000),
+        entries(7_001..=21_000),
+    );
+    let written = app
+        .write(move |c| {
+            Ok((
+                chat::alert_log::record(c, &first, now)?,
+                chat::alert_log::record(c, &again, now)?,
+                chat::alert_log::record(c, &overlapping, now)?,
+            ))
+        })
+        .await;
+    assert_eq!(written, (14_000, 0, 7_000), "each decision logged once");
+    let newest = app
+        .write(move |c| chat::alert_log::recent(c, ann, now, 2))
+        .await;
+    let texts: Vec<_> = newest.into_iter().map(|l| (l.at, l.decision)).collect();
+    assert_eq!(
+        texts,
+        vec![
+            (
+                now,
+                "not sent: \"21000\" it's <b>ünread</b>\u{7}".to_string()
+            ),
+            (
+                now,
+                "not sent: \"20999\" it's <b>ünread</b>\u{7}".to_string()
+            ),
+        ],
+        "the text and time as given"
+    );
 }
