@@ -160,10 +160,11 @@ pub async fn room_page(
         .await?;
     let mut page = shared.page.clone();
     messages::saved_by(&mut page.messages, &shared.saved, &reader.username);
+    // Shown the latest page, the reader has read it; one who had already read it costs no write.
     if let Some(newest) = page
         .messages
         .last()
-        .filter(|_| shared.shown == PageAt::Latest)
+        .filter(|m| shared.shown == PageAt::Latest && m.message.id > last_read_id)
     {
         svc.live.read(room.id, uid, newest.message.id);
         // The room list beside it was read before: there, too, this room is now read.

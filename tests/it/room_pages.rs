@@ -163,6 +163,9 @@ async fn readers_at_one_cursor_share_one_read_of_a_page(backend: Backend) {
         })
         .await;
     assert_eq!(marker, newer);
+    // Read already, the latest page leaves nothing to write.
+    ann_browser.get("/rooms/general").await.expect(Status::Ok);
+    assert_eq!(app.services().live.unsaved_reads(), Vec::new());
 }
 
 /// Consecutive messages by one author within a few minutes are one group: the name and avatar
