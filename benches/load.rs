@@ -858,6 +858,14 @@ async fn serve(
         .merge(("login_slowdown_ms", 0))
         // Thousands of members log in from this one address.
         .merge(("login_max_failures_per_address", 1_000_000))
+        // A session check is read again once its minute in the cache is over: one statement a
+        // minute per session, by design. The empty poll's line measures the poll, so a large
+        // scale's longer run must not cross that minute.
+        .merge(("session_cache_secs", 3_600))
+        // Likewise who was seen is written in one batch every `presence_flush_secs` (30 s by
+        // default) for everyone, not per poll; a batch landing in the empty polls' window would
+        // count as theirs.
+        .merge(("presence_flush_secs", 3_600))
         .merge(("db_pool_size", 16))
         .merge(("max_held_polls", 20_000))
         // The benchmark posts as fast as it can from few accounts: no posting limit.
@@ -938,15 +946,37 @@ async fn polls(bench: &Bench, report: &mut Report, base: f64) {
         ),
         "a poll with nothing new answers 204"
     );
+    // Both an empty poll and `/healthz` take a fraction of a second for `n` requests, where one
+    // scheduling hiccup on two cores can move the ratio by a third: the line compares the medians
+    // of three alternating rounds of each, four times as long.
     let empty_path = Arc::new(empty_poll.clone());
-    let empty = drive(
-        server,
-        &sessions[..1],
-        64,
-        n,
-        Arc::new(move |_| empty_path.to_string()),
-    )
-    .await;
+    let mut rounds = Vec::new();
+    for _ in 0..3 {
+        let healthz = drive(
+            server,
+            sessions,
+            64,
+            4 * n,
+            Arc::new(|_| "/healthz".to_string()),
+        )
+        .await;
+        let path = empty_path.clone();
+        let empty = drive(
+            server,
+            &sessions[..1],
+            64,
+            4 * n,
+            Arc::new(move |_| path.to_string()),
+        )
+        .await;
+        rounds.push((healthz.throughput(), empty));
+    }
+    let queries = rounds.iter().map(|(_, empty)| empty.queries).sum::<f64>();
+    let mut healthz: Vec<f64> = rounds.iter().map(|(healthz, _)| *healthz).collect();
+    healthz.sort_by(f64::total_cmp);
+    rounds.sort_by(|a, b| a.1.throughput().total_cmp(&b.1.throughput()));
+    let (_, empty) = rounds.swap_remove(1);
+    let ratio = empty.throughput() / healthz[1];
     assert!(
         is_empty(
             server
@@ -958,15 +988,12 @@ async fn polls(bench: &Bench, report: &mut Report, base: f64) {
     );
     report.row("poll with nothing new (64 clients)", &empty, base);
     report.target(
-        &format!(
-            "empty poll ≥ 0.8 × baseline ({:.2}×)",
-            empty.throughput() / base
-        ),
-        empty.throughput() >= 0.8 * base,
+        &format!("empty poll ≥ 0.8 × baseline ({ratio:.2}×, medians of three rounds each)"),
+        ratio >= 0.8,
     );
     report.target(
-        &format!("empty poll makes 0 queries ({:.2})", empty.queries),
-        empty.queries == 0.0,
+        &format!("empty poll makes 0 queries ({queries:.2})"),
+        queries == 0.0,
     );
 
     // A poll that returns one new message.
