@@ -71,21 +71,23 @@ pub fn not_sent(
     due: &[Due],
 ) -> Result<Vec<Entry>> {
     let alerted: Vec<i64> = due.iter().map(|d| d.user.id).collect();
-    let members: Vec<User> = users::table
-        .filter(users::is_active.eq(true))
-        .filter(users::alert_mode.eq_any(["on", "digest"]))
-        .filter(users::id.ne_all(&alerted))
-        .select(User::as_select())
-        .load(conn)?;
+    // The members not alerted; the read below takes them as a subquery, not as a bound id each
+    // (SQLite binds at most 32,766 values).
+    let not_alerted = || {
+        users::table
+            .filter(users::is_active.eq(true))
+            .filter(users::alert_mode.eq_any(["on", "digest"]))
+            .filter(users::id.ne_all(&alerted))
+    };
+    let members: Vec<User> = not_alerted().select(User::as_select()).load(conn)?;
     if members.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<i64> = members.iter().map(|u| u.id).collect();
     // Unread messages by others, not yet alerted, per member and level (`mentions` rooms are
     // left out: whether they mention the member is the planner's question, not this one's).
     let unread: Vec<Unread> = memberships::table
         .inner_join(messages::table.on(messages::room_id.eq(memberships::room_id)))
-        .filter(memberships::user_id.eq_any(&ids))
+        .filter(memberships::user_id.eq_any(not_alerted().select(users::id)))
         .filter(memberships::alert_level.eq_any(["all", "muted"]))
         .filter(messages::id.gt(memberships::last_read_id))
         .filter(messages::id.gt(memberships::alerted_through_id))
@@ -100,12 +102,12 @@ pub fn not_sent(
             min(messages::created_at),
         ))
         .load(conn)?;
+    let members: std::collections::HashMap<i64, User> =
+        members.into_iter().map(|u| (u.id, u)).collect();
     let mut entries = Vec::new();
     let away_since = now - rules.away_after;
     for (user_id, level, count, first, oldest) in unread {
-        let (Some(user), Some(first), Some(oldest)) =
-            (members.iter().find(|u| u.id == user_id), first, oldest)
-        else {
+        let (Some(user), Some(first), Some(oldest)) = (members.get(&user_id), first, oldest) else {
             continue;
         };
         let unread = if count == 1 {

@@ -32,6 +32,7 @@ both_backends!(
     an_alert_reads_well,
     the_alert_log_explains_itself,
     the_alert_log_takes_thousands_of_decisions_at_once,
+    a_round_with_more_members_than_sqlite_binds,
 );
 
 async fn start(backend: Backend) -> Option<(TestApp, SmtpSink)> {
@@ -1136,4 +1137,43 @@ async fn the_alert_log_takes_thousands_of_decisions_at_once(backend: Backend) {
         ],
         "the text and time as given"
     );
+}
+
+/// A round reads the members who may be due, and those who were not alerted, as subqueries: with
+/// their ids bound one by one, 33,000 away members were more than SQLite binds in one statement.
+async fn a_round_with_more_members_than_sqlite_binds(backend: Backend) {
+    let Some((app, sink)) = start(backend).await else {
+        return;
+    };
+    let ann = app.user("ann", false).await;
+    let bob = app.user("bob", false).await;
+    let room = app.room("general", false, &[ann, bob]).await;
+    app.messages(room, bob, vec!["news".into()]).await;
+    let crowd = match backend {
+        Backend::Postgres => {
+            "INSERT INTO users (username, email, created_at, alert_mode) \
+             SELECT 'crowd' || n, 'crowd' || n || '@example.com', now(), 'on' \
+             FROM generate_series(1, 33000) AS n"
+        }
+        Backend::Sqlite => {
+            "WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 33000) \
+             INSERT INTO users (username, email, created_at, alert_mode) \
+             SELECT 'crowd' || i, 'crowd' || i || '@example.com', datetime('now'), 'on' FROM n"
+        }
+    };
+    let added = app
+        .write(move |c| {
+            diesel::update(users::table.find(bob))
+                .set(users::alert_mode.eq("off"))
+                .execute(c)?;
+            Ok(diesel::sql_query(crowd).execute(c)?)
+        })
+        .await;
+    assert_eq!(added, 33_000);
+    assert_eq!(plan_at(&app, minutes(11)).await, 1, "ann, away, is due");
+    assert_eq!(send_at(&app, minutes(11)).await, 1);
+    let mails = sink.mails();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].to, vec!["ann@example.org".to_string()]);
+    assert!(mails[0].text().contains("news"), "{}", mails[0].text());
 }
