@@ -207,7 +207,19 @@ pub async fn receive(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures_util::task::noop_waker_ref;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Wake, Waker};
+
+    /// Counts its wake-ups.
+    #[derive(Default)]
+    struct Wakes(AtomicUsize);
+
+    impl Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 
     #[test]
     fn one_chunk_per_wake_up() {
@@ -216,7 +228,9 @@ mod tests {
             inner: ready,
             paused: false,
         };
-        let mut cx = Context::from_waker(noop_waker_ref());
+        let wakes = Arc::new(Wakes::default());
+        let waker = Waker::from(Arc::clone(&wakes));
+        let mut cx = Context::from_waker(&waker);
         let mut polls = Vec::new();
         for _ in 0..5 {
             polls.push(Pin::new(&mut stream).poll_next(&mut cx));
@@ -231,5 +245,7 @@ mod tests {
                 Poll::Ready(None)
             ]
         );
+        // Each pause wakes the task at once, or the upload would wait for more bytes forever.
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 2);
     }
 }
