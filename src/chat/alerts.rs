@@ -122,10 +122,9 @@ type Tally = (
 /// each room with something to tell: a bounded read, whatever the number and size of unread messages.
 pub fn due(conn: &mut AnyConnection, now: NaiveDateTime, rules: &Rules) -> Result<Vec<Due>> {
     let away_since = now - rules.away_after;
-    // Who may be due; the reads below take them as a subquery, not as a bound id each (SQLite
-    // binds at most 32,766 values).
-    let may_be_due = || {
-        users::table.filter(users::is_active.eq(true)).filter(
+    let candidates: Vec<User> = users::table
+        .filter(users::is_active.eq(true))
+        .filter(
             users::alert_mode
                 .eq("digest")
                 .or(users::alert_mode.eq("on").and(
@@ -134,18 +133,43 @@ pub fn due(conn: &mut AnyConnection, now: NaiveDateTime, rules: &Rules) -> Resul
                         .or(users::last_active_at.lt(away_since)),
                 )),
         )
-    };
-    let candidates: Vec<User> = may_be_due().select(User::as_select()).load(conn)?;
-    if candidates.is_empty() {
-        return Ok(Vec::new());
+        .select(User::as_select())
+        .load(conn)?;
+    let group = ids_per_read(conn, candidates.len());
+    let mut due = Vec::new();
+    let mut rest = candidates;
+    while !rest.is_empty() {
+        let later = rest.split_off(group.min(rest.len()));
+        due.extend(due_among(conn, rest, now, rules)?);
+        rest = later;
     }
+    Ok(due)
+}
+
+/// How many of `all` members' ids one statement binds. PostgreSQL takes them as one array, SQLite
+/// one value each (at most 32,766 in a statement), so on SQLite they go in groups of 20,000.
+pub(super) fn ids_per_read(conn: &AnyConnection, all: usize) -> usize {
+    match conn {
+        AnyConnection::Postgresql(_) => all.max(1),
+        AnyConnection::Sqlite(_) => 20_000,
+    }
+}
+
+/// The alerts due at `now` among `candidates`.
+fn due_among(
+    conn: &mut AnyConnection,
+    candidates: Vec<User>,
+    now: NaiveDateTime,
+    rules: &Rules,
+) -> Result<Vec<Due>> {
+    let ids: Vec<i64> = candidates.iter().map(|u| u.id).collect();
     let (members, authors) = diesel::alias!(users as members, users as authors);
     let unread = || {
         memberships::table
             .inner_join(messages::table.on(messages::room_id.eq(memberships::room_id)))
             .inner_join(members.on(members.field(users::id).eq(memberships::user_id)))
             .inner_join(authors.on(authors.field(users::id).eq(messages::author_id)))
-            .filter(memberships::user_id.eq_any(may_be_due().select(users::id)))
+            .filter(memberships::user_id.eq_any(&ids))
             .filter(memberships::alert_level.ne("muted"))
             .filter(messages::id.gt(memberships::last_read_id))
             .filter(messages::id.gt(memberships::alerted_through_id))
