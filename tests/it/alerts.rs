@@ -1142,8 +1142,9 @@ async fn the_alert_log_takes_thousands_of_decisions_at_once(backend: Backend) {
     );
 }
 
-/// A round reads the members who may be due, and those who were not alerted, as subqueries: with
-/// their ids bound one by one, 33,000 away members were more than SQLite binds in one statement.
+/// A round binds the ids of the members who may be due, and of those who were not alerted: on
+/// SQLite, one value each, so 33,000 away members were more than it binds in one statement until
+/// they went in groups.
 async fn a_round_with_more_members_than_sqlite_binds(backend: Backend) {
     let Some((app, sink)) = start(backend).await else {
         return;
